@@ -1,0 +1,44 @@
+"""ocrpipe: a self-hosted OCR pipeline for Korean and English documents.
+
+The public API is re-exported here; everything else is private and may change.
+"""
+
+from ocrpipe.types import (
+    Document,
+    EngineError,
+    ErrorCode,
+    InputError,
+    Line,
+    ModelInfo,
+    OcrError,
+    Page,
+    RecResult,
+    Stage,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Document",
+    "EngineError",
+    "ErrorCode",
+    "InputError",
+    "Line",
+    "ModelInfo",
+    "OcrError",
+    "Page",
+    "Pipeline",
+    "PipelineConfig",
+    "RecResult",
+    "Stage",
+    "__version__",
+]
+
+
+def __getattr__(name: str) -> object:
+    # Lazy so that importing ocrpipe.types (e.g. from the trainer) does not load ONNX Runtime.
+    if name in ("Pipeline", "PipelineConfig"):
+        from ocrpipe import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(name)

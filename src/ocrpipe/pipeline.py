@@ -19,7 +19,18 @@ from ocrpipe import imageio, order, preprocess
 from ocrpipe.crop import crop_lines
 from ocrpipe.detection import Detection, TextDetector
 from ocrpipe.recognition.base import Recognizer
-from ocrpipe.types import Document, EngineError, ErrorCode, Line, ModelInfo, OcrError, Page, RecResult, Stage
+from ocrpipe.types import (
+    Document,
+    EngineError,
+    ErrorCode,
+    Line,
+    ModelInfo,
+    OcrError,
+    Page,
+    RecResult,
+    Stage,
+    quad_to_box,
+)
 
 RecognizeFn = Callable[[Sequence[np.ndarray]], list[RecResult]]
 """Anything that maps a batch of crops to results: a recogniser, or the service's dynamic batcher."""
@@ -35,7 +46,7 @@ class PipelineConfig:
     pdf_dpi: int = 200
     preprocess: preprocess.PreprocessConfig = field(default_factory=preprocess.PreprocessConfig)
     detector: str = "ppocrv4_det"
-    det_limit_side: int = 1600
+    det_limit_side: int = 2400
     det_thresh: float = 0.3
     det_box_thresh: float = 0.5
     det_unclip_ratio: float = 1.6
@@ -127,7 +138,8 @@ class Pipeline:
         """Decode a path or raw bytes into RGB page images (PDF pages rendered at ``pdf_dpi``)."""
         return imageio.load_pages(source, filename=filename, limits=self.config.limits, dpi=self.config.pdf_dpi)
 
-    def preprocess(self, image: np.ndarray) -> np.ndarray:
+    def preprocess(self, image: np.ndarray) -> preprocess.Prepared:
+        """The prepared page and the transform back to original pixels."""
         return preprocess.apply(image, self.config.preprocess)
 
     def detect(self, image: np.ndarray) -> Detection:
@@ -159,9 +171,10 @@ class Pipeline:
         with _timed(t, Stage.PREPROCESS):
             prepared = self.preprocess(image)
         with _timed(t, Stage.DETECT):
-            det = self.detect(prepared)
+            det = self.detect(prepared.image)
         with _timed(t, "crop"):
-            crops = self.crop(prepared, det)
+            crops = self.crop(prepared.image, det)
+            det = Detection(prepared.to_original(det.quads), det.scores)
         with _timed(t, Stage.RECOGNIZE):
             results = rec_fn(crops) if crops else []
             if len(results) != len(crops):
@@ -200,14 +213,8 @@ class Pipeline:
                 continue
             if res.confidence < self.config.min_confidence:
                 continue
-            lines.append(Line(text=text, confidence=float(res.confidence), box=_box(quad), det_score=float(score)))
+            lines.append(Line(text=text, confidence=float(res.confidence), box=quad_to_box(quad), det_score=float(score)))
         return lines
-
-
-def _box(quad: np.ndarray) -> tuple:
-    from ocrpipe.types import quad_to_box
-
-    return quad_to_box(quad)
 
 
 class _timed:

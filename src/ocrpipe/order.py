@@ -1,0 +1,102 @@
+"""Reading order: lines grouped into blocks/columns by recursive XY-cut, rows top-down, left to right.
+
+At each region the widest whitespace gap is cut, horizontally (between bands of rows) or vertically
+(between columns). A vertical cut is only taken when the two sides are not row-aligned: aligned sides are
+table cells or key/value pairs, which are read row by row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ocrpipe.types import Line, boxes_of
+
+
+def _gaps(lo: np.ndarray, hi: np.ndarray) -> list[tuple[float, float]]:
+    """Whitespace intervals between the union of [lo, hi] intervals."""
+    order = np.argsort(lo, kind="stable")
+    gaps, reach = [], hi[order[0]]
+    for i in order[1:]:
+        if lo[i] > reach:
+            gaps.append((float(reach), float(lo[i])))
+        reach = max(reach, hi[i])
+    return gaps
+
+
+def _rows(idx: list[int], bb: np.ndarray) -> list[list[int]]:
+    """Group boxes into rows (vertical overlap ≥ half the smaller height), rows top-down, left to right."""
+    rows: list[list[int]] = []
+    for i in sorted(idx, key=lambda k: (bb[k, 1] + bb[k, 3]) / 2):
+        y0, y1 = bb[i, 1], bb[i, 3]
+        for row in rows:
+            r0, r1 = bb[row, 1].min(), bb[row, 3].max()
+            overlap = min(y1, r1) - max(y0, r0)
+            if overlap >= 0.5 * min(y1 - y0, r1 - r0):
+                row.append(i)
+                break
+        else:
+            rows.append([i])
+    rows.sort(key=lambda row: float(np.mean((bb[row, 1] + bb[row, 3]) / 2)))
+    return [sorted(row, key=lambda k: bb[k, 0]) for row in rows]
+
+
+def _aligned(left: list[int], right: list[int], bb: np.ndarray) -> float:
+    """Fraction of the smaller side's boxes that have a vertically overlapping box on the other side."""
+    small, big = (left, right) if len(left) <= len(right) else (right, left)
+    hits = 0
+    for i in small:
+        y0, y1 = bb[i, 1], bb[i, 3]
+        overlap = np.minimum(y1, bb[big, 3]) - np.maximum(y0, bb[big, 1])
+        if np.any(overlap >= 0.5 * np.minimum(y1 - y0, bb[big, 3] - bb[big, 1])):
+            hits += 1
+    return hits / max(1, len(small))
+
+
+def _xycut(idx: list[int], bb: np.ndarray, med_h: float, out: list[list[int]]) -> None:
+    if len(idx) <= 1:
+        out.append(idx)
+        return
+    sub = bb[idx]
+    # Shrink boxes a little so touching/slightly overlapping neighbours still leave a gap.
+    pad_y = 0.1 * (sub[:, 3] - sub[:, 1])
+    y_gaps = _gaps(sub[:, 1] + pad_y, sub[:, 3] - pad_y)
+    x_gaps = [g for g in _gaps(sub[:, 0], sub[:, 2]) if g[1] - g[0] >= 0.8 * med_h]
+    best_y = max(y_gaps, key=lambda g: g[1] - g[0], default=None)
+    best_x = max(x_gaps, key=lambda g: g[1] - g[0], default=None)
+    if best_x is not None:
+        cut = (best_x[0] + best_x[1]) / 2
+        left = [i for i in idx if (bb[i, 0] + bb[i, 2]) / 2 < cut]
+        right = [i for i in idx if (bb[i, 0] + bb[i, 2]) / 2 >= cut]
+        wide = best_y is None or (best_x[1] - best_x[0]) > (best_y[1] - best_y[0])
+        if wide and min(len(left), len(right)) >= 2 and _aligned(left, right, bb) < 0.5:
+            _xycut(left, bb, med_h, out)
+            _xycut(right, bb, med_h, out)
+            return
+    if best_y is not None and (best_y[1] - best_y[0]) >= 0.3 * med_h:
+        cut = (best_y[0] + best_y[1]) / 2
+        top = [i for i in idx if (bb[i, 1] + bb[i, 3]) / 2 < cut]
+        bottom = [i for i in idx if (bb[i, 1] + bb[i, 3]) / 2 >= cut]
+        if top and bottom:
+            _xycut(top, bb, med_h, out)
+            _xycut(bottom, bb, med_h, out)
+            return
+    out.append([i for row in _rows(idx, bb) for i in row])
+
+
+def reading_order(lines: Sequence[Line]) -> tuple[list[Line], tuple[tuple[int, ...], ...]]:
+    """Lines in reading order, and the blocks (index tuples into the returned list)."""
+    if not lines:
+        return [], ()
+    quads = boxes_of(lines)
+    bb = np.stack([quads[:, :, 0].min(1), quads[:, :, 1].min(1), quads[:, :, 0].max(1), quads[:, :, 1].max(1)], 1)
+    med_h = float(np.median(bb[:, 3] - bb[:, 1])) or 1.0
+    leaves: list[list[int]] = []
+    _xycut(list(range(len(lines))), bb.astype(np.float64), med_h, leaves)
+    ordered, blocks, pos = [], [], 0
+    for leaf in leaves:
+        ordered.extend(lines[i] for i in leaf)
+        blocks.append(tuple(range(pos, pos + len(leaf))))
+        pos += len(leaf)
+    return ordered, tuple(blocks)

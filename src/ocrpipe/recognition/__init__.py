@@ -1,0 +1,25 @@
+"""Line recognisers behind one interface: Tesseract LSTM and neural CTC models on ONNX Runtime."""
+
+from __future__ import annotations
+
+from ocrpipe.recognition.base import Recognizer
+
+DEFAULT_RECOGNIZER = "tesseract"
+"""What ``auto`` means today. Switched to the trained neural model once it beats Tesseract on ko_docs."""
+
+
+def load_recognizer(name: str = "auto") -> Recognizer:
+    """A recogniser by name: ``auto``, ``tesseract`` / ``tesseract:LANGS``, or a CTC model in the registry."""
+    if name == "auto":
+        name = DEFAULT_RECOGNIZER
+    if name == "tesseract" or name.startswith("tesseract:"):
+        from ocrpipe.recognition.tesseract import TesseractRecognizer
+
+        lang = name.partition(":")[2] or "kor+eng"
+        return TesseractRecognizer(lang)
+    from ocrpipe.recognition.ctc import CTCRecognizer
+
+    return CTCRecognizer.from_name(name)
+
+
+__all__ = ["DEFAULT_RECOGNIZER", "Recognizer", "load_recognizer"]

@@ -43,13 +43,15 @@ def _rows(idx: list[int], bb: np.ndarray) -> list[list[int]]:
 
 
 def _aligned(left: list[int], right: list[int], bb: np.ndarray) -> float:
-    """Fraction of the smaller side's boxes that have a vertically overlapping box on the other side."""
+    """Fraction of the smaller side's boxes whose vertical centre matches a box on the other side
+    (within a fifth of the line height): table cells share rows exactly, text columns drift apart."""
     small, big = (left, right) if len(left) <= len(right) else (right, left)
+    centres = (bb[big, 1] + bb[big, 3]) / 2
+    heights = bb[big, 3] - bb[big, 1]
     hits = 0
     for i in small:
-        y0, y1 = bb[i, 1], bb[i, 3]
-        overlap = np.minimum(y1, bb[big, 3]) - np.maximum(y0, bb[big, 1])
-        if np.any(overlap >= 0.5 * np.minimum(y1 - y0, bb[big, 3] - bb[big, 1])):
+        cy, h = (bb[i, 1] + bb[i, 3]) / 2, bb[i, 3] - bb[i, 1]
+        if np.any(np.abs(centres - cy) <= 0.2 * np.minimum(h, heights)):
             hits += 1
     return hits / max(1, len(small))
 

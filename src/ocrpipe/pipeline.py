@@ -194,16 +194,20 @@ class Pipeline:
         timings: dict[str, float] = {}
         with _timed(timings, Stage.DECODE):
             images = self.decode(source, filename=filename)
-        pages = [self.process_image(img, i, recognize=recognize, timings=timings) for i, img in enumerate(images)]
-        timings["total"] = sum(v for k, v in timings.items())
+        return self.run_pages(images, recognize=recognize, timings=timings)
+
+    def run_pages(self, images: Sequence[np.ndarray], *, recognize: RecognizeFn | None = None,
+                  timings: dict[str, float] | None = None) -> Document:
+        """OCR already-decoded RGB pages (gray or RGBA arrays are converted)."""
+        timings = timings if timings is not None else {}
+        pages = [self.process_image(imageio.as_rgb(img), i, recognize=recognize, timings=timings)
+                 for i, img in enumerate(images)]
+        timings["total"] = sum(v for k, v in timings.items() if k != "total")
         return Document(engine=self.engine_name, pages=tuple(pages), timings_ms=timings, models=tuple(self.models()))
 
     def run_image(self, image: np.ndarray) -> Document:
-        """OCR an already-decoded RGB image."""
-        timings: dict[str, float] = {}
-        page = self.process_image(imageio.as_rgb(image), 0, timings=timings)
-        timings["total"] = sum(timings.values())
-        return Document(engine=self.engine_name, pages=(page,), timings_ms=timings, models=tuple(self.models()))
+        """OCR one already-decoded image."""
+        return self.run_pages([image])
 
     def _assemble(self, det: Detection, results: Sequence[RecResult]) -> list[Line]:
         lines = []

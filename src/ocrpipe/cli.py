@@ -1,0 +1,145 @@
+"""The ``ocrpipe`` command line.
+
+Exit codes: 0 all inputs processed; 1 at least one input was rejected (bad file: see stderr);
+2 usage error; 3 the engine could not run (missing model or language data, internal failure).
+Other areas add subcommands through modules listed in ``SUBCOMMAND_MODULES``, each with ``register``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+from ocrpipe.types import EngineError, InputError, OcrError
+
+EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_ENGINE = 0, 1, 2, 3
+
+SUBCOMMAND_MODULES: list[str] = ["ocrpipe.service.cli"]
+
+SAMPLE = Path(__file__).resolve().parent / "assets" / "sample_ko.png"
+
+
+def _add_engine_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("engine")
+    g.add_argument("--recognizer", default="auto",
+                   help="auto (default), tesseract, or a model name from `ocrpipe models`")
+    g.add_argument("--dpi", type=int, default=200, help="PDF render resolution (default 200)")
+    g.add_argument("--deskew", action="store_true", help="straighten skewed scans")
+    g.add_argument("--denoise", action="store_true", help="median-filter noisy scans")
+    g.add_argument("--contrast", action="store_true", help="boost faint print (CLAHE)")
+    g.add_argument("--orientation", action="store_true", help="flip upside-down lines (0/180 classifier)")
+
+
+def pipeline_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """Build a Pipeline from the engine options shared by several subcommands."""
+    from ocrpipe.pipeline import Pipeline, PipelineConfig
+    from ocrpipe.preprocess import PreprocessConfig
+
+    config = PipelineConfig(
+        recognizer=args.recognizer,
+        pdf_dpi=args.dpi,
+        preprocess=PreprocessConfig(denoise=args.denoise, contrast=args.contrast, deskew=args.deskew),
+        use_orientation=args.orientation,
+    )
+    return Pipeline(config)
+
+
+def _cmd_ocr(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ocrpipe import render
+
+    files = [Path(f) for f in args.files]
+    if not files:
+        files = [SAMPLE]
+        print(f"ocrpipe: no file given, reading the bundled sample page {SAMPLE}", file=sys.stderr)
+    pipeline = pipeline_from_args(args)
+    out_dir = Path(args.out) if args.out else None
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    status = EXIT_OK
+    progress = tqdm(files, unit="file", disable=len(files) < 2 or None, file=sys.stderr)
+    for path in progress:
+        progress.set_postfix_str(path.name, refresh=False)
+        try:
+            images = pipeline.decode(path)
+            doc = pipeline.run_pages(images)
+        except InputError as exc:
+            print(f"ocrpipe: {path}: error [{exc.code}]: {exc.message}", file=sys.stderr)
+            status = max(status, EXIT_INPUT)
+            continue
+        text = {"json": render.to_json, "text": render.to_text, "hocr": render.to_hocr}[args.format](doc)
+        if out_dir:
+            suffix = {"json": ".json", "text": ".txt", "hocr": ".hocr"}[args.format]
+            (out_dir / (path.stem + suffix)).write_text(text, encoding="utf-8")
+        else:
+            if len(files) > 1 and args.format == "text":
+                text = f"==> {path} <==\n{text}"
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        if args.visualize:
+            vis_dir = out_dir or Path.cwd()
+            for image, page in zip(images, doc.pages, strict=True):
+                name = f"{path.stem}.vis.png" if len(images) == 1 else f"{path.stem}.p{page.index + 1}.vis.png"
+                render.visualize(image, page).save(vis_dir / name)
+                print(f"ocrpipe: wrote {vis_dir / name}", file=sys.stderr)
+    return status
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from ocrpipe import runtime
+
+    pipeline = pipeline_from_args(args)
+    in_use = {m.name for m in pipeline.models()}
+    rows = [m.to_dict() for m in pipeline.models()]
+    rows += [s.info().to_dict() for s in runtime.load_manifest().values() if s.name not in in_use]
+    for row in rows:
+        mark = "*" if row["name"] in in_use else " "
+        print(f"{mark} {row['name']:<22} {row['kind']:<12} {row['sha256']}  {row['source']}")
+    print("(* = used by the current configuration)")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ocrpipe", description="OCR for Korean and English documents.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("ocr", help="read images or PDFs and print or save their text")
+    p.add_argument("files", nargs="*", metavar="FILE", help="images or PDFs (default: a bundled sample page)")
+    p.add_argument("--format", choices=["json", "text", "hocr"], default="text")
+    p.add_argument("--out", metavar="DIR", help="write one output file per input into DIR")
+    p.add_argument("--visualize", action="store_true", help="also write <name>.vis.png with boxes and text")
+    _add_engine_options(p)
+    p.set_defaults(func=_cmd_ocr)
+
+    p = sub.add_parser("models", help="list models in use with their sha256 and source")
+    _add_engine_options(p)
+    p.set_defaults(func=_cmd_models)
+
+    for module in SUBCOMMAND_MODULES:
+        importlib.import_module(module).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except InputError as exc:
+        print(f"ocrpipe: error [{exc.code}]: {exc.message}", file=sys.stderr)
+        return EXIT_INPUT
+    except EngineError as exc:
+        print(f"ocrpipe: engine error [{exc.code}]: {exc.message}", file=sys.stderr)
+        return EXIT_ENGINE
+    except OcrError as exc:
+        print(f"ocrpipe: error [{exc.code}]: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""The real default pipeline on a page rendered with a system Korean font, and the CLI on bad input."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+from rapidfuzz.distance import Levenshtein
+
+from ocrpipe import Document, ErrorCode, InputError, Pipeline
+from ocrpipe.render import to_hocr
+from ocrpipe.samples import render_page
+
+pytestmark = pytest.mark.integration
+
+LINES = (
+    "대한민국 헌법 제1조 국민 주권",
+    "계약 기간: 2026. 3. 1. ~ 2027. 2. 28.",
+    "담당자 연락처 010-1234-5678",
+    "Invoice No. A-2291 Total 35,000 KRW",
+    "개인정보 수집 및 이용에 동의합니다.",
+)
+
+
+def _cer(gt: str, pred: str) -> float:
+    gt, pred = "".join(gt.split()), "".join(pred.split())
+    return Levenshtein.distance(gt, pred) / len(gt)
+
+
+def test_default_pipeline_reads_rendered_korean_english_page(pipeline: Pipeline):
+    image, truth = render_page(LINES, size=30)
+    doc = pipeline.run_image(image)
+    page = doc.pages[0]
+    assert len(page.lines) >= len(LINES)
+    cer = _cer("\n".join(LINES), doc.text)
+    assert cer < 0.05, doc.text
+    # Boxes are in original pixels and overlap the rendered lines in order.
+    for gt, line in zip(truth, page.lines):
+        (x0, y0), (x1, y1) = gt["points"][0], gt["points"][2]
+        cy = np.mean([p[1] for p in line.box])
+        assert y0 - 5 <= cy <= y1 + 5
+    assert all(0.0 <= line.confidence <= 1.0 for line in page.lines)
+    assert {"decode", "detect", "recognize"} <= set(doc.timings_ms) or {"detect", "recognize"} <= set(doc.timings_ms)
+
+
+def test_document_json_contract(pipeline: Pipeline):
+    image, _ = render_page(LINES[:2])
+    doc = pipeline.run_image(image)
+    data = json.loads(json.dumps(doc.to_dict(), ensure_ascii=False))
+    assert set(data) >= {"engine", "pages", "text", "timings_ms", "models"}
+    line = data["pages"][0]["lines"][0]
+    assert set(line) == {"text", "confidence", "box"} and len(line["box"]) == 4
+    assert data["models"][0]["sha256"]
+    assert "ocr_line" in to_hocr(doc)
+
+
+def test_pdf_and_skewed_scan(pipeline: Pipeline, tmp_path):
+    image, _ = render_page(LINES[:3], size=32)
+    pdf_path = tmp_path / "page.pdf"
+    Image.fromarray(image).save(pdf_path, "PDF", resolution=150)
+    doc = pipeline.run(pdf_path)
+    assert isinstance(doc, Document) and len(doc.pages) == 1
+    assert _cer("\n".join(LINES[:3]), doc.text) < 0.1
+    skewed = np.asarray(Image.fromarray(image).rotate(3, expand=True, fillcolor="white"))
+    straight = pipeline.with_config(preprocess=__import__("ocrpipe.preprocess").preprocess.PreprocessConfig(deskew=True))
+    doc = straight.run_image(skewed)
+    assert _cer("\n".join(LINES[:3]), doc.text) < 0.1
+    h, w = skewed.shape[:2]
+    for line in doc.pages[0].lines:
+        assert all(-2 <= x <= w + 2 and -2 <= y <= h + 2 for x, y in line.box)
+
+
+def test_blank_page_gives_no_lines(pipeline: Pipeline):
+    doc = pipeline.run_image(np.full((300, 400, 3), 255, np.uint8))
+    assert doc.pages[0].lines == () and doc.text == ""
+
+
+def test_bad_input_raises_input_error(pipeline: Pipeline):
+    with pytest.raises(InputError) as err:
+        pipeline.run(b"not an image")
+    assert err.value.code == ErrorCode.UNSUPPORTED_MEDIA_TYPE
+
+
+def _cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "ocrpipe", *args], capture_output=True, text=True, timeout=300,
+                          cwd=cwd)
+
+
+def test_cli_bad_inputs_exit_nonzero_without_traceback(tmp_path, encrypted_pdf):
+    from io import BytesIO
+
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "text.png").write_text("just some text\n")
+    buf = BytesIO()
+    Image.new("RGB", (300, 300), "white").save(buf, "PNG")
+    (tmp_path / "truncated.png").write_bytes(buf.getvalue()[:60])
+    big = BytesIO()
+    Image.new("1", (30000, 30000), 1).save(big, "PNG")
+    (tmp_path / "huge.png").write_bytes(big.getvalue())
+    (tmp_path / "locked.pdf").write_bytes(encrypted_pdf)
+    expected = {
+        "empty.png": "empty_input",
+        "text.png": "unsupported_media_type",
+        "truncated.png": "corrupt_image",
+        "huge.png": "image_too_large",
+        "locked.pdf": "encrypted_pdf",
+    }
+    for name, code in expected.items():
+        res = _cli("ocr", str(tmp_path / name))
+        assert res.returncode == 1, (name, res.stderr)
+        assert f"[{code}]" in res.stderr, res.stderr
+        assert "Traceback" not in res.stderr
+
+
+def test_cli_outputs_and_visualisation(tmp_path):
+    image, _ = render_page(LINES[:2])
+    src = tmp_path / "in.png"
+    Image.fromarray(image).save(src)
+    out = tmp_path / "out"
+    res = _cli("ocr", str(src), str(src), "--format", "json", "--out", str(out), "--visualize")
+    assert res.returncode == 0, res.stderr
+    data = json.loads((out / "in.json").read_text())
+    assert data["pages"][0]["lines"]
+    vis = Image.open(out / "in.vis.png")
+    assert vis.size == (image.shape[1] * 2, image.shape[0])
+    res = _cli("ocr", str(src), "--format", "hocr")
+    assert res.returncode == 0 and "ocr_page" in res.stdout
+    res = _cli("models")
+    assert res.returncode == 0 and "ppocrv4_det" in res.stdout

@@ -1,0 +1,5 @@
+import sys
+
+from ocrpipe.service.cli import main
+
+sys.exit(main())

@@ -1,0 +1,185 @@
+"""The FastAPI application: lifespan (models, database, workers), middleware and routes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ocrpipe import __version__
+from ocrpipe.service import errors
+from ocrpipe.service.db import get_engine, migrate
+from ocrpipe.service.logconfig import request_id_var
+from ocrpipe.service.metrics import Metrics
+from ocrpipe.service.notifier import Notifier
+from ocrpipe.service.ocr import OcrEngine
+from ocrpipe.service.settings import ServiceSettings
+from ocrpipe.service.store import JobStore
+from ocrpipe.service.worker import JobRunner
+from ocrpipe.types import ErrorCode
+
+log = logging.getLogger("ocrpipe.service")
+
+
+@dataclass
+class ServiceState:
+    """Everything the routes need, created once in the lifespan."""
+
+    settings: ServiceSettings
+    metrics: Metrics
+    store: JobStore
+    engine: OcrEngine
+    runner: JobRunner
+    notifier: Notifier
+    inflight: int = 0
+    started: float = field(default_factory=time.time)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: ServiceSettings = app.state.settings
+    metrics: Metrics = app.state.metrics
+    db = get_engine(settings.db_url)
+    migrate(db)
+    store = JobStore(db, settings.upload_dir)
+    engine = OcrEngine(settings, metrics)
+    notifier = Notifier(settings.webhook_url, alert_interval_s=settings.alert_interval_s)
+    runner = JobRunner(settings, store, engine, metrics, notifier)
+    runner.start()
+    app.state.svc = ServiceState(settings, metrics, store, engine, runner, notifier)
+    log.info("service ready", extra={"engine": engine.pipeline.engine_name, "batching": settings.batching,
+                                     "database": db.dialect.name, "workers": settings.workers})
+    try:
+        yield
+    finally:
+        runner.stop()
+        engine.close()
+        notifier.close()
+        db.dispose()
+        log.info("service stopped")
+
+
+def create_app(settings: ServiceSettings | None = None) -> FastAPI:
+    """Build the app; models and database are opened when the app starts (lifespan), not here."""
+    from ocrpipe.service.routes import router, system_router
+
+    settings = settings or ServiceSettings()
+    app = FastAPI(
+        title="ocrpipe", version=__version__, lifespan=lifespan,
+        description="Self-hosted OCR for Korean and English documents. Errors are "
+                    '`{"error": {"code", "message"}}` with a fitting HTTP status.',
+    )
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    errors.install(app)
+    app.include_router(router)
+    app.include_router(system_router)
+    static = resources.files("ocrpipe.service") / "static"
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + 256 * 1024)
+    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
+    return app
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over ``max_bytes`` with 413 before they fill memory or disk."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            await self._reject(send, int(length))
+            return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._reject(send, seen)
+
+    async def _reject(self, send: Send, size: int) -> None:
+        body = json.dumps(errors.error_body(
+            ErrorCode.FILE_TOO_LARGE.value,
+            f"request body is {size}+ bytes; the limit is {self.max_bytes} bytes")).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"connection", b"close"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class RequestContextMiddleware:
+    """Request id (``X-Request-ID`` in/out), one JSON access-log line per request, request metrics."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        rid = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex[:16]
+        token = request_id_var.set(rid)
+        start = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            self._record(scope, status, time.perf_counter() - start)
+            request_id_var.reset(token)
+
+    def _record(self, scope: Scope, status: int, seconds: float) -> None:
+        route = getattr(scope.get("route"), "path", None) or ("/static" if scope["path"].startswith("/static")
+                                                               else "unmatched")
+        self.metrics.requests.labels(method=scope["method"], route=route, status=str(status)).inc()
+        self.metrics.request_latency.labels(route=route).observe(seconds)
+        if route not in ("/metrics", "/healthz", "/static"):
+            extra: dict[str, Any] = {"method": scope["method"], "route": route, "status": status,
+                                     "duration_ms": round(seconds * 1000, 1)}
+            log.info("request", extra=extra)

@@ -1,0 +1,15 @@
+"""The authorisation hook of every ``/v1`` route.
+
+Today every caller on the bind address is allowed (the default bind is 127.0.0.1). Access control (API
+keys, mTLS identities) plugs in here: replace :func:`authorize` via ``app.dependency_overrides`` or
+extend it; it receives the request and raises an error to refuse it.
+"""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+
+async def authorize(request: Request) -> None:
+    """Allow the request (no authentication configured)."""
+    return None

@@ -40,9 +40,7 @@ def lines_of(doc: Document) -> list[m.Region]:
     return [m.Region.of(line.box, line.text) for line in doc.pages[0].lines]
 
 
-def score_document(
-    sample: Sample, doc: Document | Prediction, *, casefold: bool = False
-) -> dict[str, Any]:
+def score_document(sample: Sample, doc: Document | Prediction, *, casefold: bool = False) -> dict[str, Any]:
     """Every metric for one image; box metrics are ``None`` when the sample has no boxes.
 
     Counts (``edits``/``total``, ``tp``/``n_gt``/``n_pred``) are kept beside the ratios so that
@@ -66,8 +64,10 @@ def score_document(
         ignore = sample.ignore_regions
         lc = m.line_cer(sample.lines, lines, ignore, casefold=casefold)
         out["line_cer"] = _count(lc.count) | {
-            "groups": lc.groups, "unlinked_gt": lc.unlinked_gt,
-            "unlinked_pred": lc.unlinked_pred, "ignored_pred": lc.ignored_pred,
+            "groups": lc.groups,
+            "unlinked_gt": lc.unlinked_gt,
+            "unlinked_pred": lc.unlinked_pred,
+            "ignored_pred": lc.ignored_pred,
         }
         out["detection"] = _match(m.detection(sample.lines, lines, ignore))
         out["e2e"] = _match(m.end_to_end(sample.lines, lines, ignore, casefold=casefold))
@@ -83,8 +83,12 @@ def _count(c: m.ErrorCount) -> dict[str, Any]:
 
 def _match(c: m.MatchCount) -> dict[str, Any]:
     return {
-        "tp": c.tp, "n_gt": c.n_gt, "n_pred": c.n_pred,
-        "precision": round(c.precision, 6), "recall": round(c.recall, 6), "f1": round(c.f1, 6),
+        "tp": c.tp,
+        "n_gt": c.n_gt,
+        "n_pred": c.n_pred,
+        "precision": round(c.precision, 6),
+        "recall": round(c.recall, 6),
+        "f1": round(c.f1, 6),
     }
 
 
@@ -142,7 +146,11 @@ def score_sample(
 
 
 def evaluate_dataset(
-    dataset: Dataset, run_fn: RunFn, *, progress: bool = True, desc: str = "eval",
+    dataset: Dataset,
+    run_fn: RunFn,
+    *,
+    progress: bool = True,
+    desc: str = "eval",
     keep: Callable[[Sample, dict[str, Any], Prediction | None], None] | None = None,
 ) -> dict[str, Any]:
     """Run ``run_fn`` on every sample of ``dataset``; returns ``{"metrics", "per_image", ...}``.
@@ -167,7 +175,11 @@ def evaluate_dataset(
 
 
 def evaluate_folder(
-    folder: str | Path, run_fn: RunFn, limit: int | None = None, *, casefold: bool | None = None,
+    folder: str | Path,
+    run_fn: RunFn,
+    limit: int | None = None,
+    *,
+    casefold: bool | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Load ``folder`` (labels.jsonl), run ``run_fn(image_path) -> Document`` on each image, score it.

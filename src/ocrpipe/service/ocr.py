@@ -159,9 +159,11 @@ class OcrEngine:
 
     def _detect_page(self, image: np.ndarray, index: int) -> dict[str, Any]:
         start = time.perf_counter()
-        det = self.pipeline.detect(self.pipeline.preprocess(image))
+        prepared = self.pipeline.preprocess(image)
+        det = self.pipeline.detect(prepared.image)
+        quads = prepared.to_original(det.quads)
         self.metrics.stage_latency.labels(stage="detect").observe(time.perf_counter() - start)
-        boxes = [[[round(float(x), 1), round(float(y), 1)] for x, y in q] for q in det.quads]
+        boxes = [[[round(float(x), 1), round(float(y), 1)] for x, y in q] for q in quads]
         scored = [{"box": b, "score": round(float(s), 4)} for b, s in zip(boxes, det.scores, strict=True)]
         return {"index": index, "width": int(image.shape[1]), "height": int(image.shape[0]), "boxes": scored}
 

@@ -1,0 +1,164 @@
+"""The dynamic batcher's own semantics, with a simple real batch function (no model needed)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from ocrpipe.batching import BatcherOverloaded, DynamicBatcher
+
+
+class Recorder:
+    """A real batch function: squares numbers, records every batch it was given."""
+
+    def __init__(self, delay: float = 0.0, fail_on: int | None = None) -> None:
+        self.batches: list[list[int]] = []
+        self.delay = delay
+        self.fail_on = fail_on
+        self.lock = threading.Lock()
+
+    def __call__(self, items: list[int]) -> list[int]:
+        with self.lock:
+            self.batches.append(list(items))
+        if self.delay:
+            time.sleep(self.delay)
+        if self.fail_on is not None and self.fail_on in items:
+            raise ValueError(f"cannot process {self.fail_on}")
+        return [x * x for x in items]
+
+
+def test_results_map_back_to_items_in_order() -> None:
+    fn = Recorder()
+    b = DynamicBatcher(fn, max_batch_size=8, max_wait_ms=50, sort_key=lambda x: -x)
+    try:
+        assert b([3, 1, 2]) == [9, 1, 4]
+        assert fn.batches == [[3, 2, 1]]  # sorted by the key before the call
+    finally:
+        b.close()
+
+
+def test_batch_closes_when_full_without_waiting() -> None:
+    fn = Recorder()
+    b = DynamicBatcher(fn, max_batch_size=4, max_wait_ms=60_000)  # huge wait: only "full" can close it
+    try:
+        futures = b.submit([1, 2, 3, 4, 5, 6, 7, 8])
+        assert [f.result(timeout=10) for f in futures] == [1, 4, 9, 16, 25, 36, 49, 64]
+        assert [len(x) for x in fn.batches] == [4, 4]
+    finally:
+        b.close()
+
+
+def test_partial_batch_waits_for_max_wait_from_first_item() -> None:
+    fn = Recorder()
+    b = DynamicBatcher(fn, max_batch_size=100, max_wait_ms=300)
+    try:
+        start = time.monotonic()
+        first = b.submit([1])
+        time.sleep(0.1)
+        second = b.submit([2])
+        first[0].result(timeout=10)
+        waited = time.monotonic() - start
+        assert second[0].result(timeout=10) == 4
+        assert fn.batches == [[1, 2]]  # both items pooled into one batch
+        assert waited >= 0.29  # closed by the first item's deadline, not earlier
+    finally:
+        b.close()
+
+
+def test_items_from_many_threads_are_pooled() -> None:
+    fn = Recorder(delay=0.05)
+    b = DynamicBatcher(fn, max_batch_size=64, max_wait_ms=200)
+    out: dict[int, list[int]] = {}
+
+    def client(k: int) -> None:
+        out[k] = b([k * 10 + i for i in range(3)])
+
+    try:
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert out == {k: [(k * 10 + i) ** 2 for i in range(3)] for k in range(8)}
+        assert len(fn.batches) < 8  # fewer calls than clients
+        assert b.stats.items == 24
+    finally:
+        b.close()
+
+
+def test_one_bad_item_fails_only_its_own_future() -> None:
+    fn = Recorder(fail_on=13)
+    b = DynamicBatcher(fn, max_batch_size=8, max_wait_ms=60_000)
+    try:
+        futures = b.submit([1, 13, 2, 3, 4, 5, 6, 7])
+        with pytest.raises(ValueError, match="13"):
+            futures[1].result(timeout=10)
+        assert [f.result(timeout=10) for i, f in enumerate(futures) if i != 1] == [1, 4, 9, 16, 25, 36, 49]
+        assert b.stats.fallbacks == 1
+    finally:
+        b.close()
+
+
+def test_wrong_output_length_is_an_error_per_item() -> None:
+    b = DynamicBatcher(lambda items: [0], max_batch_size=4, max_wait_ms=60_000)
+    try:
+        futures = b.submit([1, 2, 3, 4])
+        assert futures[0].result(timeout=10) == 0  # alone, each item gets its own (1-long) answer
+        b2 = DynamicBatcher(lambda items: [], max_batch_size=2, max_wait_ms=0)
+        try:
+            with pytest.raises(RuntimeError, match="0 results for 1 item"):
+                b2([1])
+        finally:
+            b2.close()
+    finally:
+        b.close()
+
+
+def test_full_queue_refuses_with_retry_after() -> None:
+    gate = threading.Event()
+
+    def slow(items: list[int]) -> list[int]:
+        gate.wait(10)
+        return items
+
+    b = DynamicBatcher(slow, max_batch_size=2, max_wait_ms=0, max_queue=4, admission_timeout=0.2)
+    try:
+        first = b.submit([1, 2])          # taken by the worker, which blocks on the gate
+        time.sleep(0.1)
+        queued = b.submit([3, 4, 5, 6])   # fills the queue
+        with pytest.raises(BatcherOverloaded) as info:
+            b.submit([7])
+        assert info.value.retry_after >= 1
+        gate.set()
+        assert [f.result(timeout=10) for f in first + queued] == [1, 2, 3, 4, 5, 6]
+        assert b([7]) == [7]               # room again once the queue drained
+    finally:
+        gate.set()
+        b.close()
+
+
+def test_oversized_request_is_admitted_when_queue_is_empty() -> None:
+    b = DynamicBatcher(lambda items: items, max_batch_size=2, max_wait_ms=0, max_queue=4)
+    try:
+        assert b(list(range(10))) == list(range(10))
+    finally:
+        b.close()
+
+
+def test_close_finishes_queued_items_and_refuses_new_ones() -> None:
+    fn = Recorder(delay=0.02)
+    b = DynamicBatcher(fn, max_batch_size=2, max_wait_ms=1000)
+    futures = b.submit([1, 2, 3])
+    b.close()
+    assert [f.result(timeout=5) for f in futures] == [1, 4, 9]
+    with pytest.raises(RuntimeError):
+        b.submit([4])
+
+
+def test_invalid_configuration_is_refused() -> None:
+    with pytest.raises(ValueError):
+        DynamicBatcher(lambda x: x, max_batch_size=0)
+    with pytest.raises(ValueError):
+        DynamicBatcher(lambda x: x, max_batch_size=8, max_queue=4)

@@ -1,0 +1,99 @@
+"""Acknowledged jobs survive ``kill -9`` of the server (SQLite and PostgreSQL), and failures reach the
+webhook as rate-limited alerts plus a summary."""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import Server, WebhookReceiver, png_bytes
+
+pytestmark = pytest.mark.integration
+
+
+def multipage_pdf(png: bytes, pages: int) -> bytes:
+    """A PDF whose every page is the sample image (about one second of OCR per page)."""
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(png)).convert("RGB")
+    buf = io.BytesIO()
+    img.save(buf, "PDF", save_all=True, append_images=[img] * (pages - 1), resolution=150)
+    return buf.getvalue()
+
+
+def poll(client: httpx.Client, job_id: str, until: set[str], timeout: float = 180) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if job["status"] in until:
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} never reached {until}")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_job_survives_sigkill_mid_run(backend: str, tmp_path: Path, sample_png: bytes,
+                                      request: pytest.FixtureRequest) -> None:
+    args = [] if backend == "sqlite" else ["--database-url", request.getfixturevalue("pg_url")]
+    server = Server(tmp_path / "data", *args).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            resp = client.post("/v1/jobs", files={"file": ("doc.pdf", multipage_pdf(sample_png, 6),
+                                                            "application/pdf")})
+            assert resp.status_code == 202
+            job_id = resp.json()["id"]
+            queued = [client.post("/v1/jobs", files={"file": (f"q{i}.png", sample_png, "image/png")})
+                      .json()["id"] for i in range(2)]
+            running = poll(client, job_id, {"running", "succeeded", "failed"})
+            assert running["status"] == "running", running
+            time.sleep(0.5)
+            server.kill9()  # mid-job: no chance to clean up
+    finally:
+        server.stop()
+
+    restarted = Server(tmp_path / "data", *args)
+    restarted.port = server.port
+    restarted.start()
+    try:
+        with httpx.Client(base_url=restarted.url, timeout=60) as client:
+            done = poll(client, job_id, {"succeeded", "failed"})
+            assert done["status"] == "succeeded", done
+            assert done["attempts"] == 2 and done["pages"] == 6
+            result = client.get(f"/v1/jobs/{job_id}/result").json()
+            assert len(result["pages"]) == 6 and all("한국어" in p for p in result["text"].split("\f"))
+            for qid in queued:  # jobs that never started run too
+                assert poll(client, qid, {"succeeded", "failed"})["status"] == "succeeded"
+    finally:
+        restarted.stop()
+
+
+def test_failed_jobs_alert_the_webhook_with_rate_limit_and_summary(tmp_path: Path, pg_url: str,
+                                                                   webhook: WebhookReceiver) -> None:
+    """Runs on PostgreSQL: failure alerts (one per class), then a periodic summary."""
+    server = Server(tmp_path / "data", "--database-url", pg_url, "--webhook-url", webhook.url,
+                    env={"OCRPIPE_SUMMARY_INTERVAL_S": "4", "OCRPIPE_ALERT_INTERVAL_S": "3600"}).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            assert client.get("/readyz").json()["database"] == "postgresql"
+            bad = png_bytes(300, 200, 0)[:100]
+            ids = [client.post("/v1/jobs", files={"file": (f"bad{i}.png", bad, "image/png")}).json()["id"]
+                   for i in range(3)]
+            for job_id in ids:
+                assert poll(client, job_id, {"succeeded", "failed"})["status"] == "failed"
+            deadline = time.monotonic() + 30
+            summaries: list[str] = []
+            while time.monotonic() < deadline and not any("3 jobs" in s for s in summaries):
+                messages = webhook.wait_for(len(webhook.messages) + 1, timeout=5)
+                summaries = [m["text"] for m in messages if "summary" in m["text"]]
+            alerts = [m["text"] for m in webhook.messages if "failure" in m["text"]]
+            assert len(alerts) == 1 and "decode/corrupt_image" in alerts[0]  # 3 failures, 1 alert
+            final = [s for s in summaries if "3 jobs" in s]
+            assert final and "success rate 0.0%" in final[0] and "3 failed" in final[0]
+            metrics = client.get("/metrics").text
+            assert 'ocrpipe_jobs_total{outcome="failed"} 3.0' in metrics
+    finally:
+        server.stop()

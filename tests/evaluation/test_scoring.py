@@ -25,10 +25,15 @@ def doc_of(*lines: tuple[list[list[float]], str]) -> Document:
 @pytest.fixture()
 def folder(tmp_path: Path) -> Path:
     records = [
-        {"image": "images/a.png", "text": "안녕 세계\n서울",
-         "lines": [{"points": quad(0, 0, 100, 20), "text": "안녕 세계"},
-                   {"points": quad(0, 40, 50, 60), "text": "서울"}],
-         "ignore_regions": [{"points": quad(200, 100, 300, 200), "reason": "picture"}]},
+        {
+            "image": "images/a.png",
+            "text": "안녕 세계\n서울",
+            "lines": [
+                {"points": quad(0, 0, 100, 20), "text": "안녕 세계"},
+                {"points": quad(0, 40, 50, 60), "text": "서울"},
+            ],
+            "ignore_regions": [{"points": quad(200, 100, 300, 200), "reason": "picture"}],
+        },
         {"image": "images/b.png", "text": "", "no_text": True},
         {"image": "images/c.png", "text": "only page text"},
     ]
@@ -65,8 +70,9 @@ def test_missing_or_bad_labels_are_clear_errors(tmp_path: Path) -> None:
 
 def test_score_document_perfect_and_picture_text(folder: Path) -> None:
     a = load_dataset(folder).samples[0]
-    doc = doc_of((quad(0, 0, 100, 20), "안녕 세계"), (quad(0, 40, 50, 60), "서울"),
-                 (quad(220, 120, 280, 140), "로고"))
+    doc = doc_of(
+        (quad(0, 0, 100, 20), "안녕 세계"), (quad(0, 40, 50, 60), "서울"), (quad(220, 120, 280, 140), "로고")
+    )
     row = score_document(a, doc)
     assert row["line_cer"]["rate"] == 0.0 and row["line_cer"]["ignored_pred"] == 1
     assert row["detection"]["precision"] == 1.0 and row["detection"]["recall"] == 1.0

@@ -1,0 +1,180 @@
+"""``ocrpipe eval`` / ``ocrpipe bench`` end to end with the real engines and a real service process."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ocrpipe.cli import main
+from ocrpipe.evaluation.loadtest import format_load, load_test
+
+pytestmark = pytest.mark.integration
+
+
+def _report(path: Path) -> dict:
+    return json.loads((path / "report.json").read_text(encoding="utf-8"))
+
+
+def test_eval_tesseract_report_and_external_rescoring(
+    labelled_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "report"
+    assert (
+        main(
+            [
+                "eval",
+                str(labelled_folder),
+                "--engine",
+                "tesseract",
+                "--report",
+                str(out),
+                "--no-progress",
+                "--worst",
+                "2",
+            ]
+        )
+        == 0
+    )
+    table = capsys.readouterr().out
+    assert "tesseract" in table and "line CER" in table
+    eng = _report(out)["datasets"][0]["engines"][0]
+    m = eng["metrics"]
+    assert m["images"] == 3 and m["errors"] == 1  # the corrupt image is an error row, not a crash
+    broken = next(r for r in eng["per_image"] if r["image"] == "images/broken.png")
+    assert broken["error"]["code"] == "corrupt_image"
+    good = [r for r in eng["per_image"] if not r.get("error")]
+    # whole-page Tesseract garbles a few Hangul glyphs of this synthetic page; the English line is exact
+    assert all(r["line_cer"]["rate"] < 0.35 for r in good), [r["line_cer"] for r in good]
+    assert all(r["e2e"]["tp"] >= 1 for r in good)
+    assert m["detection"]["f1"] > 0.6
+    html = (out / "index.html").read_text(encoding="utf-8")
+    for rel in ["plots/speed_accuracy.png", "plots/set_distribution.png"]:
+        assert rel in html and (out / rel).is_file()
+    worst = list((out / "worst").rglob("*.png"))
+    assert len(worst) == 2
+
+    # the saved predictions, read back as an external engine, score exactly the same
+    preds = out / "predictions" / "set" / "tesseract"
+    again = tmp_path / "again"
+    assert (
+        main(
+            [
+                "eval",
+                str(labelled_folder),
+                "--engine",
+                f"external:{preds}",
+                "--report",
+                str(again),
+                "--no-progress",
+                "--worst",
+                "0",
+            ]
+        )
+        == 0
+    )
+    m2 = _report(again)["datasets"][0]["engines"][0]["metrics"]
+    for key in ("line_cer", "page_cer", "cer", "wer"):
+        assert m2[key] == m[key], key
+    assert m2["word_f1"] == m["word_f1"] and m2["detection"] == m["detection"]
+    assert m2["seconds_per_image"] is not None  # recorded, but the table shows "-" for untimed engines
+
+
+@pytest.mark.parametrize("engine", ["ocrpipe", "rapidocr"])
+def test_eval_other_engines_run(engine: str, labelled_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / engine
+    assert (
+        main(
+            [
+                "eval",
+                str(labelled_folder),
+                "--engine",
+                engine,
+                "--limit",
+                "1",
+                "--report",
+                str(out),
+                "--no-progress",
+                "--worst",
+                "1",
+            ]
+        )
+        == 0
+    )
+    m = _report(out)["datasets"][0]["engines"][0]["metrics"]
+    assert m["errors"] == 0 and m["detection"]["recall"] > 0.5
+
+
+def test_bench_local_against_tesseract(
+    labelled_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "bench.json"
+    image = labelled_folder / "images" / "p1.png"
+    assert main(["bench", str(image), "--engine", "ocrpipe", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "vs tess" in text and "detect=" in text
+    res = json.loads(out.read_text())
+    names = [r["engine"] for r in res["engines"]]
+    assert names == ["ocrpipe", "tesseract"]
+    ours = res["engines"][0]
+    assert ours["documents"] == 1 and ours["speed_vs_tesseract"] > 0
+    assert {"decode", "detect", "recognize"} <= set(ours["stages_ms_mean"])
+    assert ours["peak_rss_mb"] > 50
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def server(tmp_path: Path) -> Iterator[str]:
+    """A real ``ocrpipe serve`` process on a free port."""
+    port = _free_port()
+    env = {**os.environ, "OCRPIPE_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 -- owned by the process
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ocrpipe", "serve", "--port", str(port), "--data-dir", str(tmp_path / "data")],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, (tmp_path / "server.log").read_text()
+            try:
+                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        else:
+            pytest.fail("server did not become ready:\n" + (tmp_path / "server.log").read_text())
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_load_test_sequential_vs_batched(server: str, labelled_folder: Path) -> None:
+    files = [labelled_folder / "images" / "p1.png", labelled_folder / "images" / "p2.png"]
+    res = load_test(server, files, docs=4, clients=2, batch_size=2, timeout=120)
+    assert res["sequential"]["requests"] == 4 and res["batched"]["requests"] == 2
+    assert res["sequential"]["failed_requests"] == 0 and res["batched"]["failed_requests"] == 0
+    table = format_load(res)
+    assert "time sequential" in table and "time batched" in table and "saving" in table

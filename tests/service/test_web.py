@@ -1,0 +1,83 @@
+"""The web page in a real browser (headless Debian Chromium driven by Playwright): upload, watch the
+job, see boxes and text over the page, and the list of recent jobs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import SAMPLE, Server
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = os.environ.get("OCRPIPE_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = Server(tmp_path_factory.mktemp("web")).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+def test_upload_watch_and_see_the_overlay(server: Server, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server.url + "/")
+    assert page.title() == "ocrpipe"
+    page.set_input_files("#file-input", str(SAMPLE))
+    page.click("#submit-btn")
+    page.wait_for_function("document.querySelector('#status').textContent.includes('done')", timeout=120_000)
+    page.wait_for_selector("#canvas:not([hidden])")
+    assert "한국어" in page.inner_text("#text")
+    # the canvas shows the page at its size with coloured boxes drawn over it
+    size = page.evaluate("[document.querySelector('#canvas').width, document.querySelector('#canvas').height]")
+    assert size == [1240, 479]
+    coloured = page.evaluate("""() => {
+        const c = document.querySelector('#canvas');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0;
+        for (let i = 0; i < d.length; i += 4) {
+          const [r, g, b] = [d[i], d[i + 1], d[i + 2]];
+          if ((g > 120 && r < 80 && b < 120) || (r > 200 && g > 60 && g < 140 && b < 60)) n++;
+        }
+        return n;
+    }""")
+    assert coloured > 1000  # box outlines (green/orange strokes)
+    page.wait_for_selector("#jobs tbody tr .badge.succeeded")
+    assert "sample_ko.png" in page.inner_text("#jobs tbody")
+    shot = Path(os.environ.get("OCRPIPE_SCREENSHOT_DIR", tmp_path)) / "web_page.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    assert not errors, errors
+    page.close()
+
+
+def test_bad_upload_shows_the_error_code(server: Server, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not an image")
+    page = browser.new_page()
+    page.goto(server.url + "/")
+    page.set_input_files("#file-input", str(bad))
+    page.click("#submit-btn")
+    page.wait_for_selector("#status.error")
+    assert "unsupported_media_type" in page.inner_text("#status")
+    page.close()

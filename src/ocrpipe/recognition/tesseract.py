@@ -60,11 +60,27 @@ def prepare_line(crop: np.ndarray, height: int = 48, pad: int = 12) -> Image.Ima
     return Image.fromarray(gray)
 
 
+def latin_share(text: str) -> float:
+    """Share of ASCII letters among the non-space characters."""
+    chars = [c for c in text if not c.isspace()]
+    if not chars:
+        return 0.0
+    return sum(c.isascii() and c.isalpha() for c in chars) / len(chars)
+
+
 class TesseractRecognizer:
-    """Reads line crops with Tesseract's LSTM engine."""
+    """Reads line crops with Tesseract's LSTM engine.
+
+    ``lang="kor+eng"`` with ``route=True`` (the default) does not load Tesseract's combined model: the
+    combined model often reads Korean words as Latin look-alikes. Each line is read with the first
+    language; lines that come out mostly Latin, or with a confidence below ``retry_below`` (the Korean
+    model reads English as confident-looking digit soup only rarely), are read again with the others,
+    and the most confident reading wins. ``route=False`` passes ``lang`` to Tesseract unchanged.
+    """
 
     def __init__(self, lang: str = "kor+eng", *, threads: int | None = None, height: int = 48,
-                 psm: int = 7, variables: dict[str, str] | None = None) -> None:
+                 psm: int = 7, route: bool = True, latin_threshold: float = 0.4, retry_below: float = 0.8,
+                 variables: dict[str, str] | None = None) -> None:
         import tesserocr
 
         self._tesserocr = tesserocr
@@ -74,39 +90,55 @@ class TesseractRecognizer:
         self.tessdata = find_tessdata(lang)
         self.threads = threads or runtime.default_threads()
         self.variables = dict(variables or {})
+        self.latin_threshold = latin_threshold
+        self.retry_below = retry_below
         self.name = f"tesseract-{lang}"
-        self._pool: queue.SimpleQueue = queue.SimpleQueue()
-        for _ in range(self.threads):
-            self._pool.put(self._new_api())
+        langs = lang.split("+") if route else [lang]
+        self._pools: dict[str, queue.SimpleQueue] = {}
+        for code in langs:
+            self._pools[code] = queue.SimpleQueue()
+            for _ in range(self.threads):
+                self._pools[code].put(self._new_api(code))
         self._models: list[ModelInfo] | None = None
         self._executor = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="tesseract")
 
-    def _new_api(self):  # type: ignore[no-untyped-def]
+    def _new_api(self, lang: str):  # type: ignore[no-untyped-def]
         tesserocr = self._tesserocr
-        api = tesserocr.PyTessBaseAPI(path=self.tessdata, lang=self.lang, psm=self.psm,
+        api = tesserocr.PyTessBaseAPI(path=self.tessdata, lang=lang, psm=self.psm,
                                       oem=tesserocr.OEM.LSTM_ONLY)
         for key, value in self.variables.items():
             api.SetVariable(key, value)
         return api
 
     @contextmanager
-    def _api(self) -> Iterator[object]:
-        api = self._pool.get()
+    def _api(self, lang: str) -> Iterator[object]:
+        pool = self._pools[lang]
+        api = pool.get()
         try:
             yield api
         finally:
-            self._pool.put(api)
+            pool.put(api)
 
-    def _read_one(self, crop: np.ndarray) -> RecResult:
-        if crop.size == 0 or min(crop.shape[:2]) < 2:
-            return RecResult("", 0.0)
-        image = prepare_line(crop, self.height)
-        with self._api() as api:
+    def _read(self, image: Image.Image, lang: str) -> RecResult:
+        with self._api(lang) as api:
             api.SetImage(image)  # type: ignore[attr-defined]
             text = api.GetUTF8Text()  # type: ignore[attr-defined]
             conf = api.MeanTextConf()  # type: ignore[attr-defined]
         text = " ".join(text.split())
         return RecResult(text, max(0.0, min(1.0, conf / 100.0)) if text else 0.0)
+
+    def _read_one(self, crop: np.ndarray) -> RecResult:
+        if crop.size == 0 or min(crop.shape[:2]) < 2:
+            return RecResult("", 0.0)
+        image = prepare_line(crop, self.height)
+        first, *others = self._pools
+        best = self._read(image, first)
+        if others and (best.confidence < self.retry_below or latin_share(best.text) >= self.latin_threshold):
+            for lang in others:
+                alt = self._read(image, lang)
+                if alt.confidence > best.confidence:
+                    best = alt
+        return best
 
     def recognize(self, crops: Sequence[np.ndarray]) -> list[RecResult]:
         """One result per crop, read in parallel by the API pool."""

@@ -52,6 +52,7 @@ def register(subparsers: Any) -> None:
     g.add_argument(
         "--batch-size", type=int, default=8, metavar="B", help="files per /v1/batch_ocr (default 8)"
     )
+    g.add_argument("--rounds", type=int, default=1, help="alternate the two modes R times, report medians")
     g.add_argument("--timeout", type=float, default=300.0, help="per-request timeout in seconds")
     p.set_defaults(func=cmd_bench)
 

@@ -111,6 +111,11 @@ def load_test(
     }
 
 
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    ordered = sorted(runs, key=lambda r: r["seconds"])
+    return ordered[(len(ordered) - 1) // 2] | {"all_seconds": [r["seconds"] for r in runs]}
+
+
 def format_load(r: dict[str, Any]) -> str:
     """The load-test table: documents N, time sequential, time batched, saving."""
     seq, bat = r["sequential"], r["batched"]

@@ -15,6 +15,8 @@ from typing import Any
 
 from ocrpipe.evaluation.engines import ENGINE_HELP, Engine, make_engine
 
+RENDER_DPI: dict[Path, float] = {}
+"""Resolution stated by a dataset's labels (``render_dpi``), passed to engines that use it (Tesseract)."""
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".pdf"}
 
 
@@ -71,7 +73,10 @@ def collect_inputs(inputs: list[str], limit: int | None = None) -> list[Path]:
         if path.is_dir() and (path / "labels.jsonl").is_file():
             from ocrpipe.evaluation.dataset import load_dataset
 
-            files += [s.image_path for s in load_dataset(path, limit=limit)]
+            for sample in load_dataset(path, limit=limit):
+                files.append(sample.image_path)
+                if sample.extra.get("render_dpi"):
+                    RENDER_DPI[sample.image_path] = float(sample.extra["render_dpi"])
         elif path.is_dir():
             files += sorted(f for f in path.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
         elif path.is_file():
@@ -119,7 +124,7 @@ def bench_engine(
 
     reset_peak_rss()
     with contextlib.suppress(Exception):  # the measured pass below records any error
-        engine(files[0])  # warm-up: lazy initialisation, caches
+        engine(files[0], RENDER_DPI.get(files[0]))  # warm-up: lazy initialisation, caches
     walls: list[float] = []
     stages: dict[str, list[float]] = {}
     errors: list[dict[str, str]] = []
@@ -132,7 +137,7 @@ def bench_engine(
     ):
         t0 = time.perf_counter()
         try:
-            pred = engine(path)
+            pred = engine(path, RENDER_DPI.get(path))
         except Exception as exc:  # noqa: BLE001 -- one bad file is a row, not a crash
             errors.append({"file": str(path), "error": f"{type(exc).__name__}: {exc}"[:300]})
             continue
@@ -172,7 +177,8 @@ def format_local(rows: list[dict[str, Any]], baseline: dict[str, Any] | None) ->
     resident, so ``rss_before_mb`` (in the JSON) is what was already there.
     """
     head = (
-        f"{'engine':<20} {'docs':>5} {'mean s':>8} {'p95 s':>8} {'docs/s':>8} {'peak MiB':>9} {'vs tess':>8}"
+        f"{'engine':<20} {'docs':>5} {'mean s':>8} {'p95 s':>8} {'docs/s':>8} {'peak MiB':>9} {'+MiB':>6} "
+        f"{'vs tess':>8}"
     )
     out = [head, "-" * len(head)]
     base = baseline["latency_s"]["mean"] if baseline else None
@@ -181,7 +187,8 @@ def format_local(rows: list[dict[str, Any]], baseline: dict[str, Any] | None) ->
         ratio = f"{base / mean:.2f}x" if base and mean else "-"
         out.append(
             f"{r['engine']:<20} {r['documents']:>5} {_f(mean, 3):>8} {_f(r['latency_s']['p95'], 3):>8} "
-            f"{_f(r['throughput_docs_per_s'], 2):>8} {_f(r.get('peak_rss_mb'), 0):>9} {ratio:>8}"
+            f"{_f(r['throughput_docs_per_s'], 2):>8} {_f(r.get('peak_rss_mb'), 0):>9} "
+            f"{_f(_grown(r), 0):>6} {ratio:>8}"
         )
     out.append("")
     out.append("mean ms per stage (Document.timings_ms):")
@@ -190,9 +197,17 @@ def format_local(rows: list[dict[str, Any]], baseline: dict[str, Any] | None) ->
             f"  {r['engine']:<18} " + "  ".join(f"{k}={v:.0f}" for k, v in r["stages_ms_mean"].items())
         )
     out.append(
-        "'vs tess' = Tesseract whole-page mean latency / engine mean latency (>1: faster than Tesseract)"
+        "'vs tess' = Tesseract whole-page mean latency / engine mean latency (>1: faster than Tesseract); "
+        "'+MiB' = peak RSS while the engine ran minus RSS before it was loaded"
     )
     return "\n".join(out)
+
+
+def _grown(row: dict[str, Any]) -> float | None:
+    """Peak RSS while the engine ran minus RSS before it was built (its models and buffers)."""
+    if row.get("peak_rss_mb") is None or row.get("rss_before_mb") is None:
+        return None
+    return row["peak_rss_mb"] - row["rss_before_mb"]
 
 
 def _f(value: float | None, digits: int) -> str:

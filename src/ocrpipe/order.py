@@ -96,7 +96,9 @@ def reading_order(lines: Sequence[Line]) -> tuple[list[Line], tuple[tuple[int, .
     med_h = float(np.median(bb[:, 3] - bb[:, 1])) or 1.0
     leaves: list[list[int]] = []
     _xycut(list(range(len(lines))), bb.astype(np.float64), med_h, leaves)
-    ordered, blocks, pos = [], [], 0
+    ordered: list[Line] = []
+    blocks: list[tuple[int, ...]] = []
+    pos = 0
     for leaf in leaves:
         ordered.extend(lines[i] for i in leaf)
         blocks.append(tuple(range(pos, pos + len(leaf))))

@@ -203,7 +203,8 @@ class Pipeline:
         pages = [self.process_image(imageio.as_rgb(img), i, recognize=recognize, timings=timings)
                  for i, img in enumerate(images)]
         timings["total"] = sum(v for k, v in timings.items() if k != "total")
-        return Document(engine=self.engine_name, pages=tuple(pages), timings_ms=timings, models=tuple(self.models()))
+        return Document(engine=self.engine_name, pages=tuple(pages), timings_ms=timings,
+                        models=tuple(self.models()))
 
     def run_image(self, image: np.ndarray) -> Document:
         """OCR one already-decoded image."""
@@ -217,7 +218,8 @@ class Pipeline:
                 continue
             if res.confidence < self.config.min_confidence:
                 continue
-            lines.append(Line(text=text, confidence=float(res.confidence), box=quad_to_box(quad), det_score=float(score)))
+            lines.append(Line(text=text, confidence=float(res.confidence), box=quad_to_box(quad),
+                              det_score=float(score)))
         return lines
 
 

@@ -109,6 +109,13 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.truetype(path, size) if path else ImageFont.load_default()
 
 
+def _confidence_colour(confidence: float) -> tuple[int, int, int]:
+    """Blue for confident lines, orange for doubtful, red for likely wrong."""
+    if confidence >= 0.8:
+        return (30, 120, 220)
+    return (230, 140, 20) if confidence >= 0.5 else (220, 40, 40)
+
+
 def visualize(image: np.ndarray, page: Page) -> Image.Image:
     """Side by side: the page with numbered boxes, and the recognised text laid out at the same places."""
     base = Image.fromarray(image).convert("RGB")
@@ -119,7 +126,7 @@ def visualize(image: np.ndarray, page: Page) -> Image.Image:
     draw_r = ImageDraw.Draw(canvas)
     for line in page.lines:
         pts = [tuple(p) for p in line.box]
-        colour = (30, 120, 220) if line.confidence >= 0.8 else (230, 140, 20) if line.confidence >= 0.5 else (220, 40, 40)
+        colour = _confidence_colour(line.confidence)
         draw_l.polygon(pts, outline=colour, width=2)
         shifted = [(x + w, y) for x, y in pts]
         draw_r.polygon(shifted, outline=colour, width=1)

@@ -1,7 +1,6 @@
 """DB post-processing on synthetic probability maps (no model weights involved)."""
 
 import numpy as np
-import pytest
 
 from ocrpipe.detection.postprocess import DBParams, boxes_from_map, order_quad, unclip
 

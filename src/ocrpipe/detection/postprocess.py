@@ -67,19 +67,20 @@ def unclip(quad: np.ndarray, ratio: float) -> np.ndarray | None:
     return np.asarray(expanded[0], dtype=np.float32)
 
 
-def boxes_from_map(prob: np.ndarray, dest_size: tuple[int, int], params: DBParams = DBParams()
+def boxes_from_map(prob: np.ndarray, dest_size: tuple[int, int], params: DBParams | None = None
                    ) -> tuple[np.ndarray, np.ndarray]:
     """Text quads in destination pixels from a (H, W) probability map.
 
     ``dest_size`` is (width, height) of the image the boxes are reported in; the map is assumed to cover
     that image exactly (any resize in between is undone by scaling). Returns ``(quads (N,4,2), scores (N,))``.
     """
+    params = params or DBParams()
     prob = np.asarray(prob, dtype=np.float32)
     map_h, map_w = prob.shape
     dest_w, dest_h = dest_size
     bitmap = (prob > params.thresh).astype(np.uint8)
     if params.dilate:
-        bitmap = cv2.dilate(bitmap, np.ones((2, 2), np.uint8))
+        bitmap = np.asarray(cv2.dilate(bitmap, np.ones((2, 2), np.uint8)), dtype=np.uint8)
     contours, _ = cv2.findContours(bitmap, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
     sx, sy = dest_w / map_w, dest_h / map_h
     quads, scores = [], []

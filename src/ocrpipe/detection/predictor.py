@@ -29,13 +29,13 @@ class TextDetector:
     """A DB text detector (PP-OCRv4 by default). Thread-safe: ONNX Runtime sessions are."""
 
     def __init__(self, spec: runtime.ModelSpec, session: Any, *, limit_side: int = 2400, min_side: int = 736,
-                 params: DBParams = DBParams()) -> None:
+                 params: DBParams | None = None) -> None:
         self.spec = spec
         self.session = session
         self.input_name = session.get_inputs()[0].name
         self.limit_side = limit_side
         self.min_side = min_side
-        self.params = params
+        self.params = params or DBParams()
         self.stride = int(spec.meta.get("stride", 32))
         self.mean = np.asarray(spec.meta.get("mean", [0.5, 0.5, 0.5]), np.float32).reshape(1, 1, 3)
         self.std = np.asarray(spec.meta.get("std", [0.5, 0.5, 0.5]), np.float32).reshape(1, 1, 3)

@@ -33,9 +33,7 @@ def results() -> dict[str, Any]:
     engines = []
     for name, rates, secs in (("fast", [0.1, 0.3], 0.2), ("slow", [0.05, 0.07], 2.0)):
         rows = [_row(f"images/{i}.png", r, secs) for i, r in enumerate(rates)]
-        engines.append(
-            {"engine": name, "timed": True, "models": [], "metrics": aggregate(rows), "per_image": rows}
-        )
+        engines.append({"engine": name, "timed": True, "models": [], "metrics": aggregate(rows), "per_image": rows})
     return {
         "created": "now",
         "datasets": [{"name": "toy", "path": "/x/toy", "casefold": False, "images": 2, "engines": engines}],

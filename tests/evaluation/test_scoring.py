@@ -70,9 +70,7 @@ def test_missing_or_bad_labels_are_clear_errors(tmp_path: Path) -> None:
 
 def test_score_document_perfect_and_picture_text(folder: Path) -> None:
     a = load_dataset(folder).samples[0]
-    doc = doc_of(
-        (quad(0, 0, 100, 20), "안녕 세계"), (quad(0, 40, 50, 60), "서울"), (quad(220, 120, 280, 140), "로고")
-    )
+    doc = doc_of((quad(0, 0, 100, 20), "안녕 세계"), (quad(0, 40, 50, 60), "서울"), (quad(220, 120, 280, 140), "로고"))
     row = score_document(a, doc)
     assert row["line_cer"]["rate"] == 0.0 and row["line_cer"]["ignored_pred"] == 1
     assert row["detection"]["precision"] == 1.0 and row["detection"]["recall"] == 1.0

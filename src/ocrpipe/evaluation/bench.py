@@ -46,14 +46,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--repeat", type=int, default=1, metavar="R", help="passes over the inputs (default 1)")
     p.add_argument("--out", metavar="FILE.json", help="write the results as JSON")
     g = p.add_argument_group("service load test")
-    g.add_argument(
-        "--server", metavar="URL", help="base URL of a running service, e.g. http://127.0.0.1:8000"
-    )
+    g.add_argument("--server", metavar="URL", help="base URL of a running service, e.g. http://127.0.0.1:8000")
     g.add_argument("--docs", type=int, default=32, metavar="N", help="documents to send (default 32)")
     g.add_argument("--clients", type=int, default=4, metavar="C", help="concurrent clients (default 4)")
-    g.add_argument(
-        "--batch-size", type=int, default=8, metavar="B", help="files per /v1/batch_ocr (default 8)"
-    )
+    g.add_argument("--batch-size", type=int, default=8, metavar="B", help="files per /v1/batch_ocr (default 8)")
     g.add_argument("--rounds", type=int, default=1, help="alternate the two modes R times, report medians")
     g.add_argument("--timeout", type=float, default=300.0, help="per-request timeout in seconds")
     p.set_defaults(func=cmd_bench)
@@ -116,9 +112,7 @@ def rss_mb() -> dict[str, float]:
 # ---- local engines ---------------------------------------------------------------------------------------
 
 
-def bench_engine(
-    engine: Engine, files: list[Path], *, repeat: int = 1, progress: bool = True
-) -> dict[str, Any]:
+def bench_engine(engine: Engine, files: list[Path], *, repeat: int = 1, progress: bool = True) -> dict[str, Any]:
     """Run ``engine`` over ``files`` (after one warm-up call); latency, stages, throughput, peak RSS."""
     from tqdm import tqdm
 
@@ -193,9 +187,7 @@ def format_local(rows: list[dict[str, Any]], baseline: dict[str, Any] | None) ->
     out.append("")
     out.append("mean ms per stage (Document.timings_ms):")
     for r in rows:
-        out.append(
-            f"  {r['engine']:<18} " + "  ".join(f"{k}={v:.0f}" for k, v in r["stages_ms_mean"].items())
-        )
+        out.append(f"  {r['engine']:<18} " + "  ".join(f"{k}={v:.0f}" for k, v in r["stages_ms_mean"].items()))
     out.append(
         "'vs tess' = Tesseract whole-page mean latency / engine mean latency (>1: faster than Tesseract); "
         "'+MiB' = peak RSS while the engine ran minus RSS before it was loaded"
@@ -232,9 +224,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         )
         print(format_load(result))
     else:
-        result = run_local(
-            files, args.engines or ["ocrpipe"], baseline=not args.no_baseline, repeat=args.repeat
-        )
+        result = run_local(files, args.engines or ["ocrpipe"], baseline=not args.no_baseline, repeat=args.repeat)
         print(format_local(result["engines"], result.get("baseline")))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

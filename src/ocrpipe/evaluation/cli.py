@@ -32,9 +32,7 @@ def register(subparsers: Any) -> None:
         metavar="NAME",
         help=f"engine to run, repeatable (default: ocrpipe): {ENGINE_HELP}",
     )
-    p.add_argument(
-        "--report", metavar="DIR", help="write report.json, index.html, plots and predictions here"
-    )
+    p.add_argument("--report", metavar="DIR", help="write report.json, index.html, plots and predictions here")
     p.add_argument("--limit", type=int, metavar="N", help="only the first N images of each folder")
     case = p.add_mutually_exclusive_group()
     case.add_argument(
@@ -45,9 +43,7 @@ def register(subparsers: Any) -> None:
         help="compare case-insensitively (default: auto, on when the GT has no lower case)",
     )
     case.add_argument("--case-sensitive", dest="casefold", action="store_const", const=False)
-    p.add_argument(
-        "--worst", type=int, default=3, metavar="K", help="worst images drawn per engine (default 3)"
-    )
+    p.add_argument("--worst", type=int, default=3, metavar="K", help="worst images drawn per engine (default 3)")
     p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_eval)
@@ -144,9 +140,7 @@ def run_eval(
             )
             if report_dir is not None:
                 _save_predictions(report_dir, dataset.name, engine.name, kept)
-                drawings[(dataset.name, engine.name)] = _draw_worst(
-                    report_dir, dataset.name, engine.name, kept, worst
-                )
+                drawings[(dataset.name, engine.name)] = _draw_worst(report_dir, dataset.name, engine.name, kept, worst)
         results["datasets"].append(ds_out)
     if report_dir is not None:
         from ocrpipe.evaluation import report

@@ -78,9 +78,7 @@ def load_dataset(folder: str | Path, *, limit: int | None = None, casefold: bool
             try:
                 samples.append(parse_sample(json.loads(raw), root))
             except (ValueError, KeyError, TypeError) as exc:
-                raise InputError(
-                    ErrorCode.INVALID_ARGUMENT, f"{labels}:{lineno}: bad label record ({exc})"
-                ) from exc
+                raise InputError(ErrorCode.INVALID_ARGUMENT, f"{labels}:{lineno}: bad label record ({exc})") from exc
             if limit is not None and len(samples) >= limit:
                 break
     if casefold is None:

@@ -63,9 +63,7 @@ class PipelineEngine(Engine):
         from ocrpipe.pipeline import Pipeline, PipelineConfig
 
         self.name = name
-        self.pipeline = (
-            Pipeline.default() if recognizer is None else Pipeline(PipelineConfig(recognizer=recognizer))
-        )
+        self.pipeline = Pipeline.default() if recognizer is None else Pipeline(PipelineConfig(recognizer=recognizer))
 
     def __call__(self, path: Path, dpi: float | None = None) -> Prediction:
         return Prediction(self.pipeline.run(path))
@@ -182,9 +180,7 @@ class RapidOcrEngine(Engine):
     def models(self) -> list[dict[str, Any]]:
         import importlib.metadata
 
-        return [
-            {"name": "rapidocr_onnxruntime", "version": importlib.metadata.version("rapidocr_onnxruntime")}
-        ]
+        return [{"name": "rapidocr_onnxruntime", "version": importlib.metadata.version("rapidocr_onnxruntime")}]
 
 
 def _image_size(path: Path) -> tuple[int, int]:
@@ -207,7 +203,5 @@ def make_engine(spec: str) -> Engine:
         "rapidocr": RapidOcrEngine,
     }
     if spec not in factories:
-        raise InputError(
-            ErrorCode.INVALID_ARGUMENT, f"unknown engine {spec!r}; choose from {ENGINE_HELP}", stage=None
-        )
+        raise InputError(ErrorCode.INVALID_ARGUMENT, f"unknown engine {spec!r}; choose from {ENGINE_HELP}", stage=None)
     return factories[spec]()

@@ -17,9 +17,7 @@ from typing import Any
 
 def _payload(files: list[Path], docs: int) -> list[tuple[str, bytes, str]]:
     """``docs`` uploads cycling through ``files``: (file name, bytes, content type)."""
-    blobs = [
-        (f.name, f.read_bytes(), mimetypes.guess_type(f.name)[0] or "application/octet-stream") for f in files
-    ]
+    blobs = [(f.name, f.read_bytes(), mimetypes.guess_type(f.name)[0] or "application/octet-stream") for f in files]
     return [blobs[i % len(blobs)] for i in range(docs)]
 
 

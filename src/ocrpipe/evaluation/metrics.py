@@ -204,9 +204,9 @@ def line_cer(
     edits += sum(len(gt_text[i]) for i in np.flatnonzero(~linked_gt))
 
     loose = np.flatnonzero(~linked_pred)
-    ignored = np.zeros(len(loose), dtype=bool)
+    ignored: np.ndarray = np.zeros(len(loose), dtype=bool)
     if len(loose) and care:
-        ignored = geometry.half_of_smaller(pr_poly[loose], geometry.polygons(care)).any(axis=1)
+        ignored = geometry.half_of_smaller(pr_poly[loose], geometry.polygons(care)).any(axis=1)  # type: ignore[assignment]
     edits += sum(len(pr_text[j]) for j in loose[~ignored])
     return LineCerResult(
         count=ErrorCount(int(edits), sum(len(t) for t in gt_text)),
@@ -332,7 +332,7 @@ def korean_e2e(
 
 def words_of(lines: Sequence[Region]) -> list[Region]:
     """Word regions from line regions, by cutting each quad at its tokens' character offsets."""
-    out = []
+    out: list[Region] = []
     for line in lines:
         text = normalize_text(line.text)
         out.extend(Region(q, t) for q, t in geometry.split_words(line.points, text))

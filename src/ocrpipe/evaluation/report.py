@@ -59,9 +59,7 @@ def format_table(results: dict[str, Any]) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
     def fmt(r: list[str]) -> str:
-        return "  ".join(
-            c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
-        )
+        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
 
     lines = [fmt(header), "  ".join("-" * w for w in widths)]
     lines += [fmt(r) for r in rows]
@@ -164,9 +162,7 @@ def plot_speed_accuracy(results: dict[str, Any], path: Path) -> bool:
 # ---- HTML ------------------------------------------------------------------------------------------------
 
 
-def write_html(
-    results: dict[str, Any], out_dir: Path, worst_images: dict[tuple[str, str], list[dict]]
-) -> Path:
+def write_html(results: dict[str, Any], out_dir: Path, worst_images: dict[tuple[str, str], list[dict]]) -> Path:
     """``index.html`` with the table, the plots and the worst images (``worst_images[(ds, engine)]``:
     dicts with ``image``, ``error`` and ``png`` relative to ``out_dir``)."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -200,10 +196,7 @@ def write_html(
             if errs:
                 parts.append(
                     f"<p class='err'>{esc(eng['engine'])}: {len(errs)} error rows: "
-                    + "; ".join(
-                        esc(f"{r['image']}: [{r['error']['code']}] {r['error']['message']}")
-                        for r in errs[:10]
-                    )
+                    + "; ".join(esc(f"{r['image']}: [{r['error']['code']}] {r['error']['message']}") for r in errs[:10])
                     + "</p>"
                 )
             worst = worst_images.get((ds["name"], eng["engine"]), [])

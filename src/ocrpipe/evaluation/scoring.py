@@ -104,16 +104,16 @@ def aggregate(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         if not parts:
             out[key] = None
             continue
-        total = m.ErrorCount(sum(p["edits"] for p in parts), sum(p["total"] for p in parts))
-        out[key] = round(total.rate, 6)
+        errors = m.ErrorCount(sum(p["edits"] for p in parts), sum(p["total"] for p in parts))
+        out[key] = round(errors.rate, 6)
         out[f"{key}_mean"] = round(sum(p["rate"] for p in parts) / len(parts), 6)
     for key in MATCH_METRICS:
         parts = [r[key] for r in rows if r.get(key) is not None]
         if not parts:
             out[key] = None
             continue
-        total = m.MatchCount(*(sum(p[k] for p in parts) for k in ("tp", "n_gt", "n_pred")))
-        out[key] = _match(total)
+        matches = m.MatchCount(*(sum(p[k] for p in parts) for k in ("tp", "n_gt", "n_pred")))
+        out[key] = _match(matches)
     if out.get("kor_e2e"):
         parts = [r["kor_e2e"] for r in rows if r.get("kor_e2e") is not None]
         out["kor_e2e"]["accuracy_micro"] = out["kor_e2e"]["recall"]
@@ -124,9 +124,7 @@ def aggregate(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def score_sample(
-    run_fn: RunFn, sample: Sample, *, casefold: bool
-) -> tuple[dict[str, Any], Prediction | None]:
+def score_sample(run_fn: RunFn, sample: Sample, *, casefold: bool) -> tuple[dict[str, Any], Prediction | None]:
     """Run one image through ``run_fn`` and score it; a failure becomes an error row scored as empty."""
     row: dict[str, Any] = {"image": sample.name}
     start = time.perf_counter()

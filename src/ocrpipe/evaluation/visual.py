@@ -47,15 +47,15 @@ def draw_comparison(sample: Sample, pred: Prediction | None, *, max_side: int = 
     def sc(points: object) -> list[tuple[float, float]]:
         return [(float(x) * scale, float(y) * scale) for x, y in points]  # type: ignore[attr-defined]
 
-    for region in sample.ignore_regions:
-        left.polygon(sc(region), outline=IGNORE, width=2)
-    for line in sample.lines:
-        left.polygon(sc(line.points), outline=GT, width=1)
-    for region in lines_of(pred.doc) if pred is not None else []:
-        pts = sc(region.points)
+    for ignored in sample.ignore_regions:
+        left.polygon(sc(ignored), outline=IGNORE, width=2)
+    for gt in sample.lines:
+        left.polygon(sc(gt.points), outline=GT, width=1)
+    for line in lines_of(pred.doc) if pred is not None else []:
+        pts = sc(line.points)
         left.polygon(pts, outline=PRED, width=2)
         right.polygon([(x + w, y) for x, y in pts], outline=(230, 180, 180), width=1)
-        _fit_text(right, region.text, pts, offset=w)
+        _fit_text(right, line.text, pts, offset=w)
     canvas.paste(base, (0, 0))
     return canvas
 

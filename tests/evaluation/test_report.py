@@ -57,6 +57,7 @@ def test_html_report_with_plots(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "report.json").read_text())["datasets"][0]["name"] == "toy"
     page = report.write_html(res, tmp_path, {}).read_text()
     assert "<table>" in page and "speed_accuracy.png" in page and "toy_distribution.png" in page
+    assert "per-image results (2 images)" in page and "<td>images/1.png</td><td>0.300</td>" in page
     for png in ("plots/speed_accuracy.png", "plots/toy_distribution.png"):
         with Image.open(tmp_path / png) as im:
             assert im.width > 300 and im.height > 200

@@ -191,6 +191,7 @@ def write_html(results: dict[str, Any], out_dir: Path, worst_images: dict[tuple[
             f"<h2>{esc(ds['name'])}</h2><p>{esc(ds['path'])}; {ds['images']} images; "
             f"case-insensitive: {ds['casefold']}</p><img src='{plot}'>"
         )
+        parts.append(per_image_table(ds))
         for eng in ds["engines"]:
             errs = [r for r in eng["per_image"] if r.get("error")]
             if errs:
@@ -212,6 +213,29 @@ def write_html(results: dict[str, Any], out_dir: Path, worst_images: dict[tuple[
     path = out_dir / "index.html"
     path.write_text("\n".join(parts), encoding="utf-8")
     return path
+
+
+def per_image_table(ds: dict[str, Any]) -> str:
+    """A collapsible HTML table: one row per image, the headline error and seconds of every engine."""
+    esc = html.escape
+    key = primary_key(ds)
+    names = [e["engine"] for e in ds["engines"]]
+    by_engine = [{r["image"]: r for r in e["per_image"]} for e in ds["engines"]]
+    images = [r["image"] for r in ds["engines"][0]["per_image"]] if ds["engines"] else []
+    head = "<tr><th>image</th>" + "".join(f"<th>{esc(n)} {key.replace('_', ' ')}</th><th>s</th>" for n in names)
+    rows = []
+    for image in images:
+        cells = []
+        for rows_of in by_engine:
+            r = rows_of.get(image, {})
+            value = "error" if r.get("error") else _cell("{:.3f}", (r.get(key) or {}).get("rate"))
+            cells.append(f"<td>{value}</td><td>{_cell('{:.2f}', r.get('seconds'))}</td>")
+        rows.append(f"<tr><td>{esc(image)}</td>{''.join(cells)}</tr>")
+    return (
+        f"<details><summary>per-image results ({len(images)} images)</summary><table>{head}</tr>"
+        + "".join(rows)
+        + "</table></details>"
+    )
 
 
 def _slug(name: str) -> str:

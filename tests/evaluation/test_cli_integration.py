@@ -88,7 +88,7 @@ def test_eval_tesseract_report_and_external_rescoring(
     assert m2["seconds_per_image"] is not None  # recorded, but the table shows "-" for untimed engines
 
 
-@pytest.mark.parametrize("engine", ["ocrpipe", "rapidocr"])
+@pytest.mark.parametrize("engine", ["ocrpipe", "ocrpipe:tesseract", "rapidocr"])
 def test_eval_other_engines_run(engine: str, labelled_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / engine
     assert (

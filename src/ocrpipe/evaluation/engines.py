@@ -8,6 +8,7 @@ Engine names (``--engine``):
 
 * ``ocrpipe``            -- ``Pipeline.default()`` (the shipped detector + recogniser)
 * ``ocrpipe-tesseract``  -- ``Pipeline(PipelineConfig(recognizer="tesseract"))``
+* ``ocrpipe:NAME``       -- ``Pipeline(PipelineConfig(recognizer=NAME))`` (a model from ``ocrpipe models``)
 * ``tesseract``          -- Tesseract whole page: kor+eng, psm 3, image at source resolution, lines and
                             words from the result iterator
 * ``rapidocr``           -- RapidOCR's own pipeline (``rapidocr_onnxruntime.RapidOCR``, PP-OCRv4 det+rec)
@@ -40,7 +41,7 @@ from ocrpipe.types import (  # noqa: E402
     quad_to_box,
 )
 
-ENGINE_HELP = "ocrpipe, ocrpipe-tesseract, tesseract, rapidocr, or external:PATH"
+ENGINE_HELP = "ocrpipe, ocrpipe-tesseract, ocrpipe:RECOGNIZER, tesseract, rapidocr, or external:PATH"
 
 
 class Engine:
@@ -192,6 +193,8 @@ def _image_size(path: Path) -> tuple[int, int]:
 
 def make_engine(spec: str) -> Engine:
     """Build an engine from its ``--engine`` name (see the module docstring)."""
+    if spec.startswith("ocrpipe:"):
+        return PipelineEngine(spec, recognizer=spec.split(":", 1)[1])
     if spec.startswith("external:"):
         from ocrpipe.evaluation.external import ExternalEngine
 

@@ -171,10 +171,17 @@ def server(tmp_path: Path) -> Iterator[str]:
         log.close()
 
 
-def test_load_test_sequential_vs_batched(server: str, labelled_folder: Path) -> None:
+def test_load_test_sequential_vs_batched(server: str, labelled_folder: Path, tmp_path: Path) -> None:
     files = [labelled_folder / "images" / "p1.png", labelled_folder / "images" / "p2.png"]
-    res = load_test(server, files, docs=4, clients=2, batch_size=2, timeout=120)
+    res = load_test(server, files, docs=4, clients=2, batch_size=2, timeout=120, rounds=2)
     assert res["sequential"]["requests"] == 4 and res["batched"]["requests"] == 2
     assert res["sequential"]["failed_requests"] == 0 and res["batched"]["failed_requests"] == 0
+    assert len(res["sequential"]["all_seconds"]) == 2 and res["rounds"] == 2
     table = format_load(res)
     assert "time sequential" in table and "time batched" in table and "saving" in table
+
+    out = tmp_path / "load.json"
+    argv = ["bench", *map(str, files), "--server", server, "--docs", "2", "--clients", "1", "--batch-size", "2"]
+    assert main([*argv, "--out", str(out)]) == 0
+    saved = json.loads(out.read_text())
+    assert saved["documents"] == 2 and saved["batched"]["requests"] == 1

@@ -221,6 +221,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             clients=args.clients,
             batch_size=args.batch_size,
             timeout=args.timeout,
+            rounds=args.rounds,
         )
         print(format_load(result))
     else:

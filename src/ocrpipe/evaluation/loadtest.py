@@ -76,8 +76,12 @@ def load_test(
     clients: int = 4,
     batch_size: int = 8,
     timeout: float = 300.0,
+    rounds: int = 1,
 ) -> dict[str, Any]:
-    """Time N documents through ``/v1/ocr`` (one per request) and through ``/v1/batch_ocr``."""
+    """Time N documents through ``/v1/ocr`` (one per request) and through ``/v1/batch_ocr``.
+
+    With ``rounds`` > 1 the two modes alternate and the median round of each is reported.
+    """
     import httpx
 
     base = server.rstrip("/")
@@ -93,12 +97,17 @@ def load_test(
     def many(client: Any, chunk: list[tuple[str, bytes, str]]) -> int:
         return _post(client, f"{base}/v1/batch_ocr", [("files", u) for u in chunk], timeout)
 
-    sequential = _run_clients(clients, uploads, one)
     chunks = [uploads[i : i + batch_size] for i in range(0, len(uploads), batch_size)]
-    batched = _run_clients(clients, chunks, many)
+    seq_runs, bat_runs = [], []
+    for _ in range(max(1, rounds)):
+        seq_runs.append(_run_clients(clients, uploads, one))
+        bat_runs.append(_run_clients(clients, chunks, many))
+    sequential = _median_run(seq_runs)
+    batched = _median_run(bat_runs)
     saving = 1.0 - batched["seconds"] / sequential["seconds"] if sequential["seconds"] else None
     return {
         "server": base,
+        "rounds": max(1, rounds),
         "documents": docs,
         "clients": clients,
         "batch_size": batch_size,

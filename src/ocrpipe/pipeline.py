@@ -147,14 +147,30 @@ class Pipeline:
         return self.detector(image)
 
     def crop(self, image: np.ndarray, detection: Detection) -> list[np.ndarray]:
-        """Rectified horizontal line crops, one per quad, flipped by the orientation model if enabled."""
-        crops = crop_lines(image, detection.quads)
-        if self.orientation is not None and crops:
-            crops = self.orientation.correct(crops)
-        return crops
+        """Rectified horizontal line crops, one per quad."""
+        return crop_lines(image, detection.quads)
 
     def recognize(self, crops: Sequence[np.ndarray]) -> list[RecResult]:
         return self.recognizer.recognize(crops)
+
+    @staticmethod
+    def _recognize_oriented(crops: list[np.ndarray], doubtful: list[int], rec_fn: RecognizeFn) -> list[RecResult]:
+        """Recognise crops; the ``doubtful`` ones (maybe upside down) are also read rotated by 180°, and
+        the more confident reading is kept."""
+        batch = crops + [np.ascontiguousarray(np.rot90(crops[i], 2)) for i in doubtful]
+        results = rec_fn(batch) if batch else []
+        if len(results) != len(batch):
+            raise EngineError(
+                ErrorCode.ENGINE_FAILURE,
+                f"recogniser returned {len(results)} results for {len(batch)} crops",
+                stage=Stage.RECOGNIZE,
+            )
+        chosen = list(results[: len(crops)])
+        for k, i in enumerate(doubtful):
+            flipped = results[len(crops) + k]
+            if flipped.confidence > chosen[i].confidence:
+                chosen[i] = flipped
+        return chosen
 
     def process_image(
         self, image: np.ndarray, index: int = 0, *, recognize: RecognizeFn | None = None,
@@ -175,14 +191,12 @@ class Pipeline:
         with _timed(t, "crop"):
             crops = self.crop(prepared.image, det)
             det = Detection(prepared.to_original(det.quads), det.scores)
+        doubtful: list[int] = []
+        if self.orientation is not None:
+            with _timed(t, "orientation"):
+                doubtful = self.orientation.candidates(crops)
         with _timed(t, Stage.RECOGNIZE):
-            results = rec_fn(crops) if crops else []
-            if len(results) != len(crops):
-                raise EngineError(
-                    ErrorCode.ENGINE_FAILURE,
-                    f"recogniser returned {len(results)} results for {len(crops)} crops",
-                    stage=Stage.RECOGNIZE,
-                )
+            results = self._recognize_oriented(crops, doubtful, rec_fn)
         with _timed(t, Stage.POSTPROCESS):
             lines = self._assemble(det, results)
             ordered, blocks = order.reading_order(lines)

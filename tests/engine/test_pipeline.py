@@ -130,3 +130,14 @@ def test_cli_outputs_and_visualisation(tmp_path):
     assert res.returncode == 0 and "ocr_page" in res.stdout
     res = _cli("models")
     assert res.returncode == 0 and "ppocrv4_det" in res.stdout
+
+
+def test_orientation_classifier_reads_upside_down_page(pipeline: Pipeline):
+    image, _ = render_page(LINES[:3], size=32)
+    flipped = np.ascontiguousarray(image[::-1, ::-1])
+    oriented = pipeline.with_config(use_orientation=True)
+    assert any(m.name == "ppocr_cls" for m in oriented.models())
+    lines = sorted(line.text for line in oriented.run_image(flipped).pages[0].lines)
+    for want in LINES[:3]:
+        best = min(_cer(want, got) for got in lines)
+        assert best < 0.15, (want, lines)

@@ -1,4 +1,9 @@
-"""Text-line orientation: the PP-OCR 0°/180° classifier, used to flip upside-down line crops."""
+"""Text-line orientation: the PP-OCR 0°/180° classifier proposes upside-down line crops.
+
+The classifier was trained mostly on Chinese and is unreliable on Korean (upright Korean lines can score
+0.9 for 180°), so its verdict is not applied blindly: ``candidates`` returns the crops it doubts and the
+pipeline reads those both ways, keeping the more confident reading.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +19,9 @@ from ocrpipe.types import ModelInfo
 
 
 class LineOrientation:
-    """Flips crops the classifier calls 180° with probability ≥ ``threshold``."""
+    """Flags crops the classifier calls 180° with probability ≥ ``threshold``."""
 
-    def __init__(self, spec: runtime.ModelSpec, session: Any, *, threshold: float = 0.9,
+    def __init__(self, spec: runtime.ModelSpec, session: Any, *, threshold: float = 0.3,
                  batch_size: int = 16) -> None:
         self.spec = spec
         self.session = session
@@ -51,6 +56,8 @@ class LineOrientation:
             out[start:start + len(chunk)] = probs[:, 1]
         return out
 
-    def correct(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
-        flipped = self.predict(crops) >= self.threshold
-        return [np.ascontiguousarray(np.rot90(c, 2)) if f else c for c, f in zip(crops, flipped, strict=True)]
+    def candidates(self, crops: Sequence[np.ndarray]) -> list[int]:
+        """Indices of the crops that may be upside down."""
+        if not crops:
+            return []
+        return [int(i) for i in np.flatnonzero(self.predict(crops) >= self.threshold)]

@@ -1,7 +1,7 @@
 """The README results table: ocrpipe vs Tesseract whole page vs RapidOCR on every evaluation folder.
 
     python benchmarks/results_table.py [--data ../shared/data] [--engine NAME ...] [--limit N]
-                                       [--limit-folder rec_iiit5k=300] [--report DIR]
+                                       [--limit-folder rec_iiit5k=200] [--report DIR]
 
 Runs ``ocrpipe eval`` (same code) on each folder that holds a labels.jsonl, engines one after another in
 this process, prints a Markdown table (line CER, page CER, word F1, s/img) and writes
@@ -38,9 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--limit-folder",
         action="append",
-        default=["rec_iiit5k=300"],
+        default=["rec_iiit5k=200"],
         metavar="NAME=N",
-        help="per-folder limit (default rec_iiit5k=300: the word-crop set is large)",
+        help="per-folder limit (default rec_iiit5k=200: the word-crop set is large)",
     )
     p.add_argument("--only", action="append", metavar="NAME", help="only these folders")
     p.add_argument(

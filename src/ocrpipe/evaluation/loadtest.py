@@ -80,7 +80,8 @@ def load_test(
 ) -> dict[str, Any]:
     """Time N documents through ``/v1/ocr`` (one per request) and through ``/v1/batch_ocr``.
 
-    With ``rounds`` > 1 the two modes alternate and the median round of each is reported.
+    With ``rounds`` > 1 the two modes alternate and the median round of each is reported (the lower
+    middle one for an even count).
     """
     import httpx
 

@@ -9,7 +9,7 @@ import pytest
 
 from ocrpipe.evaluation.engines import make_engine
 from ocrpipe.evaluation.external import ExternalEngine, parse_response
-from ocrpipe.types import ErrorCode, InputError
+from ocrpipe.types import ErrorCode, InputError, OcrError
 
 CLOVA = {
     "version": "V2",
@@ -149,6 +149,7 @@ def test_missing_prediction_path_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(InputError) as err:
         make_engine(f"external:{tmp_path / 'nope'}")
     assert err.value.code == ErrorCode.FILE_NOT_FOUND
-    with pytest.raises(InputError) as err:
+    with pytest.raises(OcrError) as err:  # a usage error (exit code 2), not a bad input file
         make_engine("no-such-engine")
+    assert not isinstance(err.value, InputError)
     assert err.value.code == ErrorCode.INVALID_ARGUMENT

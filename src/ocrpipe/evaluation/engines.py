@@ -36,6 +36,7 @@ from ocrpipe.types import (  # noqa: E402
     ErrorCode,
     InputError,
     Line,
+    OcrError,
     Page,
     Stage,
     quad_to_box,
@@ -206,5 +207,5 @@ def make_engine(spec: str) -> Engine:
         "rapidocr": RapidOcrEngine,
     }
     if spec not in factories:
-        raise InputError(ErrorCode.INVALID_ARGUMENT, f"unknown engine {spec!r}; choose from {ENGINE_HELP}", stage=None)
+        raise OcrError(ErrorCode.INVALID_ARGUMENT, f"unknown engine {spec!r}; choose from {ENGINE_HELP}")
     return factories[spec]()

@@ -131,7 +131,7 @@ class DynamicBatcher(Generic[T, R]):
             if self._closed:
                 raise BatcherClosed("the batcher is stopped")
             now = time.monotonic()
-            new = [_Item(value=v, future=Future(), enqueued=now) for v in items]
+            new: list[_Item[T, R]] = [_Item(value=v, future=Future(), enqueued=now) for v in items]
             self._queue.extend(new)
             self._cond.notify_all()
         return [item.future for item in new]

@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ocrpipe import __version__
+from ocrpipe.security import install as install_security
 from ocrpipe.service import errors
 from ocrpipe.service.db import get_engine, migrate
 from ocrpipe.service.logconfig import request_id_var
@@ -42,6 +43,8 @@ class ServiceState:
     runner: JobRunner
     notifier: Notifier
     inflight: int = 0
+    queued_count: int = 0
+    queued_checked: float = 0.0
     started: float = field(default_factory=time.time)
 
 
@@ -84,6 +87,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(router)
     app.include_router(system_router)
+    install_security(app)  # keys, scopes, tenants, audit log, DELETE /v1/jobs/{id}, /v1/admin
     static = resources.files("ocrpipe.service") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + 256 * 1024)

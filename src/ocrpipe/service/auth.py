@@ -11,5 +11,7 @@ from fastapi import Request
 
 
 async def authorize(request: Request) -> None:
-    """Allow the request (no authentication configured)."""
-    return None
+    """API keys, scopes and rate limits: see :mod:`ocrpipe.security.auth` (sets ``request.state.principal``)."""
+    from ocrpipe.security.auth import authorize as check
+
+    await check(request)

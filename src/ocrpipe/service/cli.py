@@ -34,6 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--job-workers", type=int, help="background job threads (default 1)")
     p.add_argument("--webhook-url", help="Slack-compatible webhook for alerts and the daily summary")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    from ocrpipe.security.cli import add_serve_arguments
+
+    add_serve_arguments(p)  # --tls-cert/--tls-key/--tls-client-ca, --auth, --insecure, rate limits
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,9 +55,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"ocrpipe serve: invalid settings:\n{exc}", file=sys.stderr)
         return 2
     logconfig.configure(settings.log_level, settings.log_json)
+    from ocrpipe import security
+    from ocrpipe.security.cli import prepare_serve
+
+    prepared = prepare_serve(args, settings.host, settings.db_url)  # refuses an open non-loopback bind
+    if prepared is None:
+        return 2
+    security_settings, ssl_options = prepared
+    # Worker threads run Python between native calls; a short GIL switch interval keeps the event loop
+    # (acknowledging jobs, health checks) responsive while they are busy.
+    sys.setswitchinterval(0.001)
     app = create_app(settings)
+    security.configure(app, security_settings)
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
-                timeout_graceful_shutdown=10)
+                timeout_graceful_shutdown=10, **ssl_options)
     return 0
 
 

@@ -46,8 +46,12 @@ class Job(Base):
     error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     result_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    tenant: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """Owner of the job (the submitting API key's tenant); only that tenant can read it (0002_security)."""
+    submitted_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     __table_args__ = (
         Index("ix_ocr_jobs_status_created", "status", "created_at"),
         Index("ix_ocr_jobs_finished_at", "finished_at"),
+        Index("ix_ocr_jobs_tenant_created", "tenant", "created_at"),
     )

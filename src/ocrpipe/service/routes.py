@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from importlib import resources
@@ -14,6 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from ocrpipe import imageio
+from ocrpipe.security.auth import Caller, scoped_idempotency_key, tenant_of
 from ocrpipe.service import errors
 from ocrpipe.service.app import ServiceState
 from ocrpipe.service.auth import authorize
@@ -117,29 +119,40 @@ async def recognition(svc: State, files: Annotated[list[UploadFile], File(descri
             "results": [{"text": r.text, "confidence": round(float(r.confidence), 4)} for r in results]}
 
 
+async def queued_jobs(svc: ServiceState) -> int:
+    """Jobs waiting to run, counted in the database at most once a second (keeps acks fast)."""
+    now = time.monotonic()
+    if now - svc.queued_checked > 1.0:
+        svc.queued_checked = now
+        svc.queued_count = await run_in_threadpool(svc.store.count_queued)
+    return svc.queued_count
+
+
 # ---- jobs --------------------------------------------------------------------------------------------
 
 
 @router.post("/jobs", status_code=202, summary="Queue an OCR job (durable before the 202)",
              responses={200: {"description": "Idempotent replay: the job created earlier with this key"}})
-async def create_job(svc: State, response: Response,
+async def create_job(svc: State, response: Response, caller: Caller,
                      file: Annotated[UploadFile, File(description="image or PDF")],
                      idempotency_key: Annotated[str | None, Header(max_length=255)] = None) -> dict[str, Any]:
     """The upload is written (fsync) and the job row committed before the answer; poll ``/v1/jobs/{id}``."""
-    key = idempotency_key
+    key = scoped_idempotency_key(caller, idempotency_key)
     data, name = await read_upload(file, svc)
     check_media(data, name)
-    queued = await run_in_threadpool(svc.store.count_queued)
+    queued = await queued_jobs(svc)
     if queued >= svc.settings.max_queued_jobs:
         svc.metrics.rejected.labels(reason="jobs").inc()
         raise ServiceError(429, errors.TOO_MANY_REQUESTS, f"{queued} jobs are waiting; retry later",
                            retry_after=30)
     try:
         job, created = await run_in_threadpool(svc.store.create, data, filename=name,
-                                               content_type=file.content_type, idempotency_key=key)
+                                               content_type=file.content_type, idempotency_key=key,
+                                               tenant=tenant_of(caller), submitted_by=caller.name if caller else None)
     except IdempotencyConflict as exc:
         raise ServiceError(409, errors.IDEMPOTENCY_CONFLICT, str(exc)) from exc
     if created:
+        svc.queued_count += 1
         svc.runner.wake()
     else:
         response.status_code = 200
@@ -148,24 +161,24 @@ async def create_job(svc: State, response: Response,
 
 
 @router.get("/jobs", summary="Recent jobs")
-async def list_jobs(svc: State, status: JobStatus | None = None, since: datetime | None = None,
+async def list_jobs(svc: State, caller: Caller, status: JobStatus | None = None, since: datetime | None = None,
                     limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict[str, Any]:
     jobs = await run_in_threadpool(svc.store.list, status=status.value if status else None, since=since,
-                                   limit=limit)
+                                   limit=limit, tenant=tenant_of(caller))
     return {"jobs": [j.to_dict() for j in jobs]}
 
 
 @router.get("/jobs/{job_id}", summary="A job's status")
-async def get_job(svc: State, job_id: str) -> dict[str, Any]:
-    job = await run_in_threadpool(svc.store.get, job_id)
+async def get_job(svc: State, job_id: str, caller: Caller) -> dict[str, Any]:
+    job = await run_in_threadpool(svc.store.get, job_id, tenant_of(caller))
     if job is None:
         raise ServiceError(404, errors.JOB_NOT_FOUND, f"no job {job_id!r} (unknown or past retention)")
     return job.to_dict()
 
 
 @router.get("/jobs/{job_id}/result", summary="A finished job's Document JSON")
-async def job_result(svc: State, job_id: str) -> JSONResponse:
-    found = await run_in_threadpool(svc.store.result, job_id)
+async def job_result(svc: State, job_id: str, caller: Caller) -> JSONResponse:
+    found = await run_in_threadpool(svc.store.result, job_id, tenant_of(caller))
     if found is None:
         raise ServiceError(404, errors.JOB_NOT_FOUND, f"no job {job_id!r} (unknown or past retention)")
     job, result = found
@@ -180,8 +193,8 @@ async def job_result(svc: State, job_id: str) -> JSONResponse:
 
 @router.get("/jobs/{job_id}/pages/{index}", summary="A page of the job's upload as JPEG (for the web page)",
             response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
-async def job_page(svc: State, job_id: str, index: int) -> Response:
-    found = await run_in_threadpool(svc.store.upload_of, job_id)
+async def job_page(svc: State, job_id: str, index: int, caller: Caller) -> Response:
+    found = await run_in_threadpool(svc.store.upload_of, job_id, tenant_of(caller))
     if found is None or not found[0].is_file():
         raise ServiceError(404, errors.JOB_NOT_FOUND, f"no stored upload for job {job_id!r}")
     path, name = found

@@ -18,52 +18,52 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OCRPIPE_", extra="ignore", frozen=True)
 
     host: str = "127.0.0.1"
-    port: int = Field(8000, ge=0, le=65535)
+    port: int = Field(default=8000, ge=0, le=65535)
     data_dir: Path = Path("./ocrpipe-data")
     database_url: str | None = None
     """SQLAlchemy URL; default ``sqlite:///<data_dir>/ocrpipe.db``. ``postgresql+psycopg://...`` works."""
 
     # engine
     recognizer: str = "auto"
-    pdf_dpi: int = Field(200, ge=36, le=600)
-    workers: int = Field(2, ge=1, le=64)
+    pdf_dpi: int = Field(default=200, ge=36, le=600)
+    workers: int = Field(default=2, ge=1, le=64)
     """Threads that decode/detect pages concurrently (shared by synchronous requests and jobs)."""
-    job_workers: int = Field(1, ge=0, le=32)
+    job_workers: int = Field(default=1, ge=0, le=32)
     """Background threads that claim and run queued jobs (0: this process only accepts jobs)."""
 
     # dynamic batching
     batching: bool = True
-    max_batch_size: int = Field(32, ge=1, le=1024)
-    max_wait_ms: float = Field(10.0, ge=0, le=10_000)
-    max_queue: int = Field(4096, ge=1)
+    max_batch_size: int = Field(default=32, ge=1, le=1024)
+    max_wait_ms: float = Field(default=10.0, ge=0, le=10_000)
+    max_queue: int = Field(default=4096, ge=1)
     """Most crops waiting for recognition; beyond it requests get 503 + Retry-After."""
-    admission_timeout_s: float = Field(2.0, ge=0)
+    admission_timeout_s: float = Field(default=2.0, ge=0)
     sequential_unit: str = "page"
     """With batching off: ``page`` (the recogniser gets one page's crops) or ``crop`` (one crop per call)."""
 
     # limits and back-pressure
-    max_upload_mb: float = Field(50.0, gt=0)
-    max_files: int = Field(32, ge=1)
-    max_pages: int = Field(200, ge=1)
-    max_pixels: int = Field(50_000_000, ge=1)
-    max_inflight: int = Field(32, ge=1)
+    max_upload_mb: float = Field(default=50.0, gt=0)
+    max_files: int = Field(default=32, ge=1)
+    max_pages: int = Field(default=200, ge=1)
+    max_pixels: int = Field(default=50_000_000, ge=1)
+    max_inflight: int = Field(default=32, ge=1)
     """Concurrent synchronous OCR requests; more get 429 + Retry-After."""
-    max_queued_jobs: int = Field(10_000, ge=1)
+    max_queued_jobs: int = Field(default=10_000, ge=1)
 
     # jobs
-    retention_hours: float = Field(168.0, gt=0)
-    sweep_interval_s: float = Field(600.0, gt=0)
-    lease_s: float = Field(60.0, ge=2)
+    retention_hours: float = Field(default=168.0, gt=0)
+    sweep_interval_s: float = Field(default=600.0, gt=0)
+    lease_s: float = Field(default=60.0, ge=2)
     """A running job whose worker stopped renewing its lease for this long is run again."""
-    poll_interval_s: float = Field(1.0, gt=0)
+    poll_interval_s: float = Field(default=1.0, gt=0)
 
     # monitoring
     log_level: str = "INFO"
     log_json: bool = True
     webhook_url: str | None = None
-    alert_interval_s: float = Field(300.0, ge=0)
+    alert_interval_s: float = Field(default=300.0, ge=0)
     """At most one alert per failure class per interval; the next one reports how many were suppressed."""
-    summary_interval_s: float = Field(86_400.0, gt=0)
+    summary_interval_s: float = Field(default=86_400.0, gt=0)
 
     @field_validator("sequential_unit")
     @classmethod

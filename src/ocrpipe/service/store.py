@@ -20,10 +20,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, func, or_, select, text, update
+from sqlalchemy import Engine, and_, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from ocrpipe.security.retention import purge_job_rows, remove_upload
 from ocrpipe.service.db import get_sessionmaker
 from ocrpipe.service.models import TERMINAL, Job, JobStatus
 
@@ -115,7 +116,8 @@ class JobStore:
     # ---- create ------------------------------------------------------------------------------------
 
     def create(self, data: bytes, *, filename: str | None, content_type: str | None,
-               idempotency_key: str | None = None) -> tuple[JobView, bool]:
+               idempotency_key: str | None = None, tenant: str | None = None,
+               submitted_by: str | None = None) -> tuple[JobView, bool]:
         """Store ``data`` durably (fsync'd file, committed row); returns (job, created).
 
         With an ``idempotency_key`` already used for the same bytes, returns that job and ``False``.
@@ -129,7 +131,8 @@ class JobStore:
         path = self._write_upload(job_id, data)
         job = Job(id=job_id, status=JobStatus.QUEUED.value, created_at=utcnow(), attempts=0,
                   filename=(filename or "")[:255] or None, content_type=(content_type or "")[:128] or None,
-                  size_bytes=len(data), sha256=digest, upload_path=str(path), idempotency_key=idempotency_key)
+                  size_bytes=len(data), sha256=digest, upload_path=str(path), idempotency_key=idempotency_key,
+                  tenant=tenant, submitted_by=submitted_by)
         try:
             with self.sessions.begin() as s:
                 s.add(job)
@@ -203,7 +206,7 @@ class JobStore:
                 return None
             res = s.execute(update(Job).where(Job.id == row.id, Job.status == row.status,
                                               Job.attempts == row.attempts).values(**values))
-            if res.rowcount == 1:
+            if _rowcount(res) == 1:
                 return row.id
         return None
 
@@ -213,7 +216,7 @@ class JobStore:
             res = s.execute(update(Job).where(Job.id == job_id, Job.claimed_by == worker,
                                               Job.status == JobStatus.RUNNING.value)
                             .values(lease_until=utcnow() + timedelta(seconds=lease_s)))
-            return res.rowcount == 1
+            return _rowcount(res) == 1
 
     def requeue_dead_local(self) -> int:
         """Re-queue jobs left running by processes of this host that no longer exist."""
@@ -244,32 +247,40 @@ class JobStore:
             res = s.execute(update(Job).where(Job.id == job_id, Job.claimed_by == worker,
                                               Job.status == JobStatus.RUNNING.value)
                             .values(finished_at=utcnow(), lease_until=None, **values))
-            return res.rowcount == 1
+            return _rowcount(res) == 1
 
     # ---- read --------------------------------------------------------------------------------------
 
-    def get(self, job_id: str) -> JobView | None:
+    # ``tenant``: when given, jobs of other tenants read as missing (see ocrpipe.security.auth).
+
+    @staticmethod
+    def _visible(job: Job | None, tenant: str | None) -> Job | None:
+        return job if job is not None and (tenant is None or job.tenant == tenant) else None
+
+    def get(self, job_id: str, tenant: str | None = None) -> JobView | None:
         with self.sessions() as s:
-            job = s.get(Job, job_id)
+            job = self._visible(s.get(Job, job_id), tenant)
             return JobView.of(job) if job else None
 
-    def result(self, job_id: str) -> tuple[JobView, dict[str, Any] | None] | None:
+    def result(self, job_id: str, tenant: str | None = None) -> tuple[JobView, dict[str, Any] | None] | None:
         with self.sessions() as s:
-            job = s.get(Job, job_id)
+            job = self._visible(s.get(Job, job_id), tenant)
             if job is None:
                 return None
             return JobView.of(job), (json.loads(job.result_json) if job.result_json else None)
 
-    def upload_of(self, job_id: str) -> tuple[Path, str | None] | None:
+    def upload_of(self, job_id: str, tenant: str | None = None) -> tuple[Path, str | None] | None:
         with self.sessions() as s:
-            job = s.get(Job, job_id)
+            job = self._visible(s.get(Job, job_id), tenant)
             if job is None or not job.upload_path:
                 return None
             return Path(job.upload_path), job.filename
 
     def list(self, *, status: str | None = None, since: datetime | None = None,
-             limit: int = 50) -> list[JobView]:
+             limit: int = 50, tenant: str | None = None) -> list[JobView]:
         q = select(Job).order_by(Job.created_at.desc()).limit(limit)
+        if tenant is not None:
+            q = q.where(Job.tenant == tenant)
         if status:
             q = q.where(Job.status == status)
         if since:
@@ -310,11 +321,15 @@ class JobStore:
                 Job.status.in_([t.value for t in TERMINAL]), Job.finished_at < cutoff)).all()
             if not rows:
                 return 0
-            s.execute(delete(Job).where(Job.id.in_([r.id for r in rows])))
+            purge_job_rows(s, [r.id for r in rows])  # the job rows and rows derived from them (fields)
         for r in rows:
-            if r.upload_path:
-                Path(r.upload_path).unlink(missing_ok=True)
+            remove_upload(r.upload_path)
         return len(rows)
+
+
+def _rowcount(result: Any) -> int:
+    """Rows matched by an UPDATE (``CursorResult.rowcount``)."""
+    return int(result.rowcount)
 
 
 def _dead_local(claimed_by: str | None, host: str) -> bool:

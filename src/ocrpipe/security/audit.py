@@ -1,0 +1,156 @@
+"""The audit log: who (key name) read, submitted or deleted which job, when, over which transport.
+
+Entries hold ids, names and status codes only — never document content. HTTP requests are recorded by
+:class:`SecurityMiddleware` from the matched route; gRPC calls by the gRPC interceptor.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+from sqlalchemy import Engine, select
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ocrpipe.security.auth import AuthError, check_request, security_state
+from ocrpipe.security.keys import Principal
+from ocrpipe.security.models import AuditEntry
+from ocrpipe.service import errors
+from ocrpipe.service.db import get_sessionmaker
+
+log = logging.getLogger(__name__)
+
+HTTP_ACTIONS: dict[tuple[str, str], str] = {
+    ("POST", "/v1/jobs"): "submit_job",
+    ("GET", "/v1/jobs"): "list_jobs",
+    ("GET", "/v1/jobs/{job_id}"): "read_job",
+    ("GET", "/v1/jobs/{job_id}/result"): "read_result",
+    ("GET", "/v1/jobs/{job_id}/pages/{index}"): "read_page",
+    ("DELETE", "/v1/jobs/{job_id}"): "delete_job",
+    ("POST", "/v1/admin/keys"): "create_key",
+    ("DELETE", "/v1/admin/keys/{name}"): "revoke_key",
+    ("POST", "/v1/admin/retention/sweep"): "sweep",
+    ("GET", "/v1/admin/audit"): "read_audit",
+}
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One audit entry as the API returns it."""
+
+    ts: datetime
+    key_name: str | None
+    tenant: str | None
+    action: str
+    job_id: str | None
+    transport: str
+    status: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        ts = self.ts if self.ts.tzinfo else self.ts.replace(tzinfo=UTC)
+        return {"ts": ts.isoformat().replace("+00:00", "Z"), "key_name": self.key_name, "tenant": self.tenant,
+                "action": self.action, "job_id": self.job_id, "transport": self.transport,
+                "status": self.status}
+
+
+class AuditLog:
+    """Append and query audit entries in the service database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sessions = get_sessionmaker(engine)
+
+    def record(self, action: str, *, principal: Principal | None, job_id: str | None = None,
+               transport: str = "http", status: int | None = None) -> None:
+        entry = AuditEntry(ts=datetime.now(UTC), key_id=principal.key_id if principal else None,
+                           key_name=principal.name if principal else None,
+                           tenant=principal.tenant if principal else None, action=action,
+                           job_id=(job_id or None) and job_id[:32], transport=transport, status=status)
+        with self.sessions.begin() as s:
+            s.add(entry)
+
+    def query(self, *, job_id: str | None = None, key_name: str | None = None,
+              limit: int = 100) -> list[AuditRecord]:
+        q = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+        if job_id:
+            q = q.where(AuditEntry.job_id == job_id)
+        if key_name:
+            q = q.where(AuditEntry.key_name == key_name)
+        with self.sessions() as s:
+            return [AuditRecord(ts=e.ts, key_name=e.key_name, tenant=e.tenant, action=e.action,
+                                job_id=e.job_id, transport=e.transport, status=e.status)
+                    for e in s.scalars(q)]
+
+
+def audit_log(app: Any) -> AuditLog:
+    """The audit log of a running app (the service's database)."""
+    engine = app.state.svc.store.engine
+    current: AuditLog | None = getattr(app.state, "audit", None)
+    if current is None or current.engine is not engine:
+        current = app.state.audit = AuditLog(engine)
+    return current
+
+
+class SecurityMiddleware:
+    """Guards ``/metrics`` when configured and writes an audit entry for each job/admin request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        fastapi_app = scope["app"]
+        if scope["path"] == "/metrics" and security_state(fastapi_app).settings.metrics_auth:
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            try:
+                await check_request(fastapi_app, scope["method"], "/metrics", headers)
+            except AuthError as exc:
+                await _send_error(send, exc)
+                return
+
+        async def audited_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                await self._audit(scope, message)
+            await send(message)
+
+        await self.app(scope, receive, audited_send)
+
+    @staticmethod
+    async def _audit(scope: Scope, message: Message) -> None:
+        route = getattr(scope.get("route"), "path", None)
+        action = HTTP_ACTIONS.get((scope["method"], route or ""))
+        if action is None:
+            return
+        principal = scope.get("state", {}).get("principal")
+        status = int(message["status"])
+        if status == 401:
+            return  # no identity to record; counted in the request metrics
+        job_id = (scope.get("path_params") or {}).get("job_id")
+        if job_id is None and action == "submit_job":
+            job_id = _location_job_id(message)
+        try:
+            await anyio.to_thread.run_sync(lambda: audit_log(scope["app"]).record(
+                action, principal=principal, job_id=job_id, status=status))
+        except Exception:  # noqa: BLE001 - never fail the request because the audit write failed
+            log.exception("audit write failed", extra={"action": action})
+
+
+def _location_job_id(message: Message) -> str | None:
+    for name, value in message.get("headers", []):
+        if name.lower() == b"location" and value.startswith(b"/v1/jobs/"):
+            return value.decode("latin-1").rsplit("/", 1)[-1]
+    return None
+
+
+async def _send_error(send: Send, exc: AuthError) -> None:
+    body = json.dumps(errors.error_body(exc.code, exc.message)).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
+    await send({"type": "http.response.start", "status": exc.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -236,6 +236,21 @@ BAD_INPUTS = {
 }
 
 
+def test_oversize_chunked_body_without_length_is_refused(client: httpx.Client) -> None:
+    boundary = "b0undary"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.png\"\r\n"
+            "Content-Type: image/png\r\n\r\n").encode()
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: sent with chunked transfer encoding
+        yield head
+        for _ in range(40):
+            yield b"0" * 100_000
+
+    resp = client.post("/v1/ocr", content=chunks(),
+                       headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+    assert_error(resp, 413, "file_too_large")
+
+
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
 def test_bad_input_gets_a_json_error_with_a_code(client: httpx.Client, case: str) -> None:
     send, status, code = BAD_INPUTS[case]

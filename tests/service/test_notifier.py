@@ -42,7 +42,7 @@ def test_summary_message(webhook: WebhookReceiver) -> None:
 
 
 def test_unreachable_webhook_does_not_raise() -> None:
-    n = Notifier("http://127.0.0.1:9/hook", timeout_s=0.5)
+    n = Notifier("http://127.0.0.1:9/hook", timeout_s=0.5, retry_backoff_s=0.01)
     start = time.monotonic()
     assert n.alert("x/y", "z")  # queued; delivery fails in the background
     assert time.monotonic() - start < 0.5

@@ -115,27 +115,32 @@ class BodyLimitMiddleware:
             await self._reject(send, int(length))
             return
         seen = 0
-        started = False
+        too_large = False
+        replaced = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, too_large
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
+                    too_large = True
                     raise _BodyTooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
+        async def guarded_send(message: Message) -> None:
+            # The framework may turn the aborted body read into its own error response: replace it.
+            nonlocal replaced
+            if not too_large:
+                await send(message)
+            elif message["type"] == "http.response.start":
+                replaced = True
+                await self._reject(send, seen)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive, guarded_send)
         except _BodyTooLarge:
-            if not started:
+            if not replaced:
                 await self._reject(send, seen)
 
     async def _reject(self, send: Send, size: int) -> None:

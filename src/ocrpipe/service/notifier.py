@@ -23,11 +23,13 @@ class Notifier:
     """Sends alerts (at most one per failure class per ``alert_interval_s``) and summaries."""
 
     def __init__(self, url: str | None, *, alert_interval_s: float = 300.0,
-                 clock: Callable[[], float] = time.monotonic, timeout_s: float = 5.0) -> None:
+                 clock: Callable[[], float] = time.monotonic, timeout_s: float = 5.0,
+                 retry_backoff_s: float = 0.5) -> None:
         self.url = url
         self.alert_interval_s = alert_interval_s
         self.clock = clock
         self.timeout_s = timeout_s
+        self.retry_backoff_s = retry_backoff_s
         self._last_sent: dict[str, float] = {}
         self._suppressed: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -110,7 +112,7 @@ class Notifier:
             except httpx.HTTPError as exc:
                 log.warning("webhook delivery failed",
                             extra={"error": type(exc).__name__, "attempt": attempt})
-            time.sleep(0.5 * (attempt + 1))
+            time.sleep(self.retry_backoff_s * (attempt + 1))
 
 
 def _ms(value: float | None) -> str:

@@ -97,3 +97,21 @@ def test_failed_jobs_alert_the_webhook_with_rate_limit_and_summary(tmp_path: Pat
             assert 'ocrpipe_jobs_total{outcome="failed"} 3.0' in metrics
     finally:
         server.stop()
+
+
+@pytest.mark.postgres
+def test_two_server_processes_share_the_queue_without_double_claims(tmp_path: Path, pg_url: str,
+                                                                     sample_png: bytes) -> None:
+    """Two processes on one PostgreSQL database (and one data dir): every job runs exactly once."""
+    a = Server(tmp_path / "shared", "--database-url", pg_url).start()
+    b = Server(tmp_path / "shared", "--database-url", pg_url).start()
+    try:
+        with httpx.Client(base_url=a.url, timeout=60) as ca, httpx.Client(base_url=b.url, timeout=60) as cb:
+            ids = [(ca if i % 2 else cb).post("/v1/jobs", files={"file": (f"{i}.png", sample_png, "image/png")})
+                   .json()["id"] for i in range(6)]
+            for job_id in ids:
+                job = poll(ca, job_id, {"succeeded", "failed"})
+                assert job["status"] == "succeeded" and job["attempts"] == 1, job
+    finally:
+        a.stop()
+        b.stop()

@@ -1,0 +1,162 @@
+"""Unit tests of the security layer: key hashing and verification, scopes, rate limiting, bind safety,
+per-tenant idempotency, deletion of dependent rows, and the OpenAPI error documentation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from ocrpipe.security.auth import bearer_token, required_scope, scoped_idempotency_key
+from ocrpipe.security.keys import KeyAdminError, KeyExists, KeyStore, Principal, Scope, parse_scopes
+from ocrpipe.security.openapi import document
+from ocrpipe.security.ratelimit import RateLimiter
+from ocrpipe.security.retention import delete_job, dependent_columns
+from ocrpipe.security.settings import SecuritySettings, UnsafeBind, check_bind, is_loopback
+from ocrpipe.service.db import get_engine, migrate
+from ocrpipe.service.store import JobStore
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    eng = get_engine(f"sqlite:///{tmp_path / 'sec.db'}")
+    migrate(eng)
+    yield eng
+    eng.dispose()
+
+
+def test_keys_are_stored_as_hashes_and_verified(engine: Engine) -> None:
+    store = KeyStore(engine)
+    info, key = store.create("clinic-a", "submit,read")
+    assert key.startswith(f"ocp_{info.id}_") and info.tenant == "clinic-a"
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT hash, salt FROM api_keys")).one()
+    secret = key.rsplit("_", 1)[1]
+    assert secret not in row.hash and len(row.hash) == 64
+    p = store.authenticate(key)
+    assert p == Principal(info.id, "clinic-a", "clinic-a", frozenset({Scope.SUBMIT, Scope.READ}))
+    assert store.authenticate(key) == p  # second time from the verified cache
+    assert store.authenticate(key[:-1] + ("A" if key[-1] != "A" else "B")) is None  # wrong secret
+    assert store.authenticate("ocp_000000000000_" + secret) is None  # unknown id
+    assert store.authenticate("garbage") is None
+
+
+def test_revocation_is_immediate_also_through_another_store(engine: Engine) -> None:
+    server_side, admin_side = KeyStore(engine), KeyStore(engine)
+    _, key = server_side.create("k1", "read", tenant="t1")
+    assert server_side.authenticate(key) is not None
+    admin_side.revoke("k1")
+    assert server_side.authenticate(key) is None
+    assert server_side.any_keys()  # revoked keys still count: revoking all never opens the API
+
+
+def test_key_validation(engine: Engine) -> None:
+    store = KeyStore(engine)
+    store.create("dup", "read")
+    with pytest.raises(KeyExists):
+        store.create("dup", "read")
+    for bad in ({"name": "has space", "scopes": "read"}, {"name": "x", "scopes": "write"},
+                {"name": "x", "scopes": ""}, {"name": "x", "scopes": "read", "tenant": "a/b"}):
+        with pytest.raises(KeyAdminError):
+            store.create(**bad)
+    with pytest.raises(KeyAdminError):
+        store.revoke("nobody")
+    assert parse_scopes(" Submit , read ") == {Scope.SUBMIT, Scope.READ}
+
+
+def test_rate_limiter_bursts_then_refills() -> None:
+    now = [0.0]
+    limiter = RateLimiter(clock=lambda: now[0])
+    assert [limiter.acquire("k", 3) for _ in range(3)] == [0.0, 0.0, 0.0]
+    wait = limiter.acquire("k", 3)
+    assert wait == pytest.approx(20.0)  # 3/min: one token every 20 s
+    assert limiter.acquire("other", 3) == 0.0
+    now[0] = 20.0
+    assert limiter.acquire("k", 3) == 0.0
+    assert limiter.acquire("k", 3) > 0
+
+
+def test_required_scopes_and_bearer_parsing() -> None:
+    assert required_scope("GET", "/v1/jobs/x") is Scope.READ
+    assert required_scope("POST", "/v1/jobs") is Scope.SUBMIT
+    assert required_scope("DELETE", "/v1/jobs/x") is Scope.SUBMIT
+    assert required_scope("GET", "/v1/admin/keys") is Scope.ADMIN
+    assert required_scope("GET", "/metrics") is Scope.ADMIN
+    assert bearer_token({"authorization": "Bearer abc"}) == "abc"
+    assert bearer_token({"authorization": "bearer  abc "}) == "abc"
+    assert bearer_token({"authorization": "Basic abc"}) is None
+    assert bearer_token({}) is None
+
+
+def test_bind_safety() -> None:
+    open_ = SecuritySettings()
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("10.1.2.3")
+    assert check_bind("127.0.0.1", keys_exist=False, security=open_) == []
+    with pytest.raises(UnsafeBind):
+        check_bind("0.0.0.0", keys_exist=False, security=open_)
+    warnings = check_bind("0.0.0.0", keys_exist=False, security=SecuritySettings(insecure=True))
+    assert any("WITHOUT authentication" in w for w in warnings)
+    assert any("without TLS" in w for w in check_bind("0.0.0.0", keys_exist=True, security=open_))
+    check_bind("0.0.0.0", keys_exist=False, security=SecuritySettings(auth="required"))
+
+
+def test_tls_settings_need_a_pair(tmp_path: Path) -> None:
+    cert = tmp_path / "c.pem"
+    cert.write_text("x")
+    with pytest.raises(ValueError, match="both"):
+        SecuritySettings(tls_cert=cert)
+    with pytest.raises(ValueError, match="does not exist"):
+        SecuritySettings(tls_cert=cert, tls_key=tmp_path / "missing.pem")
+
+
+def test_idempotency_keys_are_scoped_per_tenant() -> None:
+    a = Principal("1", "a", "tenant-a", frozenset({Scope.SUBMIT}))
+    b = Principal("2", "b", "tenant-b", frozenset({Scope.SUBMIT}))
+    assert scoped_idempotency_key(a, "k") != scoped_idempotency_key(b, "k")
+    assert scoped_idempotency_key(a, "k") == scoped_idempotency_key(a, "k")
+    assert scoped_idempotency_key(None, "k") == "k" and scoped_idempotency_key(a, None) is None
+
+
+def test_delete_job_removes_rows_that_refer_to_it(engine: Engine, tmp_path: Path) -> None:
+    with engine.begin() as conn:  # a table like the template field results of another area
+        conn.execute(text("CREATE TABLE field_rows (id INTEGER PRIMARY KEY, "
+                          "job_id VARCHAR(32) REFERENCES ocr_jobs(id), value TEXT)"))
+    store = JobStore(engine, tmp_path / "uploads")
+    mine, _ = store.create(b"data-1", filename="a.png", content_type=None, tenant="t1")
+    other, _ = store.create(b"data-2", filename="b.png", content_type=None, tenant="t1")
+    with engine.begin() as conn:
+        for job in (mine.id, mine.id, other.id):
+            conn.execute(text("INSERT INTO field_rows (job_id, value) VALUES (:j, 'v')"), {"j": job})
+    assert ("field_rows", "job_id") in dependent_columns(engine)
+    path = store.upload_of(mine.id)[0]  # type: ignore[index]
+    assert delete_job(store.sessions, mine.id, tenant="t2") is None  # another tenant: as if missing
+    counts = delete_job(store.sessions, mine.id, tenant="t1")
+    assert counts == {"field_rows": 2, "ocr_jobs": 1, "uploads": 1}
+    assert not path.exists() and store.get(mine.id) is None
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT job_id FROM field_rows")).scalars().all() == [other.id]
+    assert delete_job(store.sessions, mine.id, tenant=None) is None
+
+
+def test_tenant_filter_in_the_store(engine: Engine, tmp_path: Path) -> None:
+    store = JobStore(engine, tmp_path / "uploads")
+    job, _ = store.create(b"x", filename=None, content_type=None, tenant="a")
+    assert store.get(job.id, "a") is not None and store.get(job.id, "b") is None
+    assert store.result(job.id, "b") is None and store.upload_of(job.id, "b") is None
+    assert [j.id for j in store.list(tenant="a")] == [job.id] and store.list(tenant="b") == []
+    assert store.get(job.id) is not None  # no tenant: auth not enforced (loopback, no keys)
+
+
+def test_openapi_documents_auth_and_json_errors() -> None:
+    schema = {"paths": {"/v1/jobs": {"post": {"requestBody": {}, "responses": {"202": {}, "422": {}}}},
+                        "/healthz": {"get": {"responses": {"200": {}}}}}}
+    out = document(schema)
+    post = out["paths"]["/v1/jobs"]["post"]
+    assert "422" not in post["responses"]
+    assert {"401", "403", "413", "429"} <= set(post["responses"])
+    assert post["security"] == [{"bearerAuth": []}, {}]
+    assert "401" not in out["paths"]["/healthz"]["get"]["responses"]
+    assert out["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"

@@ -3,6 +3,7 @@ refused handshakes (untrusted server, missing or untrusted client certificate); 
 
 from __future__ import annotations
 
+import socket
 import ssl
 from collections.abc import Iterator
 
@@ -64,11 +65,9 @@ def test_plain_http_is_not_served_on_the_tls_port(server: SecServer) -> None:
 def test_server_certificate_matches_the_requested_host(server: SecServer, certs) -> None:  # type: ignore[no-untyped-def]
     good, _ = certs
     ctx = client_ssl_context(good.ca_cert, good.client_cert, good.client_key)
-    import socket
-
-    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
-        with pytest.raises(ssl.SSLCertVerificationError, match="mismatch|doesn't match"):
-            ctx.wrap_socket(raw, server_hostname="clinic.example.org")
+    with (socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw,
+          pytest.raises(ssl.SSLCertVerificationError, match="mismatch|doesn't match")):
+        ctx.wrap_socket(raw, server_hostname="clinic.example.org")
 
 
 def test_serve_refuses_an_open_non_loopback_bind(tmp_path) -> None:  # type: ignore[no-untyped-def]

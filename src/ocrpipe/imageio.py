@@ -1,4 +1,4 @@
-"""Decode PNG, JPEG, TIFF (multi-page), BMP, WebP, GIF and PDF into RGB page images, safely.
+"""Decode PNG, JPEG, TIFF (multi-page), BMP, WebP, GIF, AVIF and PDF into RGB page images, safely.
 
 The media type is sniffed from the bytes, never trusted from a file name. Size limits (bytes, pixels per
 page, pages) are checked before anything large is allocated: image dimensions are read from the header
@@ -29,7 +29,9 @@ _MAGIC = (
     (b"GIF87a", "image/gif"),
     (b"GIF89a", "image/gif"),
 )
-SUPPORTED = ("image/png", "image/jpeg", "image/tiff", "image/bmp", "image/webp", "image/gif", PDF)
+SUPPORTED = ("image/png", "image/jpeg", "image/tiff", "image/bmp", "image/webp", "image/gif", "image/avif", PDF)
+_AVIF_BRANDS = (b"avif", b"avis")
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,12 @@ def sniff(data: bytes) -> str | None:
     head = data[:16]
     if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "image/webp"
+    if len(head) >= 12 and head[4:8] == b"ftyp":  # ISO base media file: AVIF or HEIF by brand
+        brands = data[8:min(len(data), 8 + int.from_bytes(data[:4], "big"))]
+        if any(b in brands for b in _AVIF_BRANDS):
+            return "image/avif"
+        if any(b in brands for b in _HEIF_BRANDS):
+            return "image/heif"
     # Tolerate a little junk before a PDF header, as PDF readers do.
     if b"%PDF-" in data[:1024]:
         return PDF
@@ -89,10 +97,13 @@ def load_pages(source: str | Path | bytes, *, filename: str | None = None, limit
     if media is None:
         raise InputError(
             ErrorCode.UNSUPPORTED_MEDIA_TYPE,
-            f"{name} is not a supported image or PDF (supported: PNG, JPEG, TIFF, BMP, WebP, GIF, PDF)",
+            f"{name} is not a supported image or PDF (supported: PNG, JPEG, TIFF, BMP, WebP, GIF, AVIF, PDF)",
         )
     if media == PDF:
         return _load_pdf(data, name, limits, dpi)
+    if media == "image/heif":
+        raise InputError(ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+                         f"{name} is a HEIF/HEIC image, which is not supported; convert it to JPEG or PNG")
     return _load_image(data, name, limits)
 
 

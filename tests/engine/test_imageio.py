@@ -17,7 +17,7 @@ def _encode(fmt: str, img: Image.Image | None = None, **kw) -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "BMP", "WEBP", "TIFF", "GIF"])
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "BMP", "WEBP", "TIFF", "GIF", "AVIF"])
 def test_formats_decode_to_rgb(fmt):
     pages = imageio.load_pages(_encode(fmt))
     assert len(pages) == 1
@@ -66,6 +66,8 @@ def test_pdf_pages_render_at_dpi():
         (b"hello, this is plain text and not an image", ErrorCode.UNSUPPORTED_MEDIA_TYPE),
         (b"%PDF-1.7\n garbage that is no pdf", ErrorCode.CORRUPT_PDF),
         (b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, ErrorCode.CORRUPT_IMAGE),
+        (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64, ErrorCode.UNSUPPORTED_MEDIA_TYPE),
+        (b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf" + b"\x00" * 64, ErrorCode.CORRUPT_IMAGE),
     ],
 )
 def test_bad_bytes_have_stable_codes(data, code):

@@ -10,8 +10,21 @@ function setStatus(text, isError = false) {
   el.classList.toggle("error", isError);
 }
 
-async function api(path, options = {}) {
-  const resp = await fetch(path, options);
+// API key, when the server requires one (401): asked once, kept for this browser tab only.
+function authHeaders() {
+  const key = sessionStorage.getItem("ocrpipe-key");
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
+async function api(path, options = {}, retried = false) {
+  const resp = await fetch(path, { ...options, headers: { ...(options.headers || {}), ...authHeaders() } });
+  if (resp.status === 401 && !retried) {
+    const key = window.prompt("This server needs an API key (from `ocrpipe keys create`):");
+    if (key) {
+      sessionStorage.setItem("ocrpipe-key", key.trim());
+      return api(path, options, true);
+    }
+  }
   const body = resp.headers.get("content-type")?.includes("json") ? await resp.json() : null;
   if (!resp.ok) {
     const err = body?.error || { code: "http_" + resp.status, message: resp.statusText };
@@ -81,12 +94,15 @@ function clearResult(message) {
   $("#pager").hidden = true;
 }
 
-function loadImage(src) {
+async function loadImage(src) {
+  const resp = await fetch(src, { headers: authHeaders() });  // an <img src> could not send the key
+  if (!resp.ok) throw new Error("page image unavailable");
+  const url = URL.createObjectURL(await resp.blob());
   return new Promise((resolve, reject) => {
     const img = new Image();
-    img.onload = () => resolve(img);
-    img.onerror = () => reject(new Error("page image unavailable"));
-    img.src = src;
+    img.onload = () => { URL.revokeObjectURL(url); resolve(img); };
+    img.onerror = () => { URL.revokeObjectURL(url); reject(new Error("page image unavailable")); };
+    img.src = url;
   });
 }
 

@@ -1,0 +1,75 @@
+"""The web page on a server that requires API keys, in headless Chromium: the page asks for the key once,
+sends it with every API call (also for the page image), and shows the refusal when none is given."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import SecServer, create_keys, text_page
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = os.environ.get("OCRPIPE_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecServer]:
+    data = tmp_path_factory.mktemp("webauth")
+    srv = SecServer(data, "--max-wait-ms", "5")
+    srv.key = create_keys(data, {"desk": {"scopes": "submit,read"}})["desk"]  # type: ignore[attr-defined]
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+def test_the_page_asks_for_the_key_and_uses_it(server: SecServer, browser: Any, tmp_path: Path) -> None:
+    image = tmp_path / "page.png"
+    image.write_bytes(text_page(["검사 결과 2026"]))
+    page = browser.new_page()
+    prompts: list[str] = []
+
+    def answer(dialog: Any) -> None:
+        prompts.append(dialog.message)
+        dialog.accept(server.key)  # type: ignore[attr-defined]
+
+    page.on("dialog", answer)
+    page.goto(server.url + "/")
+    page.set_input_files("#file-input", str(image))
+    page.click("#submit-btn")
+    page.wait_for_function("document.querySelector('#status').textContent.includes('done')", timeout=120_000)
+    assert len(prompts) == 1 and "API key" in prompts[0]
+    page.wait_for_function("document.querySelector('#canvas').width === 1000", timeout=30_000)  # image + key
+    assert "error" not in (page.get_attribute("#status", "class") or "")
+    page.close()
+
+
+def test_without_a_key_the_page_shows_the_refusal(server: SecServer, browser: Any, tmp_path: Path) -> None:
+    image = tmp_path / "page.png"
+    image.write_bytes(text_page(["x"]))
+    page = browser.new_context().new_page()  # a fresh tab: no key stored
+    page.on("dialog", lambda dialog: dialog.dismiss())
+    page.goto(server.url + "/")
+    page.set_input_files("#file-input", str(image))
+    page.click("#submit-btn")
+    page.wait_for_selector("#status.error")
+    assert "unauthorized" in page.inner_text("#status")
+    page.close()

@@ -160,3 +160,28 @@ def test_openapi_documents_auth_and_json_errors() -> None:
     assert post["security"] == [{"bearerAuth": []}, {}]
     assert "401" not in out["paths"]["/healthz"]["get"]["responses"]
     assert out["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+
+
+def test_log_filter_redacts_content_but_keeps_ids() -> None:
+    import io
+    import json
+    import logging
+
+    from ocrpipe.security.logfilter import install as redact_content
+    from ocrpipe.service.logconfig import JsonFormatter
+
+    out = io.StringIO()
+    handler = redact_content(logging.StreamHandler(out))
+    handler.setFormatter(JsonFormatter())
+    log = logging.getLogger("test.redaction")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        log.warning("field read", extra={"job_id": "j1", "value": "홍길동", "raw_text": "73052291",
+                                          "blob": b"\x89PNG\r\n", "pages": 2})
+    finally:
+        log.removeHandler(handler)
+    line = json.loads(out.getvalue())
+    assert line["job_id"] == "j1" and line["pages"] == 2 and line["msg"] == "field read"
+    assert line["value"] == line["raw_text"] == "[redacted]" and line["blob"] == "<6 bytes>"
+    assert "홍길동" not in out.getvalue() and "73052291" not in out.getvalue()

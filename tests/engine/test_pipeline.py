@@ -141,3 +141,18 @@ def test_orientation_classifier_reads_upside_down_page(pipeline: Pipeline):
     for want in LINES[:3]:
         best = min(_cer(want, got) for got in lines)
         assert best < 0.15, (want, lines)
+
+
+def test_long_image_is_tiled_not_shrunk(pipeline: Pipeline):
+    """A 900x9000 strip (a long product page): every line stays readable and is found once."""
+    lines = [f"{i:02d}번 항목 가격 {1000 * (i + 1):,}원" for i in range(12)]
+    page, truth = render_page(lines, size=30, width=900, spacing=25)
+    assert page.shape[0] > 2.5 * page.shape[1] and page.shape[0] > 2400
+    doc = pipeline.run_image(page)
+    texts = [line.text for line in doc.pages[0].lines]
+    assert len(texts) == len(lines), texts
+    assert _cer("\n".join(lines), doc.text) < 0.05, texts
+    wide = np.ascontiguousarray(page.transpose(1, 0, 2)[::-1])  # the same strip lying on its side
+    det = pipeline.detect(wide)
+    assert len(det) == len(lines)
+    assert all(q[0, 1] < q[3, 1] for q in det.quads)  # top-left above bottom-left: clockwise order kept

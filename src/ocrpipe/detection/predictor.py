@@ -10,8 +10,13 @@ import cv2
 import numpy as np
 
 from ocrpipe import runtime
-from ocrpipe.detection.postprocess import DBParams, boxes_from_map
+from ocrpipe.detection.postprocess import DBParams, boxes_from_map, order_quad
 from ocrpipe.types import EngineError, ErrorCode, ModelInfo, Stage
+
+TILE_ASPECT = 2.5
+"""Images longer than this many times their width (or the reverse) are detected in tiles."""
+TILE_OVERLAP = 256
+"""Overlap between tiles in original pixels: more than the height of any line we expect to read."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,44 @@ class TextDetector:
         height, width = image.shape[:2]
         if height < 4 or width < 4:
             return Detection(np.zeros((0, 4, 2), np.float32), np.zeros((0,), np.float32))
+        if max(height, width) > self.limit_side and max(height, width) > TILE_ASPECT * min(height, width):
+            return self._detect_tiled(image)
+        return Detection(*self._detect_whole(image))
+
+    def _detect_whole(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        height, width = image.shape[:2]
         prob = self.probability_map(image)
         # The map covers the resized image; scale back to the original size.
-        quads, scores = boxes_from_map(prob, (width, height), self.params)
-        return Detection(quads, scores)
+        return boxes_from_map(prob, (width, height), self.params)
+
+    def _detect_tiled(self, image: np.ndarray) -> Detection:
+        """Elongated images (long web pages, receipts, scrolling screenshots) would be shrunk until their
+        text vanished; instead detect overlapping tiles along the long side at a readable scale. A box is
+        kept by the tile whose core (the tile minus half the overlap at inner edges) holds its centre."""
+        vertical = image.shape[0] >= image.shape[1]
+        work = image if vertical else np.ascontiguousarray(image.transpose(1, 0, 2))
+        length, short = work.shape[:2]
+        scale = min(1.0, self.limit_side / short)
+        tile = int(self.limit_side / scale)
+        overlap = min(tile // 4, int(TILE_OVERLAP / scale))
+        starts = list(range(0, max(1, length - overlap), tile - overlap))
+        quads, scores = [], []
+        for k, start in enumerate(starts):
+            end = min(length, start + tile)
+            q, sc = self._detect_whole(work[start:end])
+            if not len(q):
+                continue
+            q = q.copy()
+            q[:, :, 1] += start
+            centre = q[:, :, 1].mean(axis=1)
+            lo = start + overlap / 2 if k > 0 else -np.inf
+            hi = end - overlap / 2 if end < length else np.inf
+            keep = (centre >= lo) & (centre < hi)
+            quads.append(q[keep])
+            scores.append(sc[keep])
+        if not quads:
+            return Detection(np.zeros((0, 4, 2), np.float32), np.zeros((0,), np.float32))
+        all_q, all_s = np.concatenate(quads), np.concatenate(scores)
+        if not vertical:  # undo the transpose: swap x/y and restore clockwise-from-top-left order
+            all_q = np.stack([order_quad(q[:, ::-1]) for q in all_q]) if len(all_q) else all_q
+        return Detection(all_q.astype(np.float32), all_s.astype(np.float32))

@@ -21,11 +21,12 @@ pytestmark = pytest.mark.integration
 def server(tmp_path_factory: pytest.TempPathFactory, certs) -> Iterator[SecServer]:  # type: ignore[no-untyped-def]
     good, _ = certs
     data = tmp_path_factory.mktemp("tls")
-    keys = create_keys(data, {"clinic": {"scopes": "submit,read"}})
+    keys = create_keys(data, {"clinic": {"scopes": "submit,read"}, "ops": {"scopes": "admin"}})
     srv = SecServer(data, "--tls-cert", str(good.server_cert), "--tls-key", str(good.server_key),
-                    "--tls-client-ca", str(good.ca_cert),
+                    "--tls-client-ca", str(good.ca_cert), "--metrics-auth",
                     tls_ca=good.ca_cert, client_cert=(good.client_cert, good.client_key))
     srv.key = keys["clinic"]  # type: ignore[attr-defined]
+    srv.admin_key = keys["ops"]  # type: ignore[attr-defined]
     srv.start()
     yield srv
     srv.stop()
@@ -38,6 +39,16 @@ def test_mutual_tls_handshake_and_a_job_over_https(server: SecServer) -> None:
         assert c.get(f"/v1/jobs/{resp.json()['id']}").status_code == 200
         with server.client() as anonymous:
             assert anonymous.get("/v1/jobs").status_code == 401  # TLS does not replace the API key
+
+
+def test_metrics_can_require_an_admin_key(server: SecServer) -> None:
+    with server.client() as anonymous, server.client(server.key) as clinic, \
+            server.client(server.admin_key) as admin:  # type: ignore[attr-defined]
+        assert anonymous.get("/metrics").status_code == 401
+        assert clinic.get("/metrics").status_code == 403
+        resp = admin.get("/metrics")
+        assert resp.status_code == 200 and "ocrpipe" in resp.text
+        assert anonymous.get("/healthz").status_code == 200  # probes stay open
 
 
 def test_client_refuses_a_server_signed_by_an_unknown_ca(server: SecServer, certs) -> None:  # type: ignore[no-untyped-def]

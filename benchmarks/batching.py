@@ -1,14 +1,15 @@
 """Cross-request dynamic batching vs one crop at a time, and the time to acknowledge a job while busy.
 
     python benchmarks/batching.py [--clients 16] [--pages-per-client 2] [--recognizer NAME]
-                                  [--batch-sizes 4,32] [--workers 4] [--acks 1]
+                                  [--batched 32:1024,32:0,4:0] [--workers 4] [--threads 1]
 
 For each configuration it starts a real ``ocrpipe serve`` (same neural CTC recogniser every time), lets
 ``--clients`` threads POST generated document pages to ``/v1/ocr`` at once, and measures pages/s:
 
 * ``per_crop``: ``--no-batching`` with ``sequential_unit=crop`` — the recogniser sees one crop per call;
 * ``per_page``: ``--no-batching`` with the recogniser's own per-page batching (the plain pipeline path);
-* ``batched_bN``: the dynamic batcher pooling crops of all concurrent requests, ``max_batch_size=N``.
+* ``batched_bN_wW``: the dynamic batcher pooling crops of all concurrent requests, ``max_batch_size=N``
+  and ``max_batch_width=W`` (padded width budget per batch; 0 = none).
 
 During the first batched run another thread POSTs ``/v1/jobs`` every 100 ms and records how long each
 acknowledgement (durable write + 202) takes. Prints ratios against ``per_crop`` measured in the same run
@@ -162,10 +163,12 @@ def measure_acks(url: str, body: bytes, stop: threading.Event, interval: float =
     return out
 
 
-def configs(batch_sizes: list[int]) -> list[tuple[str, list[str], dict[str, str]]]:
-    out = [("per_crop", ["--no-batching"], {"OCRPIPE_SEQUENTIAL_UNIT": "crop"}),
-           ("per_page", ["--no-batching"], {"OCRPIPE_SEQUENTIAL_UNIT": "page"})]
-    out += [(f"batched_b{n}", ["--batching", "--max-batch-size", str(n)], {}) for n in batch_sizes]
+def configs(batched: list[tuple[int, int]], per_page: bool) -> list[tuple[str, list[str], dict[str, str]]]:
+    out = [("per_crop", ["--no-batching"], {"OCRPIPE_SEQUENTIAL_UNIT": "crop"})]
+    if per_page:
+        out.append(("per_page", ["--no-batching"], {"OCRPIPE_SEQUENTIAL_UNIT": "page"}))
+    out += [(f"batched_b{n}_w{w}", ["--batching", "--max-batch-size", str(n), "--max-batch-width", str(w)], {})
+            for n, w in batched]
     return out
 
 
@@ -174,7 +177,9 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--pages-per-client", type=int, default=2)
     ap.add_argument("--recognizer", default=None, help="default: ko_rec if shipped, else ppocrv4_rec_ch")
-    ap.add_argument("--batch-sizes", default="4,32")
+    ap.add_argument("--batched", default="32:1024,32:0,4:0",
+                    help="batched configurations as MAX_BATCH_SIZE:MAX_BATCH_WIDTH (0 = no width budget)")
+    ap.add_argument("--no-per-page", action="store_true", help="skip the per-page sequential run")
     ap.add_argument("--max-wait-ms", type=float, default=10.0)
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads per session")
@@ -185,13 +190,13 @@ def main() -> int:
 
     recognizer = args.recognizer or ("ko_rec" if "ko_rec" in load_manifest() else "ppocrv4_rec_ch")
     pages = [make_page(seed) for seed in range(8)]
-    sizes = [int(x) for x in args.batch_sizes.split(",") if x]
+    batched = [(int(n), int(w)) for n, _, w in (x.partition(":") for x in args.batched.split(",") if x)]
     env = {"OCRPIPE_THREADS": str(args.threads), "OMP_NUM_THREADS": str(args.threads)}
     common = ["--recognizer", recognizer, "--workers", str(args.workers), "--max-wait-ms", str(args.max_wait_ms),
               "--job-workers", "1"]
     results: dict[str, Any] = {}
     acks: list[float] = []
-    for name, extra, extra_env in configs(sizes):
+    for name, extra, extra_env in configs(batched, not args.no_per_page):
         svc = Service(common + extra, env={**env, **extra_env})
         try:
             run_load(svc.url, pages[:2], 2, 1)  # warm-up (sessions, arenas)

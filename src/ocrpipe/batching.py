@@ -5,6 +5,9 @@ Semantics (after Ray Serve's ``@serve.batch`` and BentoML's adaptive batching):
 * every submitted item gets its own :class:`~concurrent.futures.Future`;
 * a batch closes when it holds ``max_batch_size`` items or when its *first* item has waited
   ``max_wait_ms`` (so a lone request waits at most that long);
+* optionally a batch also closes before it would exceed ``max_batch_cost`` as measured by
+  ``batch_cost(items)`` (e.g. padded pixels: on a CPU, big batches of long crops fall out of cache and
+  cost more per crop than small ones, so the budget keeps batches of long lines small);
 * the queue is bounded (``max_queue`` items): :meth:`DynamicBatcher.submit` waits up to
   ``admission_timeout`` for room and then raises :class:`BatcherOverloaded`, which carries a
   ``retry_after`` hint, instead of letting memory grow without bound;
@@ -76,6 +79,8 @@ class DynamicBatcher(Generic[T, R]):
         max_queue: int = 4096,
         admission_timeout: float = 5.0,
         sort_key: Callable[[T], float] | None = None,
+        batch_cost: Callable[[Sequence[T]], float] | None = None,
+        max_batch_cost: float = float("inf"),
         on_batch: Callable[[int, float], None] | None = None,
         name: str = "batcher",
     ) -> None:
@@ -91,6 +96,8 @@ class DynamicBatcher(Generic[T, R]):
         self.max_queue = max_queue
         self.admission_timeout = admission_timeout
         self.sort_key = sort_key
+        self.batch_cost = batch_cost
+        self.max_batch_cost = max_batch_cost
         self.on_batch = on_batch
         self.stats = BatcherStats()
         self._queue: collections.deque[_Item[T, R]] = collections.deque()
@@ -156,6 +163,23 @@ class DynamicBatcher(Generic[T, R]):
     def _retry_after(self) -> float:
         return max(1.0, round(len(self._queue) * self._avg_item_s, 1))
 
+    def _fitting(self) -> int:
+        """How many queued items (from the front) fit one batch; less than the queue length means full."""
+        limit = min(self.max_batch_size, len(self._queue))
+        if self.batch_cost is None or limit <= 1:
+            return limit
+        for n in range(2, limit + 1):
+            if self.batch_cost([self._queue[i].value for i in range(n)]) > self.max_batch_cost:
+                return n - 1
+        return limit
+
+    def _full(self) -> bool:
+        n = self._fitting()
+        if n >= self.max_batch_size or n < len(self._queue):
+            return True
+        return self.batch_cost is not None and self.batch_cost(
+            [self._queue[i].value for i in range(n)]) >= self.max_batch_cost
+
     def _next_batch(self) -> list[_Item[T, R]] | None:
         """Block until a batch is ready (full, or its first item waited max_wait); None when closed."""
         with self._cond:
@@ -165,12 +189,12 @@ class DynamicBatcher(Generic[T, R]):
                 self._cond.wait()
             first = self._queue[0]
             deadline = first.enqueued + self.max_wait
-            while len(self._queue) < self.max_batch_size and not self._closed:
+            while not self._full() and not self._closed:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
                 self._cond.wait(remaining)
-            take = min(self.max_batch_size, len(self._queue))
+            take = self._fitting()
             batch = [self._queue.popleft() for _ in range(take)]
             self._cond.notify_all()  # wake submitters waiting for room
             return batch

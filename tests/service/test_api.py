@@ -290,3 +290,14 @@ def test_logs_are_json_with_ids_and_never_contain_recognised_text(server: Server
     assert any(rec.get("job_id") == job_id and rec["msg"] == "job succeeded" for rec in lines)
     text = Path(server.log_path).read_text()
     assert "한국어" not in text and "신청인" not in text
+
+
+def test_batch_ocr_reports_bad_files_per_file(client: httpx.Client, sample_png: bytes) -> None:
+    files = [("files", ("good.png", sample_png, "image/png")), ("files", ("empty.png", b"", "image/png")),
+             ("files", ("text.png", b"not an image at all", "image/png"))]
+    resp = client.post("/v1/batch_ocr", files=files)
+    assert resp.status_code == 200, resp.text
+    good, empty, text = resp.json()["documents"]
+    assert good["filename"] == "good.png" and "한국어" in good["text"]
+    assert empty["filename"] == "empty.png" and empty["error"]["code"] == "empty_input"
+    assert text["error"]["code"] == "unsupported_media_type"

@@ -162,3 +162,17 @@ def test_invalid_configuration_is_refused() -> None:
         DynamicBatcher(lambda x: x, max_batch_size=0)
     with pytest.raises(ValueError):
         DynamicBatcher(lambda x: x, max_batch_size=8, max_queue=4)
+
+
+def test_cost_budget_closes_a_batch_early() -> None:
+    fn = Recorder()
+    # cost = padded area: items x widest item; budget 100 -> e.g. [10..50] fits 2 of width 50, 10 of width 10
+    b = DynamicBatcher(fn, max_batch_size=32, max_wait_ms=60_000,
+                       batch_cost=lambda items: len(items) * max(items), max_batch_cost=100)
+    try:
+        futures = b.submit([10] * 10 + [50, 50, 50] + [200])
+        # every batch closes at once (budget reached), none waits for the 60 s max_wait
+        assert [f.result(timeout=10) for f in futures] == [100] * 10 + [2500] * 3 + [40_000]
+        assert fn.batches == [[10] * 10, [50, 50], [50], [200]]
+    finally:
+        b.close()

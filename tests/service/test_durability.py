@@ -115,3 +115,33 @@ def test_two_server_processes_share_the_queue_without_double_claims(tmp_path: Pa
     finally:
         a.stop()
         b.stop()
+
+
+def test_sigterm_mid_job_requeues_it_and_the_next_start_finishes_it(tmp_path: Path, sample_png: bytes) -> None:
+    env = {"OCRPIPE_SHUTDOWN_GRACE_S": "0.2"}
+    server = Server(tmp_path / "data", env=env).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            job_id = client.post("/v1/jobs", files={"file": ("doc.pdf", multipage_pdf(sample_png, 6),
+                                                               "application/pdf")}).json()["id"]
+            assert poll(client, job_id, {"running", "succeeded", "failed"})["status"] == "running"
+        start = time.monotonic()
+        server.stop()  # SIGTERM: graceful
+        assert server.proc is not None and server.proc.returncode in (0, -15)  # uvicorn re-raises SIGTERM
+        assert time.monotonic() - start < 20
+    finally:
+        server.stop()
+    from ocrpipe.service.db import get_engine
+    from ocrpipe.service.store import JobStore
+
+    engine = get_engine(f"sqlite:///{tmp_path / 'data' / 'ocrpipe.db'}")
+    view = JobStore(engine, tmp_path / "data" / "uploads").get(job_id)
+    engine.dispose()
+    assert view is not None and view.status == "queued" and view.attempts == 0  # given back, not failed
+    restarted = Server(tmp_path / "data", env=env).start()
+    try:
+        with httpx.Client(base_url=restarted.url, timeout=60) as client:
+            done = poll(client, job_id, {"succeeded", "failed"})
+            assert done["status"] == "succeeded" and done["pages"] == 6
+    finally:
+        restarted.stop()

@@ -65,8 +65,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        runner.stop()
+        runner.stop(timeout=settings.shutdown_grace_s)
         engine.close()
+        runner.join(timeout=5.0)  # interrupted jobs re-queue themselves
         notifier.close()
         db.dispose()
         log.info("service stopped")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-_FLAGS = ("host", "port", "database_url", "data_dir", "recognizer", "batching", "max_batch_size",
+_FLAGS = ("host", "port", "database_url", "data_dir", "recognizer", "batching", "max_batch_size", "max_batch_width",
           "max_wait_ms", "workers", "job_workers", "webhook_url", "log_level")
 
 
@@ -29,6 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batching", action=argparse.BooleanOptionalAction, default=None,
                    help="pool recognition crops across requests (default on)")
     p.add_argument("--max-batch-size", type=int, help="crops per recognition batch (default 32)")
+    p.add_argument("--max-batch-width", type=int,
+                   help="padded width budget per batch (crops x widest crop at 48 px height; default 1024, "
+                        "0 = none: use 0 on a GPU)")
     p.add_argument("--max-wait-ms", type=float, help="longest wait of a batch's first crop (default 10)")
     p.add_argument("--workers", type=int, help="page worker threads: decode/detect concurrency (default 2)")
     p.add_argument("--job-workers", type=int, help="background job threads (default 1)")

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ocrpipe import imageio
-from ocrpipe.batching import BatcherOverloaded, DynamicBatcher
+from ocrpipe.batching import BatcherClosed, BatcherOverloaded, DynamicBatcher
 from ocrpipe.pipeline import Pipeline, PipelineConfig
 from ocrpipe.service.metrics import Metrics
 from ocrpipe.service.settings import ServiceSettings
@@ -32,6 +32,11 @@ _STAGE_OF_TIMING = {"preprocess": Stage.PREPROCESS, "detect": Stage.DETECT, "cro
 def crop_aspect(crop: np.ndarray) -> float:
     """Sort key of the batcher: width after the recogniser rescales the crop to its fixed height."""
     return crop.shape[1] / max(1, crop.shape[0])
+
+
+def padded_width(crops: Sequence[np.ndarray]) -> float:
+    """Cost of a batch: crops x widest crop, in pixels at 48 px line height (what the recogniser pads to)."""
+    return len(crops) * 48.0 * max(crop_aspect(c) for c in crops)
 
 
 class OcrEngine:
@@ -52,6 +57,8 @@ class OcrEngine:
                 self.pipeline.recognize, max_batch_size=settings.max_batch_size,
                 max_wait_ms=settings.max_wait_ms, max_queue=settings.max_queue,
                 admission_timeout=settings.admission_timeout_s, sort_key=crop_aspect,
+                batch_cost=padded_width if settings.max_batch_width else None,
+                max_batch_cost=float(settings.max_batch_width or "inf"),
                 on_batch=metrics.on_batch, name="ocr-batcher",
             )
 
@@ -93,6 +100,9 @@ class OcrEngine:
             page = self.pipeline.process_image(image, index, recognize=self.recognize, timings=timings)
         except (OcrError, BatcherOverloaded):
             raise
+        except BatcherClosed as exc:  # shutting down
+            raise EngineError(ErrorCode.ENGINE_FAILURE, "the service is shutting down",
+                              stage=Stage.RECOGNIZE) from exc
         except Exception as exc:
             stage = _STAGE_OF_TIMING.get(next(reversed(timings), "preprocess"), Stage.POSTPROCESS)
             log.error("page failed", extra={"stage": stage.value, "error": type(exc).__name__}, exc_info=exc)
@@ -132,19 +142,35 @@ class OcrEngine:
         pages, timings = await self._pages(images)
         return self._document(pages, {"decode": decode_ms, **timings}, start)
 
-    async def ocr_many(self, files: Sequence[tuple[bytes, str | None]]) -> list[Document]:
-        """Several files: every page of every file goes to the page workers at once."""
+    async def ocr_many(self, files: Sequence[tuple[bytes, str | None]]) -> list[Document | OcrError]:
+        """Several files: every page of every file goes to the page workers at once.
+
+        A file that cannot be read or processed gets its own :class:`OcrError` in the list; overload and
+        unexpected errors fail the whole request.
+        """
         start = time.perf_counter()
-        decoded = await asyncio.gather(*(self._offload(self.decode, d, n) for d, n in files))
-        flat = [(f, i, img) for f, images in enumerate(decoded) for i, img in enumerate(images)]
+        decoded = await asyncio.gather(*(self._offload(self.decode, d, n) for d, n in files),
+                                       return_exceptions=True)
+        _raise_unexpected(decoded)
+        flat = [(f, i, img) for f, images in enumerate(decoded) if not isinstance(images, BaseException)
+                for i, img in enumerate(images)]
         loop = asyncio.get_running_loop()
         results = await asyncio.gather(
-            *(loop.run_in_executor(self.executor, self.process_page, img, i) for _, i, img in flat))
-        docs = []
-        for f in range(len(files)):
+            *(loop.run_in_executor(self.executor, self.process_page, img, i) for _, i, img in flat),
+            return_exceptions=True)
+        _raise_unexpected(results)
+        out: list[Document | OcrError] = []
+        for f, images in enumerate(decoded):
             mine = [res for (ff, _, _), res in zip(flat, results, strict=True) if ff == f]
-            docs.append(self._document([p for p, _ in mine], _sum_timings(t for _, t in mine), start))
-        return docs
+            failed = [r for r in mine if isinstance(r, OcrError)]
+            if isinstance(images, OcrError):
+                out.append(images)
+            elif failed:
+                out.append(failed[0])
+            else:
+                ok = [r for r in mine if not isinstance(r, BaseException)]
+                out.append(self._document([p for p, _ in ok], _sum_timings(t for _, t in ok), start))
+        return out
 
     async def _pages(self, images: Sequence[np.ndarray]) -> tuple[list[Page], dict[str, float]]:
         loop = asyncio.get_running_loop()
@@ -177,6 +203,13 @@ class OcrEngine:
         if self.batcher is not None:
             self.batcher.close()
         self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _raise_unexpected(results: Sequence[object]) -> None:
+    """Re-raise the first error that is not a per-file :class:`OcrError` (overload, bugs, cancellation)."""
+    for res in results:
+        if isinstance(res, BaseException) and not isinstance(res, OcrError):
+            raise res
 
 
 def _collect(futures: list[Future[tuple[Page, dict[str, float]]]]) -> tuple[list[Page], dict[str, float]]:

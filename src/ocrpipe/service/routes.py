@@ -94,9 +94,13 @@ async def ocr(svc: State, file: Annotated[UploadFile, File(description="image or
 @router.post("/batch_ocr", dependencies=[Slot], summary="OCR many files in one request")
 async def batch_ocr(svc: State, files: Annotated[list[UploadFile], File(description="images or PDFs")]
                     ) -> dict[str, Any]:
-    """All pages of all files go through the page workers and the batcher together."""
+    """All pages of all files go through the page workers and the batcher together.
+
+    Each entry of ``documents`` is a Document (plus ``filename``) or, for a file that could not be read,
+    ``{"filename", "error": {"code", "message", "stage"}}``.
+    """
     check_count(files, svc)
-    uploads = [await read_upload(f, svc) for f in files]
+    uploads = [(await f.read(), f.filename or None) for f in files]  # empty/bad files: per-file errors
     docs = await svc.engine.ocr_many(uploads)
     return {"documents": [{"filename": n, **d.to_dict()} for (_, n), d in zip(uploads, docs, strict=True)]}
 

@@ -34,6 +34,9 @@ class ServiceSettings(BaseSettings):
     # dynamic batching
     batching: bool = True
     max_batch_size: int = Field(default=32, ge=1, le=1024)
+    max_batch_width: int = Field(default=1024, ge=0)
+    """Budget of one batch in padded width (crops x widest crop, at 48 px height); 0 = no budget.
+    On a CPU, big batches of long lines leave the cache and cost more per crop than small ones."""
     max_wait_ms: float = Field(default=10.0, ge=0, le=10_000)
     max_queue: int = Field(default=4096, ge=1)
     """Most crops waiting for recognition; beyond it requests get 503 + Retry-After."""
@@ -55,6 +58,8 @@ class ServiceSettings(BaseSettings):
     sweep_interval_s: float = Field(default=600.0, gt=0)
     lease_s: float = Field(default=60.0, ge=2)
     """A running job whose worker stopped renewing its lease for this long is run again."""
+    shutdown_grace_s: float = Field(default=10.0, ge=0)
+    """On SIGTERM, how long running jobs may finish; the rest go back to the queue for the next start."""
     poll_interval_s: float = Field(default=1.0, gt=0)
 
     # monitoring

@@ -24,7 +24,7 @@ from sqlalchemy import Engine, and_, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ocrpipe.security.retention import purge_job_rows, remove_upload
+from ocrpipe.security.retention import purge_job_rows, remove_upload, scrub_sqlite
 from ocrpipe.service.db import get_sessionmaker
 from ocrpipe.service.models import TERMINAL, Job, JobStatus
 
@@ -218,6 +218,15 @@ class JobStore:
                             .values(lease_until=utcnow() + timedelta(seconds=lease_s)))
             return _rowcount(res) == 1
 
+    def release(self, job_id: str, worker: str) -> bool:
+        """Give a running job back to the queue (this process is shutting down); True if it was ours."""
+        with self.sessions.begin() as s:
+            res = s.execute(update(Job).where(Job.id == job_id, Job.claimed_by == worker,
+                                              Job.status == JobStatus.RUNNING.value)
+                            .values(status=JobStatus.QUEUED.value, claimed_by=None, lease_until=None,
+                                    attempts=Job.attempts - 1))
+            return _rowcount(res) == 1
+
     def requeue_dead_local(self) -> int:
         """Re-queue jobs left running by processes of this host that no longer exist."""
         host = socket.gethostname()
@@ -324,6 +333,7 @@ class JobStore:
             purge_job_rows(s, [r.id for r in rows])  # the job rows and rows derived from them (fields)
         for r in rows:
             remove_upload(r.upload_path)
+        scrub_sqlite(self.engine)
         return len(rows)
 
 

@@ -65,8 +65,16 @@ class JobRunner:
         self._wake.set()
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Stop claiming; give running jobs ``timeout`` seconds. Jobs still running then are re-queued by
+        their own threads once the engine shuts down under them."""
         self._stop.set()
         self._wake.set()
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+
+    def join(self, timeout: float) -> None:
+        """Wait for the threads to end (after :meth:`stop` and the engine's shutdown)."""
         deadline = time.monotonic() + timeout
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
@@ -149,11 +157,22 @@ class JobRunner:
                 log.info("job succeeded", extra={"pages": len(doc.pages), "duration_ms": round(elapsed, 1)})
             else:
                 log.warning("job was taken over by another worker; result dropped")
-        except OcrError as exc:
-            self._fail(job, start, (exc.stage.value if exc.stage else stage), exc.code.value, exc.message)
         except Exception as exc:  # noqa: BLE001 - recorded on the job, never crashes the thread
-            log.exception("job failed unexpectedly")
-            self._fail(job, start, stage, ErrorCode.ENGINE_FAILURE.value, f"{type(exc).__name__}")
+            if self._stop.is_set():
+                self._release(job)
+            elif isinstance(exc, OcrError):
+                self._fail(job, start, (exc.stage.value if exc.stage else stage), exc.code.value, exc.message)
+            else:
+                log.exception("job failed unexpectedly")
+                self._fail(job, start, stage, ErrorCode.ENGINE_FAILURE.value, f"{type(exc).__name__}")
+
+    def _release(self, job: Claimed) -> None:
+        """Shutting down mid-job: put the job back so the next start runs it (not a failure)."""
+        try:
+            if self.store.release(job.id, self.identity):
+                log.info("job interrupted by shutdown; re-queued")
+        except Exception:  # noqa: BLE001 - the lease lapses and start-up recovery re-queues it anyway
+            log.exception("re-queueing an interrupted job failed")
 
     def _document_with_retry(self, data: bytes, filename: str | None):  # type: ignore[no-untyped-def]
         """Jobs are not in a hurry: when the batcher is full, wait and try again instead of failing."""

@@ -71,6 +71,12 @@ def db_rows(server: SecServer, sql: str, *args: object) -> list[tuple]:
         return conn.execute(sql, args).fetchall()
 
 
+def database_bytes(server: SecServer) -> bytes:
+    """The raw bytes of the SQLite database and its write-ahead log."""
+    files = sorted(server.data_dir.glob("ocrpipe.db*"))
+    return b"".join(f.read_bytes() for f in files)
+
+
 # ---- authentication ----------------------------------------------------------------------------------
 
 
@@ -174,17 +180,19 @@ def test_idempotency_keys_are_per_tenant(clients: dict[str, httpx.Client]) -> No
 def test_delete_removes_upload_result_and_rows_and_is_audited(server: SecServer,
                                                               clients: dict[str, httpx.Client]) -> None:
     a = clients["clinic-a"]
-    job_id = submit(a, png(80, 40))
+    job_id = submit(a, text_page([f"환자 성명: {PATIENT}"]), name=f"{PATIENT}.png")
     wait_job(a, job_id)
-    assert a.get(f"/v1/jobs/{job_id}/result").status_code == 200
+    assert PATIENT in a.get(f"/v1/jobs/{job_id}/result").json()["text"]
     (upload,) = db_rows(server, "SELECT upload_path FROM ocr_jobs WHERE id = ?", job_id)[0]
     assert Path(upload).is_file()
+    assert PATIENT.encode() in database_bytes(server)
     clients["clinic-b"].get(f"/v1/jobs/{job_id}")  # a probe from another tenant: 404, audited
     resp = a.delete(f"/v1/jobs/{job_id}")
     assert resp.status_code == 200, resp.text
     assert resp.json()["removed"]["ocr_jobs"] == 1 and resp.json()["removed"]["uploads"] == 1
     assert not Path(upload).exists()
     assert db_rows(server, "SELECT id FROM ocr_jobs WHERE id = ?", job_id) == []
+    assert PATIENT.encode() not in database_bytes(server)  # zeroed in the file, not left in free pages/WAL
     assert_error(a.get(f"/v1/jobs/{job_id}"), 404, "job_not_found")
     entries = clients["admin"].get("/v1/admin/audit", params={"job_id": job_id}).json()["entries"]
     seen = {(e["key_name"], e["action"], e["status"]) for e in entries}

@@ -66,6 +66,16 @@ def remove_upload(path: str | None) -> bool:
     return True
 
 
+def scrub_sqlite(engine: Engine) -> None:
+    """After deleting patient data on SQLite: fold the write-ahead log into the database and truncate it,
+    so no old copy of the deleted rows stays in the ``-wal`` file (``secure_delete`` zeroes the pages).
+    Best effort: a concurrent reader can keep a few frames until the next checkpoint."""
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
 def delete_job(sessions: object, job_id: str, tenant: str | None) -> dict[str, int] | None:
     """Delete one job (when visible to ``tenant``): rows in one transaction, then the upload file.
 
@@ -79,5 +89,7 @@ def delete_job(sessions: object, job_id: str, tenant: str | None) -> dict[str, i
         if row is None or (tenant is not None and row.tenant != tenant):
             return None
         counts = purge_job_rows(s, [job_id])
+        engine = s.get_bind()
     counts["uploads"] = int(remove_upload(row.upload_path))
+    scrub_sqlite(engine if isinstance(engine, Engine) else engine.engine)
     return counts

@@ -46,9 +46,9 @@ def purge_job_rows(session: Session, job_ids: Sequence[str]) -> dict[str, int]:
     for table, column in dependent_columns(engine):
         t = Table(table, meta, Column(column, String), extend_existing=True)
         res = session.execute(delete(t).where(t.c[column].in_(list(job_ids))))
-        counts[table] = counts.get(table, 0) + int(res.rowcount or 0)
+        counts[table] = counts.get(table, 0) + int(getattr(res, "rowcount", 0) or 0)
     res = session.execute(delete(Job).where(Job.id.in_(list(job_ids))))
-    counts[JOBS_TABLE] = int(res.rowcount or 0)
+    counts[JOBS_TABLE] = int(getattr(res, "rowcount", 0) or 0)
     return counts
 
 

@@ -28,7 +28,7 @@ class SecuritySettings(BaseSettings):
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
     """When set, clients must present a certificate signed by this CA (mutual TLS)."""
-    rate_limit_per_min: float = Field(1200.0, gt=0)
+    rate_limit_per_min: float = Field(default=1200.0, gt=0)
     """Default requests per minute per API key (a key's own limit wins)."""
     metrics_auth: bool = False
     """Require an ``admin`` key for ``GET /metrics``."""

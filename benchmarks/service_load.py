@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--rounds", type=int, default=2, help="alternating rounds; medians are reported")
     p.add_argument("--limit", type=int, help="at most N distinct input files")
+    p.add_argument("--api-key", default=os.environ.get("OCRPIPE_API_KEY"), help="bearer key (with --server)")
     p.add_argument("--server", help="use a running service instead of starting one")
     p.add_argument("--out", default=str(HERE / "results" / "service_load.json"))
     args = p.parse_args(argv)
@@ -86,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                 clients=args.clients,
                 batch_size=args.batch_size,
                 rounds=args.rounds,
+                api_key=args.api_key,
             )
         finally:
             if proc is not None:

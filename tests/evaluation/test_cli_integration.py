@@ -185,3 +185,30 @@ def test_load_test_sequential_vs_batched(server: str, labelled_folder: Path, tmp
     assert main([*argv, "--out", str(out)]) == 0
     saved = json.loads(out.read_text())
     assert saved["documents"] == 2 and saved["batched"]["requests"] == 1
+
+
+def test_load_test_with_api_key(server: str, labelled_folder: Path, tmp_path: Path) -> None:
+    created = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ocrpipe",
+            "keys",
+            "create",
+            "--name",
+            "bench",
+            "--scopes",
+            "submit,read",
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    key = created.stdout.strip().splitlines()[-1]
+    files = [labelled_folder / "images" / "p1.png"]
+    with pytest.raises(RuntimeError, match="API key"):
+        load_test(server, files, docs=1, clients=1, batch_size=1, timeout=60)
+    res = load_test(server, files, docs=2, clients=1, batch_size=2, timeout=120, api_key=key)
+    assert res["sequential"]["failed_requests"] == 0 and res["batched"]["failed_requests"] == 0

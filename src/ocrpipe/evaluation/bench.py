@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import statistics
 import sys
 import time
@@ -50,6 +51,11 @@ def register(subparsers: Any) -> None:
     g.add_argument("--docs", type=int, default=32, metavar="N", help="documents to send (default 32)")
     g.add_argument("--clients", type=int, default=4, metavar="C", help="concurrent clients (default 4)")
     g.add_argument("--batch-size", type=int, default=8, metavar="B", help="files per /v1/batch_ocr (default 8)")
+    g.add_argument(
+        "--api-key",
+        default=os.environ.get("OCRPIPE_API_KEY"),
+        help="bearer key for a service with API keys (default: $OCRPIPE_API_KEY)",
+    )
     g.add_argument("--rounds", type=int, default=1, help="alternate the two modes R times, report medians")
     g.add_argument("--timeout", type=float, default=300.0, help="per-request timeout in seconds")
     p.set_defaults(func=cmd_bench)
@@ -222,6 +228,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             timeout=args.timeout,
             rounds=args.rounds,
+            api_key=args.api_key,
         )
         print(format_load(result))
     else:

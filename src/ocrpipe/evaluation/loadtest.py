@@ -31,7 +31,9 @@ def _post(client: Any, url: str, files: list[tuple[str, tuple[str, bytes, str]]]
         time.sleep(min(5.0, float(resp.headers.get("retry-after", "1") or 1)))
 
 
-def _run_clients(clients: int, jobs: list[Any], work: Callable[[Any, Any], int]) -> dict[str, Any]:
+def _run_clients(
+    clients: int, jobs: list[Any], work: Callable[[Any, Any], int], headers: dict[str, str]
+) -> dict[str, Any]:
     import httpx
 
     todo: queue.SimpleQueue = queue.SimpleQueue()
@@ -41,7 +43,7 @@ def _run_clients(clients: int, jobs: list[Any], work: Callable[[Any, Any], int])
     lock = threading.Lock()
 
     def client_loop() -> None:
-        with httpx.Client() as client:
+        with httpx.Client(headers=headers) as client:
             while True:
                 try:
                     job = todo.get_nowait()
@@ -77,9 +79,11 @@ def load_test(
     batch_size: int = 8,
     timeout: float = 300.0,
     rounds: int = 1,
+    api_key: str | None = None,
 ) -> dict[str, Any]:
     """Time N documents through ``/v1/ocr`` (one per request) and through ``/v1/batch_ocr``.
 
+    ``api_key`` is sent as ``Authorization: Bearer <key>`` (needed once the service has keys).
     With ``rounds`` > 1 the two modes alternate and the median round of each is reported (the lower
     middle one for an even count).
     """
@@ -87,10 +91,12 @@ def load_test(
 
     base = server.rstrip("/")
     uploads = _payload(files, docs)
-    with httpx.Client() as client:  # warm-up: models loaded, connections open
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    with httpx.Client(headers=headers) as client:  # warm-up: models loaded, connections open
         status = _post(client, f"{base}/v1/ocr", [("file", uploads[0])], timeout)
         if status != 200:
-            raise RuntimeError(f"warm-up POST {base}/v1/ocr answered HTTP {status}")
+            hint = " (the service wants an API key: --api-key or OCRPIPE_API_KEY)" if status == 401 else ""
+            raise RuntimeError(f"warm-up POST {base}/v1/ocr answered HTTP {status}{hint}")
 
     def one(client: Any, upload: tuple[str, bytes, str]) -> int:
         return _post(client, f"{base}/v1/ocr", [("file", upload)], timeout)
@@ -101,8 +107,8 @@ def load_test(
     chunks = [uploads[i : i + batch_size] for i in range(0, len(uploads), batch_size)]
     seq_runs, bat_runs = [], []
     for _ in range(max(1, rounds)):
-        seq_runs.append(_run_clients(clients, uploads, one))
-        bat_runs.append(_run_clients(clients, chunks, many))
+        seq_runs.append(_run_clients(clients, uploads, one, headers))
+        bat_runs.append(_run_clients(clients, chunks, many, headers))
     sequential = _median_run(seq_runs)
     batched = _median_run(bat_runs)
     saving = 1.0 - batched["seconds"] / sequential["seconds"] if sequential["seconds"] else None

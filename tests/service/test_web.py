@@ -71,6 +71,25 @@ def test_upload_watch_and_see_the_overlay(server: Server, browser, tmp_path: Pat
     page.close()
 
 
+def test_pdf_upload_pages_through_the_document(server: Server, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from PIL import Image
+
+    img = Image.open(SAMPLE).convert("RGB")
+    pdf = tmp_path / "two pages.pdf"
+    img.save(pdf, "PDF", save_all=True, append_images=[img.rotate(0)], resolution=150)
+    page = browser.new_page(viewport={"width": 1200, "height": 800})
+    page.goto(server.url + "/")
+    page.set_input_files("#file-input", str(pdf))
+    page.click("#submit-btn")
+    page.wait_for_function("document.querySelector('#status').textContent.includes('done')", timeout=120_000)
+    page.wait_for_selector("#pager:not([hidden])")
+    assert page.inner_text("#page-label") == "page 1 / 2"
+    page.click("#next")
+    page.wait_for_function("document.querySelector('#page-label').textContent === 'page 2 / 2'")
+    assert page.inner_text("#text").count("한국어") == 2
+    page.close()
+
+
 def test_bad_upload_shows_the_error_code(server: Server, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     bad = tmp_path / "notes.txt"
     bad.write_text("not an image")

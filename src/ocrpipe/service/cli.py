@@ -6,7 +6,7 @@ import argparse
 import sys
 
 _FLAGS = ("host", "port", "database_url", "data_dir", "recognizer", "batching", "max_batch_size", "max_batch_width",
-          "max_wait_ms", "workers", "job_workers", "webhook_url", "log_level")
+          "max_wait_ms", "workers", "threads", "job_workers", "webhook_url", "log_level")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -34,6 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "0 = none: use 0 on a GPU)")
     p.add_argument("--max-wait-ms", type=float, help="longest wait of a batch's first crop (default 10)")
     p.add_argument("--workers", type=int, help="page worker threads: decode/detect concurrency (default 2)")
+    p.add_argument("--threads", type=int, help="ONNX Runtime threads per model call (default 1)")
     p.add_argument("--job-workers", type=int, help="background job threads (default 1)")
     p.add_argument("--webhook-url", help="Slack-compatible webhook for alerts and the daily summary")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (default INFO)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -45,6 +46,8 @@ class OcrEngine:
     def __init__(self, settings: ServiceSettings, metrics: Metrics, pipeline: Pipeline | None = None) -> None:
         self.settings = settings
         self.metrics = metrics
+        # The runtime reads OCRPIPE_THREADS when it creates sessions; the settings class owns its value.
+        os.environ["OCRPIPE_THREADS"] = str(settings.threads)
         limits = imageio.Limits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels,
                                 max_pages=settings.max_pages)
         config = PipelineConfig(recognizer=settings.recognizer, limits=limits, pdf_dpi=settings.pdf_dpi)

@@ -28,6 +28,9 @@ class ServiceSettings(BaseSettings):
     pdf_dpi: int = Field(default=200, ge=36, le=600)
     workers: int = Field(default=2, ge=1, le=64)
     """Threads that decode/detect pages concurrently (shared by synchronous requests and jobs)."""
+    threads: int = Field(default=1, ge=1, le=64)
+    """ONNX Runtime intra-op threads per model (``OCRPIPE_THREADS``). The service gets its parallelism
+    from page workers, so one thread per call avoids oversubscribing the cores (and keeps acks fast)."""
     job_workers: int = Field(default=1, ge=0, le=32)
     """Background threads that claim and run queued jobs (0: this process only accepts jobs)."""
 

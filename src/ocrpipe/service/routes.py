@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ocrpipe import imageio
 from ocrpipe.security.auth import Caller, scoped_idempotency_key, tenant_of
-from ocrpipe.service import errors
+from ocrpipe.service import errors, schemas
 from ocrpipe.service.app import ServiceState
 from ocrpipe.service.auth import authorize
 from ocrpipe.service.errors import ServiceError
@@ -83,7 +83,8 @@ def check_count(files: list[UploadFile], svc: ServiceState) -> None:
 # ---- synchronous OCR ---------------------------------------------------------------------------------
 
 
-@router.post("/ocr", dependencies=[Slot], summary="OCR one image or PDF synchronously")
+@router.post("/ocr", dependencies=[Slot], summary="OCR one image or PDF synchronously",
+             response_model=schemas.DocumentOut, responses=schemas.ERRORS)
 async def ocr(svc: State, file: Annotated[UploadFile, File(description="image or PDF")]) -> dict[str, Any]:
     """Returns the Document JSON: engine, pages with lines (text, confidence, box), text, timings."""
     data, name = await read_upload(file, svc)
@@ -91,7 +92,8 @@ async def ocr(svc: State, file: Annotated[UploadFile, File(description="image or
     return doc.to_dict()
 
 
-@router.post("/batch_ocr", dependencies=[Slot], summary="OCR many files in one request")
+@router.post("/batch_ocr", dependencies=[Slot], summary="OCR many files in one request",
+             response_model=schemas.BatchOut, responses=schemas.ERRORS)
 async def batch_ocr(svc: State, files: Annotated[list[UploadFile], File(description="images or PDFs")]
                     ) -> dict[str, Any]:
     """All pages of all files go through the page workers and the batcher together.
@@ -105,14 +107,16 @@ async def batch_ocr(svc: State, files: Annotated[list[UploadFile], File(descript
     return {"documents": [{"filename": n, **d.to_dict()} for (_, n), d in zip(uploads, docs, strict=True)]}
 
 
-@router.post("/detection", dependencies=[Slot], summary="Text boxes of an image or PDF")
+@router.post("/detection", dependencies=[Slot], summary="Text boxes of an image or PDF",
+             response_model=schemas.DetectionOut, responses=schemas.ERRORS)
 async def detection(svc: State, file: Annotated[UploadFile, File(description="image or PDF")]
                     ) -> dict[str, Any]:
     data, name = await read_upload(file, svc)
     return {"pages": await svc.engine.detect(data, name)}
 
 
-@router.post("/recognition", dependencies=[Slot], summary="Recognise one or many line images")
+@router.post("/recognition", dependencies=[Slot], summary="Recognise one or many line images",
+             response_model=schemas.RecognitionOut, responses=schemas.ERRORS)
 async def recognition(svc: State, files: Annotated[list[UploadFile], File(description="line images")]
                       ) -> dict[str, Any]:
     """Each file is one text line (already cropped); returns text and confidence per line, in order."""
@@ -136,7 +140,10 @@ async def queued_jobs(svc: ServiceState) -> int:
 
 
 @router.post("/jobs", status_code=202, summary="Queue an OCR job (durable before the 202)",
-             responses={200: {"description": "Idempotent replay: the job created earlier with this key"}})
+             response_model=schemas.JobOut,
+             responses={200: {"description": "Idempotent replay: the job created earlier with this key"},
+                        409: {"model": schemas.ErrorBody, "description": "key reused with other content"},
+                        **schemas.ERRORS})
 async def create_job(svc: State, response: Response, caller: Caller,
                      file: Annotated[UploadFile, File(description="image or PDF")],
                      idempotency_key: Annotated[str | None, Header(max_length=255)] = None) -> dict[str, Any]:
@@ -164,7 +171,7 @@ async def create_job(svc: State, response: Response, caller: Caller,
     return job.to_dict()
 
 
-@router.get("/jobs", summary="Recent jobs")
+@router.get("/jobs", summary="Recent jobs", response_model=schemas.JobListOut)
 async def list_jobs(svc: State, caller: Caller, status: JobStatus | None = None, since: datetime | None = None,
                     limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict[str, Any]:
     jobs = await run_in_threadpool(svc.store.list, status=status.value if status else None, since=since,
@@ -172,7 +179,8 @@ async def list_jobs(svc: State, caller: Caller, status: JobStatus | None = None,
     return {"jobs": [j.to_dict() for j in jobs]}
 
 
-@router.get("/jobs/{job_id}", summary="A job's status")
+@router.get("/jobs/{job_id}", summary="A job's status", response_model=schemas.JobOut,
+            responses={404: {"model": schemas.ErrorBody}})
 async def get_job(svc: State, job_id: str, caller: Caller) -> dict[str, Any]:
     job = await run_in_threadpool(svc.store.get, job_id, tenant_of(caller))
     if job is None:
@@ -180,7 +188,10 @@ async def get_job(svc: State, job_id: str, caller: Caller) -> dict[str, Any]:
     return job.to_dict()
 
 
-@router.get("/jobs/{job_id}/result", summary="A finished job's Document JSON")
+@router.get("/jobs/{job_id}/result", summary="A finished job's Document JSON",
+            responses={200: {"model": schemas.DocumentOut}, 404: {"model": schemas.ErrorBody},
+                       409: {"model": schemas.ErrorBody, "description": "not finished yet"},
+                       422: {"model": schemas.ErrorBody, "description": "the job failed: its code and stage"}})
 async def job_result(svc: State, job_id: str, caller: Caller) -> JSONResponse:
     found = await run_in_threadpool(svc.store.result, job_id, tenant_of(caller))
     if found is None:

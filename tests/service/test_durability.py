@@ -145,3 +145,21 @@ def test_sigterm_mid_job_requeues_it_and_the_next_start_finishes_it(tmp_path: Pa
             assert done["status"] == "succeeded" and done["pages"] == 6
     finally:
         restarted.stop()
+
+
+def test_results_are_swept_after_the_retention(tmp_path: Path, sample_png: bytes) -> None:
+    env = {"OCRPIPE_RETENTION_HOURS": str(1.5 / 3600), "OCRPIPE_SWEEP_INTERVAL_S": "0.5"}
+    server = Server(tmp_path / "data", env=env).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            job_id = client.post("/v1/jobs", files={"file": ("a.png", sample_png, "image/png")}).json()["id"]
+            assert poll(client, job_id, {"succeeded", "failed"})["status"] == "succeeded"
+            uploads = list((tmp_path / "data" / "uploads").rglob("*.bin"))
+            assert len(uploads) == 1
+            deadline = time.monotonic() + 20
+            while client.get(f"/v1/jobs/{job_id}").status_code != 404 and time.monotonic() < deadline:
+                time.sleep(0.3)
+            assert client.get(f"/v1/jobs/{job_id}/result").json()["error"]["code"] == "job_not_found"
+            assert not uploads[0].exists()
+    finally:
+        server.stop()

@@ -50,9 +50,11 @@ class ServiceSettings(BaseSettings):
     # limits and back-pressure
     max_upload_mb: float = Field(default=50.0, gt=0)
     max_files: int = Field(default=32, ge=1)
-    max_pages: int = Field(default=200, ge=1)
-    max_pixels: int = Field(default=50_000_000, ge=1)
-    max_inflight: int = Field(default=32, ge=1)
+    max_pages: int = Field(default=50, ge=1)
+    max_pixels: int = Field(default=40_000_000, ge=1)
+    """Per page. A request's decoded pages are held in memory (worst case max_pages x max_pixels x 3 bytes),
+    so raise these two with care."""
+    max_inflight: int = Field(default=16, ge=1)
     """Concurrent synchronous OCR requests; more get 429 + Retry-After."""
     max_queued_jobs: int = Field(default=10_000, ge=1)
 

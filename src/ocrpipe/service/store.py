@@ -130,7 +130,7 @@ class JobStore:
         job_id = uuid.uuid4().hex
         path = self._write_upload(job_id, data)
         job = Job(id=job_id, status=JobStatus.QUEUED.value, created_at=utcnow(), attempts=0,
-                  filename=(filename or "")[:255] or None, content_type=(content_type or "")[:128] or None,
+                  filename=_no_nul(filename)[:255] or None, content_type=_no_nul(content_type)[:128] or None,
                   size_bytes=len(data), sha256=digest, upload_path=str(path), idempotency_key=idempotency_key,
                   tenant=tenant, submitted_by=submitted_by)
         try:
@@ -340,6 +340,11 @@ class JobStore:
 def _rowcount(result: Any) -> int:
     """Rows matched by an UPDATE (``CursorResult.rowcount``)."""
     return int(result.rowcount)
+
+
+def _no_nul(value: str | None) -> str:
+    """Client-supplied names without NUL characters (PostgreSQL text cannot store them)."""
+    return (value or "").replace("\x00", "")
 
 
 def _dead_local(claimed_by: str | None, host: str) -> bool:

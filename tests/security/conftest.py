@@ -11,6 +11,9 @@ import ssl
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +36,10 @@ def db_url(data_dir: Path) -> str:
     return f"sqlite:///{(data_dir / 'ocrpipe.db').resolve()}"
 
 
-def create_keys(data_dir: Path, specs: dict[str, dict[str, Any]]) -> dict[str, str]:
+def create_keys(data_dir: Path, specs: dict[str, dict[str, Any]], url: str | None = None) -> dict[str, str]:
     """Create keys ``name -> {scopes, tenant?, rate_limit?}`` in the server's database; returns name -> key."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    engine = get_engine(db_url(data_dir))
+    engine = get_engine(url or db_url(data_dir))
     migrate(engine)
     store = KeyStore(engine)
     out = {}
@@ -146,6 +149,29 @@ def png(width: int = 64, height: int = 32) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (width, height), "white").save(buf, "PNG")
     return buf.getvalue()
+
+
+PG_ADMIN_URL = os.environ.get("OCRPIPE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@contextmanager
+def pg_database() -> Iterator[str]:
+    """A throw-away PostgreSQL database (skips the test when the local server is not reachable)."""
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3):
+            pass
+    except Exception:  # noqa: BLE001
+        pytest.skip("local PostgreSQL is not reachable")
+    name = f"ocrpipe_sec_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ Bounded for CI: a fixed number of examples per operation, derandomised so a fail
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -22,7 +23,7 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
     status_code_conformance,
 )
 
-from .conftest import SecServer, create_keys  # noqa: E402
+from .conftest import SecServer, create_keys, pg_database  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -30,15 +31,20 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 EXAMPLES = int(os.environ.get("OCRPIPE_FUZZ_EXAMPLES", "12"))
 
 
-@pytest.fixture(scope="module")
-def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecServer]:
-    data = tmp_path_factory.mktemp("fuzz")
-    keys = create_keys(data, {"fuzzer": {"scopes": "submit,read,admin", "rate_limit": 1e6}})
-    srv = SecServer(data, "--max-wait-ms", "5", env={"OCRPIPE_MAX_UPLOAD_MB": "1", "OCRPIPE_MAX_PAGES": "3"})
-    srv.key = keys["fuzzer"]  # type: ignore[attr-defined]
-    srv.start()
-    yield srv
-    srv.stop()
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def fuzz_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecServer]:
+    """The server on SQLite, then on PostgreSQL (stricter about text: NUL bytes, lengths)."""
+    data = tmp_path_factory.mktemp(f"fuzz-{request.param}")
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(pg_database()) if request.param == "postgres" else None
+        keys = create_keys(data, {"fuzzer": {"scopes": "submit,read,admin", "rate_limit": 1e6}}, url)
+        args = ["--database-url", url] if url else []
+        srv = SecServer(data, "--max-wait-ms", "5", *args,
+                        env={"OCRPIPE_MAX_UPLOAD_MB": "1", "OCRPIPE_MAX_PAGES": "3"})
+        srv.key = keys["fuzzer"]  # type: ignore[attr-defined]
+        srv.start()
+        stack.callback(srv.stop)
+        yield srv
 
 
 def app_schema() -> dict[str, Any]:
@@ -63,3 +69,15 @@ def test_the_fuzzed_schema_is_the_one_the_server_serves(fuzz_server: SecServer) 
 def test_api_conforms_to_its_schema(case: Any, fuzz_server: SecServer) -> None:
     case.call_and_validate(base_url=fuzz_server.url, headers={"Authorization": f"Bearer {fuzz_server.key}"},  # type: ignore[attr-defined]
                            checks=CHECKS, timeout=60)
+
+
+def test_nul_bytes_found_by_fuzzing_are_refused_not_500(fuzz_server: SecServer) -> None:
+    """Regression: on PostgreSQL a NUL in a job id was a 500 (its text cannot hold NUL)."""
+    import httpx
+
+    with fuzz_server.client(fuzz_server.key) as c:  # type: ignore[attr-defined]
+        for method, path in [("GET", "/v1/jobs/%00"), ("DELETE", "/v1/jobs/a%00b"),
+                             ("GET", "/v1/admin/audit?job_id=%00")]:
+            resp = c.request(method, path)
+            assert resp.status_code == 400 and resp.json()["error"]["code"] == "invalid_argument", resp.text
+    assert isinstance(httpx.get(fuzz_server.url + "/healthz").json(), dict)

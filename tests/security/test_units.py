@@ -148,6 +148,8 @@ def test_tenant_filter_in_the_store(engine: Engine, tmp_path: Path) -> None:
     assert store.result(job.id, "b") is None and store.upload_of(job.id, "b") is None
     assert [j.id for j in store.list(tenant="a")] == [job.id] and store.list(tenant="b") == []
     assert store.get(job.id) is not None  # no tenant: auth not enforced (loopback, no keys)
+    named, _ = store.create(b"y", filename="a\x00b.png", content_type="image/png\x00", tenant="a")
+    assert named.filename == "ab.png"  # NUL cannot be stored in PostgreSQL text
 
 
 def test_openapi_documents_auth_and_json_errors() -> None:

@@ -21,6 +21,7 @@ from ocrpipe.security.keys import Principal
 from ocrpipe.security.models import AuditEntry
 from ocrpipe.service import errors
 from ocrpipe.service.db import get_sessionmaker
+from ocrpipe.types import ErrorCode
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,8 @@ def audit_log(app: Any) -> AuditLog:
 
 
 class SecurityMiddleware:
-    """Guards ``/metrics`` when configured and writes an audit entry for each job/admin request."""
+    """Refuses NUL bytes in URLs, guards ``/metrics`` when configured, and writes an audit entry for each
+    job/admin request."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -104,6 +106,11 @@ class SecurityMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+            # PostgreSQL text cannot hold NUL: refuse it at the edge instead of failing in the database
+            await _send_error(send, AuthError(400, ErrorCode.INVALID_ARGUMENT.value,
+                                              "NUL characters are not allowed in the URL"))
             return
         fastapi_app = scope["app"]
         if scope["path"] == "/metrics" and security_state(fastapi_app).settings.metrics_auth:

@@ -153,7 +153,8 @@ def test_tenant_filter_in_the_store(engine: Engine, tmp_path: Path) -> None:
 
 
 def test_openapi_documents_auth_and_json_errors() -> None:
-    schema = {"paths": {"/v1/jobs": {"post": {"requestBody": {}, "responses": {"202": {}, "422": {}}}},
+    validation = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}}}
+    schema = {"paths": {"/v1/jobs": {"post": {"requestBody": {}, "responses": {"202": {}, "422": validation}}},
                         "/healthz": {"get": {"responses": {"200": {}}}}}}
     out = document(schema)
     post = out["paths"]["/v1/jobs"]["post"]

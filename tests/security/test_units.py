@@ -188,3 +188,16 @@ def test_log_filter_redacts_content_but_keeps_ids() -> None:
     assert line["job_id"] == "j1" and line["pages"] == 2 and line["msg"] == "field read"
     assert line["value"] == line["raw_text"] == "[redacted]" and line["blob"] == "<6 bytes>"
     assert "홍길동" not in out.getvalue() and "73052291" not in out.getvalue()
+
+
+def test_certs_command_writes_a_usable_set(tmp_path: Path) -> None:
+    import ssl
+
+    from ocrpipe.cli import main
+
+    assert main(["certs", "--out", str(tmp_path), "--host", "ocr.clinic.lan"]) == 0
+    ctx = ssl.create_default_context(cafile=str(tmp_path / "ca.crt"))
+    ctx.load_cert_chain(str(tmp_path / "client.crt"), str(tmp_path / "client.key"))
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(str(tmp_path / "server.crt"), str(tmp_path / "server.key"))
+    assert (tmp_path / "server.key").stat().st_mode & 0o077 == 0  # private keys are not world-readable

@@ -30,6 +30,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     _db_options(r)
     r.set_defaults(func=_cmd_revoke)
 
+    c = subparsers.add_parser("certs", help="generate throw-away TLS certificates for trying HTTPS/mTLS",
+                              description="Writes a test CA, a server certificate (localhost, 127.0.0.1 and "
+                                          "--host names) and a client certificate as PEM files. For trials "
+                                          "only: use your organisation's CA in production.")
+    c.add_argument("--out", required=True, help="directory to write the PEM files to")
+    c.add_argument("--host", action="append", default=[], help="extra server name or IP (repeatable)")
+    c.set_defaults(func=_cmd_certs)
+
     a = subparsers.add_parser("audit", help="show the audit log (who read or deleted which job)")
     a.add_argument("--job", help="only this job id")
     a.add_argument("--key", help="only this key name")
@@ -114,6 +122,22 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         engine.dispose()
     for e in entries:
         print(json.dumps(e.to_dict(), ensure_ascii=False))
+    return 0
+
+
+def _cmd_certs(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    try:
+        from ocrpipe.security.devcerts import write_set
+    except ImportError:
+        print("ocrpipe certs: needs the 'cryptography' package (pip install cryptography)", file=sys.stderr)
+        return 2
+    files = write_set(Path(args.out), hosts=("localhost", "127.0.0.1", *args.host))
+    for name, path in vars(files).items():
+        print(f"{name:<12} {path}")
+    print(f"server: ocrpipe serve --tls-cert {files.server_cert} --tls-key {files.server_key} "
+          f"[--tls-client-ca {files.ca_cert}]", file=sys.stderr)
     return 0
 
 

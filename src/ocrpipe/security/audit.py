@@ -6,13 +6,15 @@ Entries hold ids, names and status codes only — never document content. HTTP r
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import queue
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import anyio
 from sqlalchemy import Engine, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -59,23 +61,87 @@ class AuditRecord:
 
 
 class AuditLog:
-    """Append and query audit entries in the service database."""
+    """Append and query audit entries in the service database.
 
-    def __init__(self, engine: Engine) -> None:
+    With ``background=True`` entries are written by one writer thread in batches (one transaction per
+    batch), so a request never waits for the audit write; :meth:`flush` waits until everything queued is
+    stored (queries call it first) and the queue is flushed at interpreter exit.
+    """
+
+    BATCH = 500
+
+    def __init__(self, engine: Engine, *, background: bool = False) -> None:
         self.engine = engine
         self.sessions = get_sessionmaker(engine)
+        self._queue: queue.Queue[AuditEntry | None] = queue.Queue(maxsize=100_000)
+        self._pending = 0
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        if background:
+            self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+            self._thread.start()
+            atexit.register(self.close)
 
     def record(self, action: str, *, principal: Principal | None, job_id: str | None = None,
                transport: str = "http", status: int | None = None) -> None:
+        """Append an entry (queued when the writer thread runs, else written now)."""
         entry = AuditEntry(ts=datetime.now(UTC), key_id=principal.key_id if principal else None,
                            key_name=principal.name if principal else None,
                            tenant=principal.tenant if principal else None, action=action,
                            job_id=(job_id or None) and job_id[:32], transport=transport, status=status)
+        if self._thread is None:
+            self._write([entry])
+            return
+        with self._cond:
+            self._pending += 1
+        self._queue.put(entry)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued entry is stored; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._pending == 0, timeout)
+
+    def close(self) -> None:
+        """Flush and stop the writer thread (idempotent)."""
+        if self._thread is not None and self._thread.is_alive():
+            self.flush()
+            self._queue.put(None)
+            self._thread.join(10)
+
+    def _write(self, entries: list[AuditEntry]) -> None:
         with self.sessions.begin() as s:
-            s.add(entry)
+            s.add_all(entries)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self.BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            try:
+                self._write(batch)
+            except Exception:  # noqa: BLE001 - keep the writer alive; the failure is logged
+                log.exception("audit write failed", extra={"entries": len(batch)})
+            with self._cond:
+                self._pending -= len(batch)
+                self._cond.notify_all()
+            if stop:
+                return
 
     def query(self, *, job_id: str | None = None, key_name: str | None = None,
               limit: int = 100) -> list[AuditRecord]:
+        """The newest entries first (after storing everything queued so far)."""
+        self.flush()
         q = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
         if job_id:
             q = q.where(AuditEntry.job_id == job_id)
@@ -92,7 +158,7 @@ def audit_log(app: Any) -> AuditLog:
     engine = app.state.svc.store.engine
     current: AuditLog | None = getattr(app.state, "audit", None)
     if current is None or current.engine is not engine:
-        current = app.state.audit = AuditLog(engine)
+        current = app.state.audit = AuditLog(engine, background=True)
     return current
 
 
@@ -141,11 +207,7 @@ class SecurityMiddleware:
         job_id = (scope.get("path_params") or {}).get("job_id")
         if job_id is None and action == "submit_job":
             job_id = _location_job_id(message)
-        try:
-            await anyio.to_thread.run_sync(lambda: audit_log(scope["app"]).record(
-                action, principal=principal, job_id=job_id, status=status))
-        except Exception:  # noqa: BLE001 - never fail the request because the audit write failed
-            log.exception("audit write failed", extra={"action": action})
+        audit_log(scope["app"]).record(action, principal=principal, job_id=job_id, status=status)  # queued
 
 
 def _location_job_id(message: Message) -> str | None:

@@ -62,6 +62,12 @@ class SecurityState:
                 self._keys = KeyStore(engine)
             return self._keys
 
+    def enforced_cached(self) -> bool | None:
+        """The cached answer of :meth:`enforced`, or None when it is due to ask the database again."""
+        if self._enforced:
+            return True
+        return False if time.monotonic() - self._checked < self.RECHECK_S else None
+
     def enforced(self, keys: KeyStore) -> bool:
         """Whether keys are required now; once true it stays true for the life of the process."""
         if self._enforced:
@@ -111,7 +117,10 @@ async def check_request(app: FastAPI, method: str, path: str, headers: Mapping[s
     """Authenticate and authorise one request; None when auth is not enforced; raises AuthError."""
     sec = security_state(app)
     keys = key_store(app)
-    if not await run_in_threadpool(sec.enforced, keys):
+    enforced = sec.enforced_cached()
+    if enforced is None:
+        enforced = await run_in_threadpool(sec.enforced, keys)
+    if not enforced:
         return None
     token = bearer_token(headers)
     if token is None:

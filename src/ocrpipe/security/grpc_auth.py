@@ -60,7 +60,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
     def __init__(self, engine: Any, settings: SecuritySettings | None = None, *, audit: bool = True) -> None:
         self.state = SecurityState(settings or SecuritySettings())
         self.keys: KeyStore = self.state.bind(engine)
-        self.audit = AuditLog(engine) if audit else None
+        self.audit = AuditLog(engine, background=True) if audit else None
 
     def intercept_service(self, continuation: Callable[[Any], Any], details: Any) -> Any:
         handler = continuation(details)

@@ -1,7 +1,7 @@
 """Cross-request dynamic batching vs one crop at a time, and the time to acknowledge a job while busy.
 
     python benchmarks/batching.py [--clients 16] [--pages-per-client 2] [--recognizer NAME]
-                                  [--batched 32:1024,32:0,4:0] [--workers 4] [--threads 1]
+                                  [--batched 32:1024,32:0,4:0] [--workers 2] [--threads 1]
 
 For each configuration it starts a real ``ocrpipe serve`` (same neural CTC recogniser every time), lets
 ``--clients`` threads POST generated document pages to ``/v1/ocr`` at once, and measures pages/s:
@@ -163,6 +163,53 @@ def measure_acks(url: str, body: bytes, stop: threading.Event, interval: float =
     return out
 
 
+def micro(recognizer: str, pages: list[bytes], budgets: list[int], repeat: int = 2) -> dict[str, Any]:
+    """The recogniser alone, in this process, on the crops of the generated pages: ms per crop when called
+    one crop at a time vs on width-sorted batches closed by a padded-width budget (0 = 32 crops)."""
+    import numpy as np
+    from PIL import Image
+
+    from ocrpipe.pipeline import Pipeline, PipelineConfig
+    from ocrpipe.service.ocr import crop_aspect, padded_width
+
+    pipe = Pipeline(PipelineConfig(recognizer=recognizer))
+    crops = []
+    for body in pages[:4]:
+        img = np.asarray(Image.open(io.BytesIO(body)).convert("RGB"))
+        prepared = pipe.preprocess(img)
+        crops += pipe.crop(prepared.image, pipe.detect(prepared.image))
+    crops.sort(key=crop_aspect)
+
+    def batches(budget: int) -> list[list[Any]]:
+        out: list[list[Any]] = [[]]
+        for c in crops:
+            trial = out[-1] + [c]
+            if out[-1] and (len(trial) > 32 or (budget and padded_width(trial) > budget)):
+                out.append([c])
+            else:
+                out[-1] = trial
+        return out
+
+    def timed(groups: list[list[Any]]) -> float:
+        best = float("inf")
+        for _ in range(repeat):
+            start = time.perf_counter()
+            for g in groups:
+                pipe.recognize(g)
+            best = min(best, time.perf_counter() - start)
+        return best * 1000.0 / len(crops)
+
+    pipe.recognize(crops[:4])
+    one = timed([[c] for c in crops])
+    out: dict[str, Any] = {"crops": len(crops), "per_crop_ms": round(one, 2)}
+    for budget in budgets:
+        groups = batches(budget)
+        ms = timed(groups)
+        out[f"budget_{budget}"] = {"ms_per_crop": round(ms, 2), "mean_batch": round(len(crops) / len(groups), 1),
+                                   "speedup_vs_per_crop": round(one / ms, 3)}
+    return out
+
+
 def configs(batched: list[tuple[int, int]], per_page: bool) -> list[tuple[str, list[str], dict[str, str]]]:
     out = [("per_crop", ["--no-batching"], {"OCRPIPE_SEQUENTIAL_UNIT": "crop"})]
     if per_page:
@@ -181,8 +228,10 @@ def main() -> int:
                     help="batched configurations as MAX_BATCH_SIZE:MAX_BATCH_WIDTH (0 = no width budget)")
     ap.add_argument("--no-per-page", action="store_true", help="skip the per-page sequential run")
     ap.add_argument("--max-wait-ms", type=float, default=10.0)
-    ap.add_argument("--workers", type=int, default=4)
+    ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads per session")
+    ap.add_argument("--micro-budgets", default="512,1024,2048,0",
+                    help="padded-width budgets for the recogniser-only measurement ('' to skip)")
     ap.add_argument("--out", default=str(RESULTS / "batching.json"))
     args = ap.parse_args()
 
@@ -194,6 +243,13 @@ def main() -> int:
     env = {"OCRPIPE_THREADS": str(args.threads), "OMP_NUM_THREADS": str(args.threads)}
     common = ["--recognizer", recognizer, "--workers", str(args.workers), "--max-wait-ms", str(args.max_wait_ms),
               "--job-workers", "1"]
+    os.environ.update(env)
+    budgets = [int(x) for x in args.micro_budgets.split(",") if x]
+    micro_res = micro(recognizer, pages, budgets) if budgets else {}
+    if micro_res:
+        print(f"recogniser alone: {micro_res['per_crop_ms']} ms/crop one at a time; "
+              + ", ".join(f"budget {b}: {micro_res[f'budget_{b}']['ms_per_crop']} ms/crop "
+                          f"(batch {micro_res[f'budget_{b}']['mean_batch']})" for b in budgets), flush=True)
     results: dict[str, Any] = {}
     acks: list[float] = []
     for name, extra, extra_env in configs(batched, not args.no_per_page):
@@ -234,7 +290,7 @@ def main() -> int:
         "max_wait_ms": args.max_wait_ms, "cpu_count": os.cpu_count(), "machine": platform.machine(),
         "device": "cpu", "results": results, "best_batched": best,
         "best_speedup_vs_per_crop": results[best]["speedup_vs_per_crop"], "target_speedup": 1.3,
-        "ack_latency_while_busy": ack,
+        "ack_latency_while_busy": ack, "recognizer_alone": micro_res,
     }
     print(f"\nbest batched ({best}) vs one crop at a time: {summary['best_speedup_vs_per_crop']:.2f}x "
           f"(target >= 1.3x)")

@@ -15,7 +15,8 @@ Semantics (after Ray Serve's ``@serve.batch`` and BentoML's adaptive batching):
   similar widths together; results are mapped back to the original items;
 * the batch function must return one result per item; a wrong length, or an exception, makes the batcher
   retry the items one by one, so a single bad item fails only its own future;
-* the batch function runs on one dedicated daemon thread, never on the caller's (or an event loop's) thread.
+* the batch function runs on ``threads`` dedicated daemon threads (one by default; more lets batches run
+  side by side, e.g. one per CPU core), never on the caller's (or an event loop's) thread.
 
 Calling the batcher like a function (``batcher(items)``) submits the items and blocks until all their
 results are in, which is exactly the ``recognize`` hook of :meth:`ocrpipe.Pipeline.process_image`.
@@ -82,6 +83,8 @@ class DynamicBatcher(Generic[T, R]):
         batch_cost: Callable[[Sequence[T]], float] | None = None,
         max_batch_cost: float = float("inf"),
         on_batch: Callable[[int, float], None] | None = None,
+        threads: int = 1,
+        thread_init: Callable[[], None] | None = None,
         name: str = "batcher",
     ) -> None:
         if max_batch_size < 1:
@@ -90,6 +93,8 @@ class DynamicBatcher(Generic[T, R]):
             raise ValueError("max_wait_ms must be >= 0")
         if max_queue < max_batch_size:
             raise ValueError("max_queue must be >= max_batch_size")
+        if threads < 1:
+            raise ValueError("threads must be >= 1")
         self.fn = fn
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000.0
@@ -104,8 +109,12 @@ class DynamicBatcher(Generic[T, R]):
         self._cond = threading.Condition()
         self._closed = False
         self._avg_item_s = 0.005
-        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
-        self._thread.start()
+        self._stats_lock = threading.Lock()
+        self.thread_init = thread_init
+        self._threads = [threading.Thread(target=self._loop, name=f"{name}-{i}", daemon=True)
+                         for i in range(threads)]
+        for t in self._threads:
+            t.start()
 
     # ---- public API --------------------------------------------------------------------------------
 
@@ -149,11 +158,13 @@ class DynamicBatcher(Generic[T, R]):
         return [f.result() for f in futures]
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop accepting items, finish the queued ones, and join the worker thread."""
+        """Stop accepting items, finish the queued ones, and join the worker threads."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        self._thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
 
     # ---- worker ------------------------------------------------------------------------------------
 
@@ -200,6 +211,8 @@ class DynamicBatcher(Generic[T, R]):
             return batch
 
     def _loop(self) -> None:
+        if self.thread_init is not None:
+            self.thread_init()
         while True:
             batch = self._next_batch()
             if batch is None:
@@ -222,7 +235,8 @@ class DynamicBatcher(Generic[T, R]):
             else:
                 log.warning("batch of %d failed (%s); retrying items one by one", len(batch),
                             type(exc).__name__)
-                self.stats.fallbacks += 1
+                with self._stats_lock:
+                    self.stats.fallbacks += 1
                 for item in batch:
                     self._run_one(item)
             return
@@ -242,10 +256,11 @@ class DynamicBatcher(Generic[T, R]):
         item.future.set_result(results[0])
 
     def _record(self, size: int, elapsed: float) -> None:
-        self.stats.batches += 1
-        self.stats.items += size
-        self.stats.max_batch_seen = max(self.stats.max_batch_seen, size)
-        self._avg_item_s = 0.8 * self._avg_item_s + 0.2 * (elapsed / size)
+        with self._stats_lock:
+            self.stats.batches += 1
+            self.stats.items += size
+            self.stats.max_batch_seen = max(self.stats.max_batch_seen, size)
+            self._avg_item_s = 0.8 * self._avg_item_s + 0.2 * (elapsed / size)
         if self.on_batch is not None:
             try:
                 self.on_batch(size, elapsed)

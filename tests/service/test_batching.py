@@ -157,11 +157,28 @@ def test_close_finishes_queued_items_and_refuses_new_ones() -> None:
         b.submit([4])
 
 
+def test_several_inference_threads_run_batches_side_by_side() -> None:
+    barrier = threading.Barrier(2, timeout=10)
+
+    def meet(items: list[int]) -> list[int]:
+        barrier.wait()  # passes only when two batches are in flight at once
+        return items
+
+    b = DynamicBatcher(meet, max_batch_size=1, max_wait_ms=0, threads=2)
+    try:
+        futures = b.submit([1, 2])
+        assert [f.result(timeout=10) for f in futures] == [1, 2]
+    finally:
+        b.close()
+
+
 def test_invalid_configuration_is_refused() -> None:
     with pytest.raises(ValueError):
         DynamicBatcher(lambda x: x, max_batch_size=0)
     with pytest.raises(ValueError):
         DynamicBatcher(lambda x: x, max_batch_size=8, max_queue=4)
+    with pytest.raises(ValueError):
+        DynamicBatcher(lambda x: x, threads=0)
 
 
 def test_cost_budget_closes_a_batch_early() -> None:

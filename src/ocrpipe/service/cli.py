@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-_FLAGS = ("host", "port", "database_url", "data_dir", "recognizer", "batching", "max_batch_size", "max_batch_width",
-          "max_wait_ms", "workers", "threads", "job_workers", "webhook_url", "log_level")
+_FLAGS = ("host", "port", "database_url", "data_dir", "recognizer", "batching", "max_batch_size",
+          "max_batch_width", "batch_threads", "max_wait_ms", "workers", "threads", "job_workers", "webhook_url",
+          "log_level")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -32,6 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-batch-width", type=int,
                    help="padded width budget per batch (crops x widest crop at 48 px height; default 1024, "
                         "0 = none: use 0 on a GPU)")
+    p.add_argument("--batch-threads", type=int, help="inference threads of the batcher (default 2)")
     p.add_argument("--max-wait-ms", type=float, help="longest wait of a batch's first crop (default 10)")
     p.add_argument("--workers", type=int, help="page worker threads: decode/detect concurrency (default 2)")
     p.add_argument("--threads", type=int, help="ONNX Runtime threads per model call (default 1)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,6 +29,17 @@ T = TypeVar("T")
 
 _STAGE_OF_TIMING = {"preprocess": Stage.PREPROCESS, "detect": Stage.DETECT, "crop": Stage.DETECT,
                     "recognize": Stage.RECOGNIZE, "postprocess": Stage.POSTPROCESS}
+
+
+def lower_thread_priority(nice: int) -> None:
+    """Raise the calling thread's niceness by ``nice`` (Linux schedules threads individually)."""
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+    except OSError:  # not permitted or not supported: keep the default priority
+        log.debug("cannot lower thread priority")
 
 
 def crop_aspect(crop: np.ndarray) -> float:
@@ -53,7 +65,8 @@ class OcrEngine:
         config = PipelineConfig(recognizer=settings.recognizer, limits=limits, pdf_dpi=settings.pdf_dpi)
         self.pipeline = pipeline or Pipeline(config)
         self.models = [m.to_dict() for m in self.pipeline.models()]
-        self.executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="ocr-page")
+        nice = lambda: lower_thread_priority(settings.worker_nice)  # noqa: E731
+        self.executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="ocr-page", initializer=nice)
         self.batcher: DynamicBatcher[np.ndarray, RecResult] | None = None
         if settings.batching:
             self.batcher = DynamicBatcher(
@@ -62,7 +75,7 @@ class OcrEngine:
                 admission_timeout=settings.admission_timeout_s, sort_key=crop_aspect,
                 batch_cost=padded_width if settings.max_batch_width else None,
                 max_batch_cost=float(settings.max_batch_width or "inf"),
-                on_batch=metrics.on_batch, name="ocr-batcher",
+                on_batch=metrics.on_batch, threads=settings.batch_threads, thread_init=nice, name="ocr-batcher",
             )
 
     # ---- recognition hook --------------------------------------------------------------------------

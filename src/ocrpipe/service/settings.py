@@ -31,12 +31,17 @@ class ServiceSettings(BaseSettings):
     threads: int = Field(default=1, ge=1, le=64)
     """ONNX Runtime intra-op threads per model (``OCRPIPE_THREADS``). The service gets its parallelism
     from page workers, so one thread per call avoids oversubscribing the cores (and keeps acks fast)."""
+    worker_nice: int = Field(default=5, ge=0, le=19)
+    """Niceness added to OCR threads (page workers, batcher, jobs) so that the event loop — acknowledging
+    jobs, answering health checks — gets the CPU first on a busy machine. 0 = same priority."""
     job_workers: int = Field(default=1, ge=0, le=32)
     """Background threads that claim and run queued jobs (0: this process only accepts jobs)."""
 
     # dynamic batching
     batching: bool = True
     max_batch_size: int = Field(default=32, ge=1, le=1024)
+    batch_threads: int = Field(default=2, ge=1, le=64)
+    """Inference threads of the batcher: batches run side by side (one per CPU core; 1 on a GPU)."""
     max_batch_width: int = Field(default=1024, ge=0)
     """Budget of one batch in padded width (crops x widest crop, at 48 px height); 0 = no budget.
     On a CPU, big batches of long lines leave the cache and cost more per crop than small ones."""

@@ -14,7 +14,7 @@ from ocrpipe.batching import BatcherOverloaded
 from ocrpipe.service.logconfig import job_id_var
 from ocrpipe.service.metrics import Metrics
 from ocrpipe.service.notifier import Notifier
-from ocrpipe.service.ocr import OcrEngine
+from ocrpipe.service.ocr import OcrEngine, lower_thread_priority
 from ocrpipe.service.settings import ServiceSettings
 from ocrpipe.service.store import Claimed, JobStore, utcnow, worker_identity
 from ocrpipe.types import ErrorCode, OcrError, Stage
@@ -82,6 +82,7 @@ class JobRunner:
     # ---- loops -------------------------------------------------------------------------------------
 
     def _run_loop(self) -> None:
+        lower_thread_priority(self.settings.worker_nice)
         while not self._stop.is_set():
             try:
                 claimed = self.store.claim(self.identity, self.settings.lease_s)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 
@@ -100,7 +102,7 @@ class JobListOut(BaseModel):
     jobs: list[JobOut]
 
 
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "empty, corrupt or invalid input"},
     413: {"model": ErrorBody, "description": "file, image or page count over the limits"},
     415: {"model": ErrorBody, "description": "not multipart/form-data, or not an image/PDF"},

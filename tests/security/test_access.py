@@ -237,7 +237,9 @@ def test_logs_and_metrics_never_contain_document_content(server: SecServer,
     sync = a.post("/v1/ocr", files={"file": (f"{PATIENT}.png", page, "image/png")})
     assert PATIENT in sync.json()["text"]
     assert a.post("/v1/ocr", files={"file": (f"{PATIENT}.png", b"not an image", "image/png")}).status_code == 415
-    assert a.get(f"/v1/jobs/{job_id}/pages/0").status_code == 200
+    image = a.get(f"/v1/jobs/{job_id}/pages/0")
+    assert image.status_code == 200 and image.headers["cache-control"] == "no-store"  # no PHI in caches
+    assert image.headers["x-content-type-options"] == "nosniff"
     metrics = httpx.get(server.url + "/metrics").text
     log = server.log()
     assert job_id in log  # ...the log was captured and does record the job (by id)...

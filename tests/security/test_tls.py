@@ -36,6 +36,7 @@ def test_mutual_tls_handshake_and_a_job_over_https(server: SecServer) -> None:
     with server.client(server.key) as c:  # type: ignore[attr-defined]
         resp = c.post("/v1/jobs", files={"file": ("a.png", png(), "image/png")})
         assert resp.status_code == 202, resp.text
+        assert resp.headers["strict-transport-security"].startswith("max-age=")
         assert c.get(f"/v1/jobs/{resp.json()['id']}").status_code == 200
         with server.client() as anonymous:
             assert anonymous.get("/v1/jobs").status_code == 401  # TLS does not replace the API key

@@ -190,6 +190,7 @@ class SecurityMiddleware:
         async def audited_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 await self._audit(scope, message)
+                message["headers"] = _safe_headers(scope, list(message.get("headers", [])))
             await send(message)
 
         await self.app(scope, receive, audited_send)
@@ -208,6 +209,20 @@ class SecurityMiddleware:
         if job_id is None and action == "submit_job":
             job_id = _location_job_id(message)
         audit_log(scope["app"]).record(action, principal=principal, job_id=job_id, status=status)  # queued
+
+
+def _safe_headers(scope: Scope, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """No caching of API answers (results and page images carry patient data, e.g. on shared clinic
+    PCs), no MIME sniffing, and HSTS when served over TLS."""
+    names = {k.lower() for k, _ in headers}
+    if scope["path"].startswith("/v1/"):
+        headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
+        headers.append((b"cache-control", b"no-store"))
+    if b"x-content-type-options" not in names:
+        headers.append((b"x-content-type-options", b"nosniff"))
+    if scope.get("scheme") == "https" and b"strict-transport-security" not in names:
+        headers.append((b"strict-transport-security", b"max-age=31536000"))
+    return headers
 
 
 def _location_job_id(message: Message) -> str | None:

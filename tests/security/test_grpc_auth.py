@@ -13,7 +13,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from ocrpipe.security.grpc_auth import AuthInterceptor, current_tenant, scope_for
+from ocrpipe.security.grpc_auth import AuthInterceptor, client_channel, current_tenant, scope_for
 from ocrpipe.security.keys import KeyStore, Scope
 from ocrpipe.security.tls import grpc_channel_credentials, grpc_server_credentials
 from ocrpipe.service.db import get_engine, migrate
@@ -97,6 +97,19 @@ def test_grpc_keys_scopes_and_tenants(setup: dict[str, Any]) -> None:
         health_stub = health_pb2_grpc.HealthStub(ch)
         assert health_stub.Check(health_pb2.HealthCheckRequest(), timeout=10).status == \
             health_pb2.HealthCheckResponse.SERVING  # public, no key
+
+
+def test_client_channel_sends_the_key_over_plain_and_mutual_tls(setup: dict[str, Any], certs: Any) -> None:
+    good, _ = certs
+    key = setup["tokens"]["reader"]
+    with client_channel(f"127.0.0.1:{setup['plain']}", api_key=key) as ch:
+        assert call(ch, "/test.Jobs/GetThing", None) == "tenant=clinic-a"
+        assert call(ch, "/test.Jobs/WatchThings", None, stream=True) == ["0:clinic-a", "1:clinic-a"]
+    with client_channel(f"localhost:{setup['secure']}", api_key=key, ca_file=good.ca_cert,
+                        cert_file=good.client_cert, key_file=good.client_key) as ch:
+        assert call(ch, "/test.Jobs/GetThing", None) == "tenant=clinic-a"
+    with client_channel(f"127.0.0.1:{setup['plain']}") as ch:
+        assert status_of(lambda: call(ch, "/test.Jobs/GetThing", None)) == grpc.StatusCode.UNAUTHENTICATED
 
 
 def test_grpc_mutual_tls(setup: dict[str, Any], certs: Any) -> None:

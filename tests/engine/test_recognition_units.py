@@ -51,3 +51,10 @@ def test_deskew_finds_and_undoes_rotation():
     quad = np.array([[[100, 100], [200, 100], [200, 120], [100, 120]]], np.float32)
     forward = (quad.reshape(-1, 2) @ prepared.matrix[:, :2].T + prepared.matrix[:, 2]).reshape(quad.shape)
     np.testing.assert_allclose(prepared.to_original(forward.astype(np.float32)), quad, atol=1e-3)
+
+
+def test_ctc_composes_conjoining_jamo_into_syllables():
+    charset = ["\u1100", "\u1161", "\u11a8", "\u1102", "1"]  # ᄀ ᅡ ᆨ ᄂ 1
+    probs = _onehot([1, 0, 2, 3, 0, 4, 2, 0, 5], 6)[None]
+    (res,) = ctc_greedy_decode(probs, charset)
+    assert res.text == "각나1"

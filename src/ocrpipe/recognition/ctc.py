@@ -10,6 +10,7 @@ batch, and decoded greedily.
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,7 +26,8 @@ def ctc_greedy_decode(probs: np.ndarray, charset: Sequence[str], lengths: np.nda
     """Best-path decoding of (N, T, C) probabilities: collapse repeats, drop blanks (class 0).
 
     ``lengths`` (N,) limits each row to its valid time steps (the rest is padding). Confidence is the
-    mean probability of the emitted symbols.
+    mean probability of the emitted symbols. The text is NFC-normalised, so a model whose charset spells
+    Hangul as conjoining jamo (initial, vowel, final) yields composed syllables.
     """
     best = probs.argmax(axis=2)
     best_p = probs.max(axis=2)
@@ -38,7 +40,7 @@ def ctc_greedy_decode(probs: np.ndarray, charset: Sequence[str], lengths: np.nda
         keep &= idx != 0
         chars = [charset[i - 1] for i in idx[keep] if i - 1 < len(charset)]
         conf = float(p[keep].mean()) if keep.any() else 0.0
-        results.append(RecResult("".join(chars), conf))
+        results.append(RecResult(unicodedata.normalize("NFC", "".join(chars)), conf))
     return results
 
 

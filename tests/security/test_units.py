@@ -201,3 +201,16 @@ def test_certs_command_writes_a_usable_set(tmp_path: Path) -> None:
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server.load_cert_chain(str(tmp_path / "server.crt"), str(tmp_path / "server.key"))
     assert (tmp_path / "server.key").stat().st_mode & 0o077 == 0  # private keys are not world-readable
+
+
+def test_database_errors_do_not_carry_document_content(engine: Engine, tmp_path: Path) -> None:
+    """SQL parameters (file names, recognised text) stay out of exception messages, hence out of logs."""
+    from sqlalchemy.exc import IntegrityError
+
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO api_keys (id, name, tenant, scopes, salt, hash, created_at) "
+                          "VALUES ('k1', 'n1', 't', 'read', 's', 'h', '2026-01-01')"))
+    with pytest.raises(IntegrityError) as info, engine.begin() as conn:
+        conn.execute(text("INSERT INTO api_keys (id, name, tenant, scopes, salt, hash, created_at) "
+                          "VALUES ('k1', :name, 't', 'read', 's', 'h', '2026-01-01')"), {"name": "홍길동"})
+    assert "홍길동" not in str(info.value)

@@ -25,16 +25,18 @@ def is_sqlite(url: str) -> bool:
 
 
 def get_engine(url: str, **kwargs: Any) -> Engine:
-    """A SQLAlchemy engine for ``url``; SQLite gets WAL mode, a busy timeout and foreign keys."""
+    """A SQLAlchemy engine for ``url``; SQLite gets WAL mode, a busy timeout and foreign keys.
+    SQL parameters (file names, recognised text) are kept out of exception messages and logs."""
     if is_sqlite(url):
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                               hide_parameters=True, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True, **kwargs)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -237,6 +237,9 @@ def test_logs_and_metrics_never_contain_document_content(server: SecServer,
     sync = a.post("/v1/ocr", files={"file": (f"{PATIENT}.png", page, "image/png")})
     assert PATIENT in sync.json()["text"]
     assert a.post("/v1/ocr", files={"file": (f"{PATIENT}.png", b"not an image", "image/png")}).status_code == 415
+    broken = submit(a, page[:300], name=f"{PATIENT}_{PATIENT_ID}_broken.png")  # fails in decode
+    failed = wait_job(a, broken)
+    assert failed["status"] == "failed" and PATIENT in failed["error"]["message"]  # told to its owner only
     image = a.get(f"/v1/jobs/{job_id}/pages/0")
     assert image.status_code == 200 and image.headers["cache-control"] == "no-store"  # no PHI in caches
     assert image.headers["x-content-type-options"] == "nosniff"

@@ -251,3 +251,16 @@ def test_logs_and_metrics_never_contain_document_content(server: SecServer,
         bad = [line for line in log.splitlines() if marker in line]
         assert not bad, bad[:3]
     assert "IHDR" not in log and "\\x89PNG" not in log
+
+
+def test_guessing_keys_is_throttled_per_address(server: SecServer, clients: dict[str, httpx.Client]) -> None:
+    """Runs last: after 30 bad keys a minute this address gets 429 before any key is verified; keys the
+    server already verified keep working, so a guesser cannot lock a clinic out."""
+    assert clients["clinic-a"].get("/v1/jobs").status_code == 200  # verified before the attack
+    key_id = server.keys["clinic-b"].split("_")[1]  # type: ignore[attr-defined]
+    statuses = [httpx.get(server.url + "/v1/jobs", headers={"Authorization": f"Bearer ocp_{key_id}_{i:043d}"})
+                .status_code for i in range(40)]
+    assert statuses[0] == 401 and statuses[-1] == 429 and set(statuses) == {401, 429}
+    assert_error(httpx.get(server.url + "/v1/jobs", headers={"Authorization": "Bearer ocp_0123456789ab_"
+                                                             + "y" * 43}), 429, "rate_limited")
+    assert clients["clinic-a"].get("/v1/jobs").status_code == 200

@@ -73,7 +73,9 @@ def test_rate_limiter_bursts_then_refills() -> None:
     wait = limiter.acquire("k", 3)
     assert wait == pytest.approx(20.0)  # 3/min: one token every 20 s
     assert limiter.acquire("other", 3) == 0.0
+    assert limiter.peek("k", 3) == pytest.approx(20.0) and limiter.peek("new", 3) == 0.0
     now[0] = 20.0
+    assert limiter.peek("k", 3) == 0.0  # peeking takes nothing
     assert limiter.acquire("k", 3) == 0.0
     assert limiter.acquire("k", 3) > 0
 

@@ -182,7 +182,8 @@ class SecurityMiddleware:
         if scope["path"] == "/metrics" and security_state(fastapi_app).settings.metrics_auth:
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
             try:
-                await check_request(fastapi_app, scope["method"], "/metrics", headers)
+                peer = scope.get("client") or (None,)
+                await check_request(fastapi_app, scope["method"], "/metrics", headers, peer[0])
             except AuthError as exc:
                 await _send_error(send, exc)
                 return

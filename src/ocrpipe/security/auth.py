@@ -29,6 +29,7 @@ from ocrpipe.service.errors import ServiceError
 UNAUTHORIZED = "unauthorized"
 FORBIDDEN = "forbidden"
 RATE_LIMITED = "rate_limited"
+FAILED_AUTH_PER_MIN = 30.0
 
 
 class AuthError(ServiceError):
@@ -50,6 +51,7 @@ class SecurityState:
     def __init__(self, settings: SecuritySettings) -> None:
         self.settings = settings
         self.limiter = RateLimiter()
+        self.failures = RateLimiter()  # failed authentications per peer address
         self._keys: KeyStore | None = None
         self._enforced = settings.auth == "required"
         self._checked = 0.0
@@ -112,9 +114,14 @@ def bearer_token(headers: Mapping[str, str]) -> str | None:
     return token.strip()
 
 
-async def check_request(app: FastAPI, method: str, path: str, headers: Mapping[str, str]
-                        ) -> Principal | None:
-    """Authenticate and authorise one request; None when auth is not enforced; raises AuthError."""
+async def check_request(app: FastAPI, method: str, path: str, headers: Mapping[str, str],
+                        client: str | None = None) -> Principal | None:
+    """Authenticate and authorise one request; None when auth is not enforced; raises AuthError.
+
+    ``client`` (the peer address) limits failed attempts: after ``FAILED_AUTH_PER_MIN`` bad keys in a
+    minute the peer gets 429 before a not yet verified key is checked (a deliberate ~30 ms scrypt); keys
+    this process already verified keep working, so a guesser cannot lock out the clinic behind its NAT.
+    """
     sec = security_state(app)
     keys = key_store(app)
     enforced = sec.enforced_cached()
@@ -125,8 +132,14 @@ async def check_request(app: FastAPI, method: str, path: str, headers: Mapping[s
     token = bearer_token(headers)
     if token is None:
         raise AuthError(401, UNAUTHORIZED, "this API needs an API key: send 'Authorization: Bearer <key>'")
+    peer = f"peer:{client or '?'}"
+    wait = 0.0 if keys.recently_verified(token) else sec.failures.peek(peer, FAILED_AUTH_PER_MIN)
+    if wait > 0:
+        raise AuthError(429, RATE_LIMITED, "too many requests with invalid API keys from this address; "
+                                           f"retry in {wait:.0f} s", retry_after=wait)
     principal = await run_in_threadpool(keys.authenticate, token)
     if principal is None:
+        sec.failures.acquire(peer, FAILED_AUTH_PER_MIN)
         raise AuthError(401, UNAUTHORIZED, "the API key is invalid or was revoked")
     limit = principal.rate_limit_per_min or sec.settings.rate_limit_per_min
     wait = sec.limiter.acquire(principal.key_id, limit)
@@ -143,7 +156,7 @@ async def check_request(app: FastAPI, method: str, path: str, headers: Mapping[s
 async def authorize(request: Request) -> None:
     """FastAPI dependency of every ``/v1`` route: sets ``request.state.principal`` or raises."""
     request.state.principal = await check_request(request.app, request.method, request.url.path,
-                                                  request.headers)
+                                                  request.headers, request.client.host if request.client else None)
 
 
 def current_principal(request: Request) -> Principal | None:

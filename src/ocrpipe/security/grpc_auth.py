@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 
 from ocrpipe.security.audit import AuditLog
-from ocrpipe.security.auth import SecurityState
+from ocrpipe.security.auth import FAILED_AUTH_PER_MIN, SecurityState
 from ocrpipe.security.keys import KeyStore, Principal, Scope
 from ocrpipe.security.settings import SecuritySettings
 
@@ -78,8 +78,13 @@ class AuthInterceptor(grpc.ServerInterceptor):
         scheme, _, token = value.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise _Refused(grpc.StatusCode.UNAUTHENTICATED, "send the API key as 'authorization: Bearer <key>'")
+        peer = "peer:" + (context.peer() or "?").rsplit(":", 1)[0]  # the address without the port
+        known = self.keys.recently_verified(token.strip())
+        if not known and self.state.failures.peek(peer, FAILED_AUTH_PER_MIN) > 0:
+            raise _Refused(grpc.StatusCode.RESOURCE_EXHAUSTED, "too many invalid API keys from this address")
         principal = self.keys.authenticate(token.strip())
         if principal is None:
+            self.state.failures.acquire(peer, FAILED_AUTH_PER_MIN)
             raise _Refused(grpc.StatusCode.UNAUTHENTICATED, "the API key is invalid or was revoked")
         limit = principal.rate_limit_per_min or self.state.settings.rate_limit_per_min
         if self.state.limiter.acquire(principal.key_id, limit) > 0:

@@ -198,6 +198,16 @@ class KeyStore:
         return Principal(key_id=row.id, name=row.name, tenant=row.tenant,
                          scopes=parse_scopes(row.scopes), rate_limit_per_min=row.rate_limit_per_min)
 
+    def recently_verified(self, presented: str) -> bool:
+        """Whether this exact key was verified by this process before (no scrypt needed to check it)."""
+        m = _KEY_RE.match(presented.strip())
+        if m is None:
+            return False
+        tag = hmac.new(self._pepper, presented.strip().encode(), hashlib.sha256).digest()
+        with self._lock:
+            cached = self._verified.get(m.group(1))
+        return cached is not None and hmac.compare_digest(cached, tag)
+
     def _remember(self, key_id: str, tag: bytes) -> None:
         with self._lock:
             self._verified[key_id] = tag

@@ -45,6 +45,16 @@ class RateLimiter:
                 return 0.0
             return (1.0 - bucket.tokens) / rate
 
+    def peek(self, key: str, per_minute: float) -> float:
+        """The seconds until ``key`` has a token (0.0 when it has one now), without taking it."""
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                return 0.0
+            rate = per_minute / 60.0
+            tokens = min(per_minute, bucket.tokens + (self._clock() - bucket.updated) * rate)
+            return 0.0 if tokens >= 1.0 else (1.0 - tokens) / rate
+
     def _forget_full(self, now: float, rate: float) -> None:
         """Drop buckets idle long enough to be full again (they would start full anyway)."""
         idle = [k for k, b in self._buckets.items() if now - b.updated > 60.0]

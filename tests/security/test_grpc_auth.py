@@ -5,7 +5,6 @@ handlers (also inside a response stream), and the health service left public."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent import futures
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +12,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from ocrpipe.security.grpc_auth import AuthInterceptor, client_channel, current_tenant, scope_for
+from ocrpipe.security.grpc_auth import add_port, client_channel, current_tenant, make_server, scope_for
 from ocrpipe.security.keys import KeyStore, Scope
-from ocrpipe.security.tls import grpc_channel_credentials, grpc_server_credentials
+from ocrpipe.security.settings import SecuritySettings
+from ocrpipe.security.tls import grpc_channel_credentials
 from ocrpipe.service.db import get_engine, migrate
 
 
@@ -47,13 +47,13 @@ def setup(tmp_path_factory: pytest.TempPathFactory, certs: Any) -> Iterator[dict
     tokens = {name: keys.create(name, scopes, tenant)[1] for name, scopes, tenant in
               [("reader", "read", "clinic-a"), ("writer", "submit", "clinic-a"), ("gone", "read", "x")]}
     keys.revoke("gone")
-    server = grpc.server(futures.ThreadPoolExecutor(4), interceptors=[AuthInterceptor(engine)])
+    good, _ = certs
+    tls = SecuritySettings(tls_cert=good.server_cert, tls_key=good.server_key, tls_client_ca=good.ca_cert)
+    server = make_server(engine, SecuritySettings(), max_workers=4)
     server.add_generic_rpc_handlers((_handlers(),))
     health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), server)
-    plain = server.add_insecure_port("127.0.0.1:0")
-    good, _ = certs
-    secure = server.add_secure_port("127.0.0.1:0", grpc_server_credentials(
-        good.server_cert, good.server_key, client_ca=good.ca_cert))
+    plain = add_port(server, "127.0.0.1:0", SecuritySettings())
+    secure = add_port(server, "127.0.0.1:0", tls)
     server.start()
     yield {"tokens": tokens, "plain": plain, "secure": secure}
     server.stop(0)

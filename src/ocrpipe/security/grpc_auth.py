@@ -188,3 +188,26 @@ def client_channel(target: str, *, api_key: str | None = None, tls: bool = False
     if api_key:
         channel = grpc.intercept_channel(channel, ApiKeyClientInterceptor(api_key))
     return channel
+
+
+# ---- server construction -----------------------------------------------------------------------------
+
+
+def make_server(engine: Any, settings: SecuritySettings | None = None, *, max_workers: int = 8,
+                options: Any = ()) -> grpc.Server:
+    """A ``grpc.server`` whose every call (except health) goes through :class:`AuthInterceptor`."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    return grpc.server(ThreadPoolExecutor(max_workers, thread_name_prefix="grpc"), options=options,
+                       interceptors=[AuthInterceptor(engine, settings)])
+
+
+def add_port(server: grpc.Server, address: str, settings: SecuritySettings) -> int:
+    """Bind ``address`` with TLS (mutual with ``tls_client_ca``) when configured; returns the port."""
+    from ocrpipe.security.tls import grpc_server_credentials
+
+    if settings.tls:
+        assert settings.tls_cert is not None and settings.tls_key is not None
+        creds = grpc_server_credentials(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+        return int(server.add_secure_port(address, creds))
+    return int(server.add_insecure_port(address))

@@ -1,0 +1,83 @@
+"""The training code cannot rot: a few real optimisation steps, resume, export to ONNX, load in the engine."""
+
+from __future__ import annotations
+
+import dataclasses
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the training extra (torch) is not installed")
+
+from ocrpipe.training.model import CRNN, build_vocab, greedy_decode, tokenize  # noqa: E402
+from ocrpipe.training.train import Collate, TrainConfig, train  # noqa: E402
+
+TINY = TrainConfig(steps=6, batch_size=4, val_size=8, max_width=96, max_chars=6, threads=1, workers=0,
+                   checkpoint_minutes=100, validate_minutes=100)
+
+
+def test_jamo_tokens_round_trip_every_charset_symbol():
+    vocab = build_vocab()
+    assert len(vocab) < 400  # jamo, not 2,350 syllables
+    for text in ("한글 ABC 123", "값: -1.25 D", "①※「확인」"):
+        tokens = tokenize(text)
+        assert all(t in vocab for t in tokens), [t for t in tokens if t not in vocab]
+        assert unicodedata.normalize("NFC", "".join(tokens)) == text
+
+
+def test_model_shapes():
+    model = CRNN(len(build_vocab()) + 1)
+    out = model(torch.zeros(2, 1, 32, 96))
+    assert out.shape == (2, 24, len(build_vocab()) + 1)
+    assert sum(p.numel() for p in model.parameters()) < 10_000_000
+
+
+def test_collate_pads_to_buckets_and_encodes_targets():
+    vocab = build_vocab()
+    batch = [(np.full((32, 50), 200, np.uint8), "가a"), (np.full((32, 100), 30, np.uint8), "1")]
+    x, lengths, targets, target_lengths, texts = Collate(vocab, 96)(batch)
+    assert x.shape == (2, 1, 32, 192) and lengths.tolist() == [12, 25]
+    assert target_lengths.tolist() == [3, 1] and len(targets) == 4  # 가 = ᄀ + ᅡ
+    assert x[0, 0, 0, 100].item() == pytest.approx((200 / 255 - 0.5) / 0.5)  # padded with the background
+
+
+def test_tiny_training_run_resumes_and_exports(tmp_path: Path):
+    from ocrpipe.training.export import export_onnx
+
+    first = train(TINY, tmp_path / "run", max_steps=3, progress=False, log=lambda _: None)
+    assert first["step"] == 3 and (tmp_path / "run" / "last.pt").is_file()
+    second = train(TINY, tmp_path / "run", resume=True, progress=False, log=lambda _: None)
+    assert second["step"] == TINY.steps
+    assert 0.0 <= second["val_cer"] <= 5.0
+    info = export_onnx(tmp_path / "run" / "last.pt", tmp_path / "tiny.onnx")
+    assert info["max_abs_diff"] < 1e-4 and info["step"] == TINY.steps
+
+    from ocrpipe import runtime
+    from ocrpipe.recognition.ctc import CTCRecognizer
+
+    spec = runtime.ModelSpec(name="tiny", kind="recognizer", source=f"file:{tmp_path / 'tiny.onnx'}",
+                             sha256=info["sha256"])
+    rec = CTCRecognizer(spec, runtime.create_session(runtime.verified_path(spec), threads=1))
+    assert rec.height == 32 and rec.channels == 1
+    results = rec.recognize([np.full((20, 60, 3), 255, np.uint8), np.zeros((40, 200, 3), np.uint8)])
+    assert len(results) == 2 and all(0.0 <= r.confidence <= 1.0 for r in results)
+
+
+def test_config_rejects_unknown_keys(tmp_path: Path):
+    path = tmp_path / "c.yaml"
+    path.write_text("steps: 5\nlearning_rate: 1\n")
+    with pytest.raises(ValueError, match="learning_rate"):
+        TrainConfig.from_yaml(path)
+    shipped = TrainConfig.from_yaml(Path(__file__).parents[2] / "configs" / "rec_ko.yaml")
+    assert dataclasses.asdict(shipped)["max_width"] == 288
+
+
+def test_greedy_decode_composes_jamo():
+    vocab = build_vocab()
+    ids = [vocab.index(t) + 1 for t in tokenize("한")]
+    logits = torch.full((1, 5, len(vocab) + 1), -10.0)
+    for t, c in enumerate([ids[0], 0, ids[1], ids[2], 0]):
+        logits[0, t, c] = 10.0
+    assert greedy_decode(logits, [5], vocab) == ["한"]

@@ -81,3 +81,23 @@ def test_greedy_decode_composes_jamo():
     for t, c in enumerate([ids[0], 0, ids[1], ids[2], 0]):
         logits[0, t, c] = 10.0
     assert greedy_decode(logits, [5], vocab) == ["한"]
+
+
+def test_charset_is_ks_x_1001_plus_ascii_and_document_symbols():
+    from ocrpipe.training.charset import build_charset, ksx1001_hangul
+
+    hangul = ksx1001_hangul()
+    assert len(hangul) == 2350 and "가" in hangul and "똠" not in hangul  # 똠 is famously missing from KS X 1001
+    charset = build_charset()
+    assert {"A", "z", "0", " ", "※", "ㆍ", "「", "①"} <= set(charset)
+    assert len(charset) == len(set(charset))
+
+
+def test_synthetic_lines_are_deterministic_and_32_high():
+    from ocrpipe.training.synth import LineSynth
+
+    a, b = LineSynth(seed=3, max_width=200), LineSynth(seed=3, max_width=200)
+    for i in range(5):
+        (img_a, text_a), (img_b, text_b) = a.sample(i), b.sample(i)
+        assert text_a == text_b and np.array_equal(img_a, img_b)
+        assert img_a.shape[0] == 32 and img_a.shape[1] <= 200 and img_a.dtype == np.uint8

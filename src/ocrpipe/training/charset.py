@@ -23,15 +23,19 @@ SYMBOLS = (
 
 
 def ksx1001_hangul() -> list[str]:
-    """The 2,350 Hangul syllables of KS X 1001 (those of U+AC00..U+D7A3 that encode in EUC-KR)."""
+    """The 2,350 Hangul syllables of KS X 1001: those of U+AC00..U+D7A3 with a 2-byte EUC-KR code.
+
+    (Python's ``euc-kr`` codec also encodes the other 8,822 syllables, as 8-byte KS X 1001 make-up
+    sequences, so "encodes at all" is not the test.)
+    """
     out = []
     for cp in range(0xAC00, 0xD7A4):
         ch = chr(cp)
         try:
-            ch.encode("euc-kr")
+            if len(ch.encode("euc-kr")) == 2:
+                out.append(ch)
         except UnicodeEncodeError:
             continue
-        out.append(ch)
     return out
 
 

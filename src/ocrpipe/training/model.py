@@ -33,9 +33,18 @@ def tokenize(text: str) -> list[str]:
     return list(unicodedata.normalize("NFD", text))
 
 
+HANGUL_JAMO = (
+    [chr(c) for c in range(0x1100, 0x1113)]  # 19 initial consonants
+    + [chr(c) for c in range(0x1161, 0x1176)]  # 21 vowels
+    + [chr(c) for c in range(0x11A8, 0x11C3)]  # 27 final consonants
+)
+
+
 def build_vocab(charset: Iterable[str] | None = None) -> tuple[str, ...]:
-    """The sorted output symbols covering ``charset`` (default: the recogniser's charset)."""
-    return tuple(sorted({t for ch in (charset or build_charset()) for t in tokenize(ch)}))
+    """The sorted output symbols: every conjoining jamo (so all 11,172 syllables can be spelled, not only
+    the 2,350 the model is trained on) plus the non-Hangul symbols of ``charset``."""
+    symbols = {t for ch in (charset or build_charset()) for t in tokenize(ch)}
+    return tuple(sorted(symbols | set(HANGUL_JAMO)))
 
 
 def _block(cin: int, cout: int) -> list[nn.Module]:

@@ -17,20 +17,16 @@ Engine names (``--engine``):
 
 from __future__ import annotations
 
-import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+import numpy as np
 
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from ocrpipe.evaluation.metrics import Region  # noqa: E402
-from ocrpipe.evaluation.scoring import Prediction  # noqa: E402
-from ocrpipe.types import (  # noqa: E402
+from ocrpipe.evaluation.metrics import Region
+from ocrpipe.evaluation.scoring import Prediction
+from ocrpipe.types import (
     Document,
     EngineError,
     ErrorCode,

@@ -3,27 +3,25 @@
 Each crop is converted to gray, scaled to a fixed x-height-friendly height, padded with background and read
 with page-segmentation mode 7 (one text line). A small pool of ``PyTessBaseAPI`` objects (one per worker
 thread; an API object is not thread-safe) reads crops in parallel: tesserocr releases the GIL while
-Tesseract runs. OpenMP inside Tesseract is limited to one thread so workers do not oversubscribe the CPU.
+Tesseract runs. (No OMP_THREAD_LIMIT is set: the tesserocr wheel's libtesseract is built without OpenMP, and
+setting it process-wide deadlocks torch's OpenMP thread pool.)
 """
 
 from __future__ import annotations
 
 import os
+import queue
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
 
-os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+import cv2
+import numpy as np
+from PIL import Image
 
-import queue  # noqa: E402
-from collections.abc import Iterator, Sequence  # noqa: E402
-from concurrent.futures import ThreadPoolExecutor  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from ocrpipe import runtime  # noqa: E402
-from ocrpipe.types import EngineError, ErrorCode, ModelInfo, RecResult, Stage  # noqa: E402
+from ocrpipe import runtime
+from ocrpipe.types import EngineError, ErrorCode, ModelInfo, RecResult, Stage
 
 TESSDATA_CANDIDATES = (
     "/usr/share/tesseract-ocr/5/tessdata",

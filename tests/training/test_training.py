@@ -101,3 +101,12 @@ def test_synthetic_lines_are_deterministic_and_32_high():
         (img_a, text_a), (img_b, text_b) = a.sample(i), b.sample(i)
         assert text_a == text_b and np.array_equal(img_a, img_b)
         assert img_a.shape[0] == 32 and img_a.shape[1] <= 200 and img_a.dtype == np.uint8
+
+
+def test_second_phase_starts_from_first_phase_weights(tmp_path: Path):
+    train(TINY, tmp_path / "one", max_steps=2, progress=False, log=lambda _: None)
+    messages: list[str] = []
+    summary = train(dataclasses.replace(TINY, steps=3, lr=1e-4), tmp_path / "two", init=tmp_path / "one" / "last.pt",
+                    progress=False, log=messages.append)
+    assert summary["step"] == 3
+    assert any("initialised from" in m and "samples continue at 8" in m for m in messages)

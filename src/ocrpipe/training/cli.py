@@ -12,7 +12,8 @@ def _recognizer(args: argparse.Namespace) -> int:
     from ocrpipe.training.train import TrainConfig, train
 
     config = TrainConfig.from_yaml(args.config)
-    summary = train(config, Path(args.out), resume=args.resume, max_minutes=args.max_minutes,
+    summary = train(config, Path(args.out), resume=args.resume, init=Path(args.init) if args.init else None,
+                    max_minutes=args.max_minutes,
                     max_steps=args.max_steps, device=args.device,
                     log=lambda msg: print(msg, file=sys.stderr, flush=True))
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
@@ -44,6 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--config", required=True, help="YAML config, e.g. configs/rec_ko.yaml")
     r.add_argument("--out", default="runs/rec_ko", help="run folder for checkpoints (default runs/rec_ko)")
     r.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    r.add_argument("--init", metavar="CHECKPOINT",
+                   help="start from these weights with a fresh optimiser and schedule (a second phase)")
     r.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this much wall time")
     r.add_argument("--max-steps", type=int, help="stop after this many steps (default: the config's steps)")
     r.add_argument("--device", default="cpu", choices=["cpu", "cuda"])

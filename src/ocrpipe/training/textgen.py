@@ -28,17 +28,7 @@ DOC_WORDS = ["신청서", "계약서", "영수증", "주민등록번호", "사�
              "조", "항", "호", "주식회사", "서울특별시", "부산광역시", "경기도", "구", "동", "로", "길", "번지",
              "아파트", "층", "호실", "은행", "계좌번호", "예금주", "보험", "세금", "청구서", "납부", "기한", "첨부",
              "서류", "목록", "위", "사항", "본인", "동의", "서명", "인", "정보", "개인정보", "수집", "이용", "제공"]
-EN_WORDS = """the of and to in is for on with as by at from this that be are or an it not have has was
-will can all your our more new date total amount price tax invoice receipt number name address phone email
-customer order item qty quantity unit description payment cash card change balance due paid subtotal
-discount service company limited corporation office road street city state code account bank branch
-member store tel fax page report summary table figure note section chapter version model serial product
-type size color weight height width length time day month year week hour minute second morning evening
-sale purchase delivery shipping return refund policy terms conditions agreement contract signature
-approved manager staff department team project plan result data system information document file
-Seoul Korea Busan Incheon Daegu Samsung Hyundai Global International Center Group Holdings Tech Co Ltd
-Inc Corp LLC Mr Mrs Ms Dr No Ref ID PIN VAT GST SST TOTAL CASH CHANGE ROUNDING ADJ QTY AMT RM KRW USD
-""".split()
+EN_WORDS = ["the", "of", "and", "to", "in", "is", "for", "on", "with", "as", "by", "at", "from", "this", "that", "be", "are", "or", "an", "it", "not", "have", "has", "was", "will", "can", "all", "your", "our", "more", "new", "date", "total", "amount", "price", "tax", "invoice", "receipt", "number", "name", "address", "phone", "email", "customer", "order", "item", "qty", "quantity", "unit", "description", "payment", "cash", "card", "change", "balance", "due", "paid", "subtotal", "discount", "service", "company", "limited", "corporation", "office", "road", "street", "city", "state", "code", "account", "bank", "branch", "member", "store", "tel", "fax", "page", "report", "summary", "table", "figure", "note", "section", "chapter", "version", "model", "serial", "product", "type", "size", "color", "weight", "height", "width", "length", "time", "day", "month", "year", "week", "hour", "minute", "second", "morning", "evening", "sale", "purchase", "delivery", "shipping", "return", "refund", "policy", "terms", "conditions", "agreement", "contract", "signature", "approved", "manager", "staff", "department", "team", "project", "plan", "result", "data", "system", "information", "document", "file", "Seoul", "Korea", "Busan", "Incheon", "Daegu", "Samsung", "Hyundai", "Global", "International", "Center", "Group", "Holdings", "Tech", "Co", "Ltd", "Inc", "Corp", "LLC", "Mr", "Mrs", "Ms", "Dr", "No", "Ref", "ID", "PIN", "VAT", "GST", "SST", "TOTAL", "CASH", "CHANGE", "ROUNDING", "ADJ", "QTY", "AMT", "RM", "KRW", "USD"]
 BRACKETS = [("(", ")"), ("[", "]"), ("「", "」"), ("『", "』"), ("【", "】"), ("〈", "〉"), ("《", "》"),
             ("〔", "〕"), ("<", ">"), ("{", "}"), ("“", "”"), ("‘", "’"), ('"', '"'), ("'", "'")]
 BULLETS = ["※", "○", "●", "◎", "□", "■", "◇", "◆", "△", "▲", "▷", "▶", "☐", "☑", "★", "-", "*", "·", "ㆍ",

@@ -120,9 +120,14 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train(config: TrainConfig, out_dir: Path, *, resume: bool = False, max_minutes: float | None = None,
-          max_steps: int | None = None, device: str = "cpu", progress: bool = True, log=print) -> dict[str, Any]:
-    """Train (or resume) a recogniser; returns a summary with the final validation CER."""
+def train(config: TrainConfig, out_dir: Path, *, resume: bool = False, init: Path | None = None,
+          max_minutes: float | None = None, max_steps: int | None = None, device: str = "cpu",
+          progress: bool = True, log=print) -> dict[str, Any]:
+    """Train (or resume) a recogniser; returns a summary with the final validation CER.
+
+    ``init`` starts from another run's weights with a fresh optimiser and schedule (a second phase, e.g. a
+    short low-learning-rate anneal); its training stream continues after that run's samples.
+    """
     from tqdm import tqdm
 
     seed_everything(config.seed)
@@ -135,7 +140,7 @@ def train(config: TrainConfig, out_dir: Path, *, resume: bool = False, max_minut
                                                 pct_start=config.warmup)
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
     ckpt = out_dir / "last.pt"
-    step = 0
+    step = offset = 0
     if resume and ckpt.exists():
         state = torch.load(ckpt, map_location=device)
         if tuple(state["vocab"]) != vocab:
@@ -144,7 +149,15 @@ def train(config: TrainConfig, out_dir: Path, *, resume: bool = False, max_minut
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
         step = int(state["step"])
+        offset = int(state.get("offset", 0))
         log(f"resumed from {ckpt} at step {step}")
+    if init is not None and step == 0:
+        state = torch.load(init, map_location=device)
+        if tuple(state["vocab"]) != vocab:
+            raise ValueError(f"{init} was trained with another vocabulary")
+        model.load_state_dict(state["model"])
+        offset = int(state["step"]) * int(state.get("config", {}).get("batch_size", config.batch_size))
+        log(f"initialised from {init} (step {state['step']}); samples continue at {offset}")
     (out_dir / "config.yaml").write_text(yaml.safe_dump(asdict(config)), encoding="utf-8")
     collate = Collate(vocab, config.width_bucket)
     val_set = SynthLines(config.val_seed, config.val_size, config.max_width, config.max_chars)
@@ -153,7 +166,8 @@ def train(config: TrainConfig, out_dir: Path, *, resume: bool = False, max_minut
     stop_at = min(config.steps, max_steps if max_steps is not None else config.steps)
     loader = DataLoader(
         SynthLines(config.seed, 10**9, config.max_width, config.max_chars), batch_size=config.batch_size,
-        sampler=range(step * config.batch_size, stop_at * config.batch_size), num_workers=config.workers,
+        sampler=range(offset + step * config.batch_size, offset + stop_at * config.batch_size),
+        num_workers=config.workers,
         collate_fn=collate, persistent_workers=config.workers > 0,
     )
     start = last_ckpt = last_val = time.monotonic()
@@ -164,7 +178,8 @@ def train(config: TrainConfig, out_dir: Path, *, resume: bool = False, max_minut
 
     def save() -> None:
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                    "step": step, "vocab": list(vocab), "config": asdict(config)}, str(ckpt) + ".tmp")
+                    "step": step, "offset": offset, "vocab": list(vocab), "config": asdict(config)},
+                   str(ckpt) + ".tmp")
         os.replace(str(ckpt) + ".tmp", ckpt)
 
     for x, lengths, targets, target_lengths, _ in loader:

@@ -110,3 +110,9 @@ def test_second_phase_starts_from_first_phase_weights(tmp_path: Path):
                     progress=False, log=messages.append)
     assert summary["step"] == 3
     assert any("initialised from" in m and "samples continue at 8" in m for m in messages)
+
+
+def test_time_based_anneal_runs(tmp_path: Path):
+    cfg = dataclasses.replace(TINY, steps=10**6, anneal_by_time=True, warmup=0.0)
+    summary = train(cfg, tmp_path / "t", max_steps=3, max_minutes=10.0, progress=False, log=lambda _: None)
+    assert summary["step"] == 3

@@ -46,6 +46,9 @@ class TrainConfig:
     workers: int = 1
     checkpoint_minutes: float = 5.0
     validate_minutes: float = 10.0
+    anneal_by_time: bool = False
+    """Cosine-decay the learning rate over ``--max-minutes`` of wall time instead of over ``steps`` (for
+    a fixed time budget on a shared machine, where the number of steps is unknown in advance)."""
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
@@ -189,12 +192,17 @@ def train(config: TrainConfig, out_dir: Path, *, resume: bool = False, init: Pat
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
-        if step < config.steps - 1:
+        if config.anneal_by_time and max_minutes:
+            fraction = min(1.0, (time.monotonic() - start) / (60 * max_minutes))
+            warm = min(1.0, fraction / config.warmup) if config.warmup else 1.0
+            for group in opt.param_groups:
+                group["lr"] = config.lr * warm * 0.5 * (1 + math.cos(math.pi * fraction))
+        elif step < config.steps - 1:
             sched.step()
         step += 1
         smooth = loss.item() if smooth is None else 0.98 * smooth + 0.02 * loss.item()
         bar.update(1)
-        bar.set_postfix(loss=f"{smooth:.3f}", lr=f"{sched.get_last_lr()[0]:.1e}", refresh=False)
+        bar.set_postfix(loss=f"{smooth:.3f}", lr=f"{opt.param_groups[0]['lr']:.1e}", refresh=False)
         now = time.monotonic()
         out_of_time = max_minutes is not None and (now - start) / 60 >= max_minutes
         done = out_of_time or step >= stop_at

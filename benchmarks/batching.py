@@ -1,7 +1,7 @@
 """Cross-request dynamic batching vs one crop at a time, and the time to acknowledge a job while busy.
 
     python benchmarks/batching.py [--clients 16] [--pages-per-client 2] [--recognizer NAME]
-                                  [--batched 32:1024,32:0,4:0] [--workers 2] [--threads 1]
+                                  [--batched 32:1024,32:2048,32:0,4:0] [--workers 2] [--threads 1]
 
 For each configuration it starts a real ``ocrpipe serve`` (same neural CTC recogniser every time), lets
 ``--clients`` threads POST generated document pages to ``/v1/ocr`` at once, and measures pages/s:
@@ -224,7 +224,7 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--pages-per-client", type=int, default=2)
     ap.add_argument("--recognizer", default=None, help="default: ko_rec if shipped, else ppocrv4_rec_ch")
-    ap.add_argument("--batched", default="32:1024,32:0,4:0",
+    ap.add_argument("--batched", default="32:1024,32:2048,32:0,4:0",
                     help="batched configurations as MAX_BATCH_SIZE:MAX_BATCH_WIDTH (0 = no width budget)")
     ap.add_argument("--no-per-page", action="store_true", help="skip the per-page sequential run")
     ap.add_argument("--max-wait-ms", type=float, default=10.0)
@@ -288,7 +288,8 @@ def main() -> int:
         "benchmark": "batching", "recognizer": recognizer, "clients": args.clients,
         "pages": args.clients * args.pages_per_client, "workers": args.workers, "ort_threads": args.threads,
         "max_wait_ms": args.max_wait_ms, "cpu_count": os.cpu_count(), "machine": platform.machine(),
-        "device": "cpu", "results": results, "best_batched": best,
+        "device": "cpu", "loadavg_at_end": [round(x, 2) for x in os.getloadavg()], "results": results,
+        "best_batched": best,
         "best_speedup_vs_per_crop": results[best]["speedup_vs_per_crop"], "target_speedup": 1.3,
         "ack_latency_while_busy": ack, "recognizer_alone": micro_res,
     }

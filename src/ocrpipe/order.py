@@ -1,8 +1,9 @@
 """Reading order: lines grouped into blocks/columns by recursive XY-cut, rows top-down, left to right.
 
 At each region the widest whitespace gap is cut, horizontally (between bands of rows) or vertically
-(between columns). A vertical cut is only taken when the two sides are not row-aligned: aligned sides are
-table cells or key/value pairs, which are read row by row.
+(between columns). A vertical cut is taken when the two sides are not row-aligned, or when both sides read as text
+columns (several lines spanning most of their column); otherwise the sides are table cells or key/value
+pairs, which are read row by row.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ def _rows(idx: list[int], bb: np.ndarray) -> list[list[int]]:
     rows: list[list[int]] = []
     for i in sorted(idx, key=lambda k: (bb[k, 1] + bb[k, 3]) / 2):
         y0, y1 = bb[i, 1], bb[i, 3]
-        for row in rows:
-            r0, r1 = bb[row, 1].min(), bb[row, 3].max()
+        for row in rows:  # the row's median band, so a tall drop cap does not glue rows together
+            r0, r1 = float(np.median(bb[row, 1])), float(np.median(bb[row, 3]))
             overlap = min(y1, r1) - max(y0, r0)
             if overlap >= 0.5 * min(y1 - y0, r1 - r0):
                 row.append(i)
@@ -56,6 +57,37 @@ def _aligned(left: list[int], right: list[int], bb: np.ndarray) -> float:
     return hits / max(1, len(small))
 
 
+def _column_like(side: list[int], bb: np.ndarray) -> bool:
+    """A run of text lines set in a column: several long lines (many characters: width ≥ 8× height), most of
+    them spanning most of the column's width (justified or ragged-right prose). Table cells and form labels
+    are shorter and vary in width far more."""
+    if len(side) < 3:
+        return False
+    widths = bb[side, 2] - bb[side, 0]
+    heights = bb[side, 3] - bb[side, 1]
+    if np.median(widths) < 8 * np.median(heights):  # short cells, not lines of prose
+        return False
+    extent = bb[side, 2].max() - bb[side, 0].min()
+    return bool(np.mean(widths >= 0.7 * extent) >= 0.6)
+
+
+def _split_at(idx: list[int], bb: np.ndarray, cuts: list[float]) -> list[list[int]]:
+    """Boxes split into vertical strips at the given x positions (by box centre), left to right."""
+    edges = sorted(cuts)
+    pieces: list[list[int]] = [[] for _ in range(len(edges) + 1)]
+    for i in idx:
+        pieces[int(np.searchsorted(edges, (bb[i, 0] + bb[i, 2]) / 2))].append(i)
+    return [p for p in pieces if p]
+
+
+def _are_columns(pieces: list[list[int]], bb: np.ndarray) -> bool:
+    """Strips are read one after another when most are prose columns, or when neighbours are not
+    row-aligned; row-aligned strips of short cells are a table, read row by row."""
+    if np.mean([_column_like(p, bb) for p in pieces]) >= 0.5:
+        return True
+    return all(_aligned(a, b, bb) < 0.5 for a, b in zip(pieces, pieces[1:], strict=False))
+
+
 def _xycut(idx: list[int], bb: np.ndarray, med_h: float, out: list[list[int]]) -> None:
     if len(idx) <= 1:
         out.append(idx)
@@ -64,17 +96,15 @@ def _xycut(idx: list[int], bb: np.ndarray, med_h: float, out: list[list[int]]) -
     # Shrink boxes a little so touching/slightly overlapping neighbours still leave a gap.
     pad_y = 0.1 * (sub[:, 3] - sub[:, 1])
     y_gaps = _gaps(sub[:, 1] + pad_y, sub[:, 3] - pad_y)
-    x_gaps = [g for g in _gaps(sub[:, 0], sub[:, 2]) if g[1] - g[0] >= 0.8 * med_h]
+    x_gaps = [g for g in _gaps(sub[:, 0], sub[:, 2]) if g[1] - g[0] >= 0.4 * med_h]
     best_y = max(y_gaps, key=lambda g: g[1] - g[0], default=None)
     best_x = max(x_gaps, key=lambda g: g[1] - g[0], default=None)
-    if best_x is not None:
-        cut = (best_x[0] + best_x[1]) / 2
-        left = [i for i in idx if (bb[i, 0] + bb[i, 2]) / 2 < cut]
-        right = [i for i in idx if (bb[i, 0] + bb[i, 2]) / 2 >= cut]
-        wide = best_y is None or (best_x[1] - best_x[0]) > (best_y[1] - best_y[0])
-        if wide and min(len(left), len(right)) >= 2 and _aligned(left, right, bb) < 0.5:
-            _xycut(left, bb, med_h, out)
-            _xycut(right, bb, med_h, out)
+    wide = best_x is not None and (best_y is None or (best_x[1] - best_x[0]) > (best_y[1] - best_y[0]))
+    if wide:
+        pieces = _split_at(idx, bb, [(a + b) / 2 for a, b in x_gaps])
+        if len(pieces) >= 2 and min(len(p) for p in pieces) >= 2 and _are_columns(pieces, bb):
+            for piece in pieces:
+                _xycut(piece, bb, med_h, out)
             return
     if best_y is not None and (best_y[1] - best_y[0]) >= 0.3 * med_h:
         cut = (best_y[0] + best_y[1]) / 2

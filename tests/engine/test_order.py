@@ -48,3 +48,10 @@ def test_blocks_cover_every_line_once():
 
 def test_empty():
     assert reading_order([]) == ([], ())
+
+
+def test_aligned_text_columns_are_still_columns():
+    """Magazine columns often share the baseline grid; long, full-width lines mark them as prose columns."""
+    left = [_line(f"L{i}", 10, 100 + 30 * i, 290 - (40 if i == 3 else 0), 120 + 30 * i) for i in range(6)]
+    right = [_line(f"R{i}", 330, 100 + 30 * i, 610, 120 + 30 * i) for i in range(6)]
+    assert _texts(right + left) == [f"L{i}" for i in range(6)] + [f"R{i}" for i in range(6)]

@@ -1,4 +1,5 @@
-# Quick start:  make run [FILE=page.png]   — install what is missing, then print the page's text
+# Quick start:  make run                    — install what is missing, then start the service (SQLite default)
+#               make run FILE=page.png     — install what is missing, then print the text of page.png
 #               make test                  — install what is missing, then run the whole test suite
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -16,7 +17,7 @@ PYTEST_ARGS ?=
 .PHONY: run test install install-dev system-deps serve lint clean
 
 run: install
-	@$(BIN)/ocrpipe ocr $(FILE)
+	@if [ -n "$(FILE)" ]; then $(BIN)/ocrpipe ocr $(FILE); else $(BIN)/ocrpipe serve; fi
 
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

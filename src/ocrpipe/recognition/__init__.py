@@ -9,9 +9,14 @@ DEFAULT_RECOGNIZER = "tesseract"
 
 
 def load_recognizer(name: str = "auto") -> Recognizer:
-    """A recogniser by name: ``auto``, ``tesseract`` / ``tesseract:LANGS``, or a CTC model in the registry."""
+    """A recogniser by name: ``auto``, ``tesseract`` / ``tesseract:LANGS``, ``hybrid`` (the neural model with
+    Tesseract re-reading its doubtful lines), or a CTC model in the registry."""
     if name == "auto":
         name = DEFAULT_RECOGNIZER
+    if name == "hybrid":
+        from ocrpipe.recognition.hybrid import HybridRecognizer
+
+        return HybridRecognizer(load_recognizer("ko_rec"), load_recognizer("tesseract"))
     if name == "tesseract" or name.startswith("tesseract:"):
         from ocrpipe.recognition.tesseract import TesseractRecognizer
 

@@ -35,7 +35,8 @@ def test_reads_rendered_korean_lines(recognizer):
         (x0, y0), (x1, y1) = item["points"][0], item["points"][2]
         crops.append(np.ascontiguousarray(page[y0 - 4:y1 + 4, x0 - 4:x1 + 4]))
     results = recognizer.recognize(crops)
-    edits = sum(Levenshtein.distance(r.text.replace(" ", ""), t.replace(" ", "")) for r, t in zip(results, LINES))
+    pairs = zip(results, LINES, strict=True)
+    edits = sum(Levenshtein.distance(r.text.replace(" ", ""), t.replace(" ", "")) for r, t in pairs)
     total = sum(len(t.replace(" ", "")) for t in LINES)
     assert edits / total <= 0.1, [r.text for r in results]
     assert all(0.0 < r.confidence <= 1.0 for r in results)

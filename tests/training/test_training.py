@@ -103,6 +103,18 @@ def test_synthetic_lines_are_deterministic_and_32_high():
         assert img_a.shape[0] == 32 and img_a.shape[1] <= 200 and img_a.dtype == np.uint8
 
 
+def test_label_is_the_text_drawn_when_a_line_is_shortened_to_fit():
+    import random
+
+    from ocrpipe.training.synth import LineSynth
+
+    synth = LineSynth(seed=0, max_width=96)
+    text = "가나다라마바사아자차카타파하 가나다라마바사"
+    for i in range(5):
+        img, drawn = synth.render(text, random.Random(i))
+        assert img.shape[0] == 32 and img.shape[1] <= 96
+        assert drawn and len(drawn) < len(text) and text.startswith(drawn)
+
 def test_second_phase_starts_from_first_phase_weights(tmp_path: Path):
     train(TINY, tmp_path / "one", max_steps=2, progress=False, log=lambda _: None)
     messages: list[str] = []

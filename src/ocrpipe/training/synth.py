@@ -84,7 +84,7 @@ def discover_fonts(dirs: tuple[str, ...] | None = None) -> tuple[FontFace, ...]:
     for path in files:
         if any(x in path.name for x in EXCLUDE):
             continue
-        for index, name in _faces_in_file(path):
+        for index, _name in _faces_in_file(path):
             cover = _cmap_chars(path, index)
             n_hangul = sum(1 for c in cover if "\uac00" <= c <= "\ud7a3")
             if len(cover) < 60:
@@ -118,10 +118,14 @@ class LineSynth:
         """The ``index``-th sample: (gray uint8 image of height 32, label text)."""
         rng = random.Random((self.seed * 1_000_003 + index) & 0xFFFFFFFFFFFF)
         text = TextGen(rng)(max_chars=rng.randint(self.min_chars, self.max_chars))
-        return self.render(text, rng), text
+        return self.render(text, rng)
 
-    def render(self, text: str, rng: random.Random) -> np.ndarray:
-        """Render ``text`` with random style and degradations; returns gray uint8 of height 32."""
+    def render(self, text: str, rng: random.Random) -> tuple[np.ndarray, str]:
+        """Render ``text`` with random style and degradations: (gray uint8 of height 32, the text drawn).
+
+        The text drawn is a prefix of ``text`` when the whole line would be wider than ``max_width``; the
+        label must be that prefix, not ``text``.
+        """
         face = self._pick_face(text, rng)
         size = rng.randint(20, 44)
         font = self._font(face, size)
@@ -132,7 +136,7 @@ class LineSynth:
         img, box = self._geometry(img, box, rng)
         crop = self._crop(img, box, rng)
         crop = self._degrade(crop, rng)
-        return self._to_height(crop, rng)
+        return self._to_height(crop, rng), text
 
     # --- steps ------------------------------------------------------------------------------------------
     def _pick_face(self, text: str, rng: random.Random) -> FontFace:

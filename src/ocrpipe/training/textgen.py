@@ -28,7 +28,18 @@ DOC_WORDS = ["신청서", "계약서", "영수증", "주민등록번호", "사�
              "조", "항", "호", "주식회사", "서울특별시", "부산광역시", "경기도", "구", "동", "로", "길", "번지",
              "아파트", "층", "호실", "은행", "계좌번호", "예금주", "보험", "세금", "청구서", "납부", "기한", "첨부",
              "서류", "목록", "위", "사항", "본인", "동의", "서명", "인", "정보", "개인정보", "수집", "이용", "제공"]
-EN_WORDS = ["the", "of", "and", "to", "in", "is", "for", "on", "with", "as", "by", "at", "from", "this", "that", "be", "are", "or", "an", "it", "not", "have", "has", "was", "will", "can", "all", "your", "our", "more", "new", "date", "total", "amount", "price", "tax", "invoice", "receipt", "number", "name", "address", "phone", "email", "customer", "order", "item", "qty", "quantity", "unit", "description", "payment", "cash", "card", "change", "balance", "due", "paid", "subtotal", "discount", "service", "company", "limited", "corporation", "office", "road", "street", "city", "state", "code", "account", "bank", "branch", "member", "store", "tel", "fax", "page", "report", "summary", "table", "figure", "note", "section", "chapter", "version", "model", "serial", "product", "type", "size", "color", "weight", "height", "width", "length", "time", "day", "month", "year", "week", "hour", "minute", "second", "morning", "evening", "sale", "purchase", "delivery", "shipping", "return", "refund", "policy", "terms", "conditions", "agreement", "contract", "signature", "approved", "manager", "staff", "department", "team", "project", "plan", "result", "data", "system", "information", "document", "file", "Seoul", "Korea", "Busan", "Incheon", "Daegu", "Samsung", "Hyundai", "Global", "International", "Center", "Group", "Holdings", "Tech", "Co", "Ltd", "Inc", "Corp", "LLC", "Mr", "Mrs", "Ms", "Dr", "No", "Ref", "ID", "PIN", "VAT", "GST", "SST", "TOTAL", "CASH", "CHANGE", "ROUNDING", "ADJ", "QTY", "AMT", "RM", "KRW", "USD"]
+EN_WORDS = """
+the of and to in is for on with as by at from this that be are or an it not have has was will can all your
+our more new date total amount price tax invoice receipt number name address phone email customer order item
+qty quantity unit description payment cash card change balance due paid subtotal discount service company
+limited corporation office road street city state code account bank branch member store tel fax page report
+summary table figure note section chapter version model serial product type size color weight height width
+length time day month year week hour minute second morning evening sale purchase delivery shipping return
+refund policy terms conditions agreement contract signature approved manager staff department team project
+plan result data system information document file Seoul Korea Busan Incheon Daegu Samsung Hyundai Global
+International Center Group Holdings Tech Co Ltd Inc Corp LLC Mr Mrs Ms Dr No Ref ID PIN VAT GST SST TOTAL
+CASH CHANGE ROUNDING ADJ QTY AMT RM KRW USD
+""".split()  # noqa: SIM905
 BRACKETS = [("(", ")"), ("[", "]"), ("「", "」"), ("『", "』"), ("【", "】"), ("〈", "〉"), ("《", "》"),
             ("〔", "〕"), ("<", ">"), ("{", "}"), ("“", "”"), ("‘", "’"), ('"', '"'), ("'", "'")]
 BULLETS = ["※", "○", "●", "◎", "□", "■", "◇", "◆", "△", "▲", "▷", "▶", "☐", "☑", "★", "-", "*", "·", "ㆍ",
@@ -96,10 +107,7 @@ class TextGen:
     # --- generators -------------------------------------------------------------------------------------
     def word(self) -> str:
         r = self.rng.random()
-        if r < 0.12:
-            w = self.rng.choice(DOC_WORDS)
-        else:
-            w = self.rng.choice(self.lex)
+        w = self.rng.choice(DOC_WORDS) if r < 0.12 else self.rng.choice(self.lex)
         if self.rng.random() < 0.3:
             w += self.rng.choice(PARTICLES)
         return w
@@ -144,7 +152,8 @@ class TextGen:
         fmts = [f"{y}.{m:02d}.{d:02d}", f"{y}-{m:02d}-{d:02d}", f"{y}년 {m}월 {d}일", f"{y}. {m}. {d}.",
                 f"{y % 100:02d}/{m:02d}/{d:02d}", f"{d:02d}/{m:02d}/{y}", f"{hh:02d}:{mm:02d}",
                 f"{hh:02d}:{mm:02d}:{ss:02d}", f"{self.rng.choice(['오전', '오후'])} {hh % 12 + 1}시 {mm}분",
-                f"{y}.{m:02d}.{d:02d} {hh:02d}:{mm:02d}", f"{y}년 {m:02d}월", f"{m}월 {d}일({self.rng.choice('월화수목금토일')})",
+                f"{y}.{m:02d}.{d:02d} {hh:02d}:{mm:02d}", f"{y}년 {m:02d}월",
+                f"{m}월 {d}일({self.rng.choice('월화수목금토일')})",
                 f"{y}.{m}.{d}～{y}.{m}.{min(d + 5, 31)}", f"제{self.rng.randint(1, 50)}회"]
         return self.rng.choice(fmts)
 
@@ -157,7 +166,8 @@ class TextGen:
                 f"Tel. {r(10, 99)}-{r(100, 9999)}-{r(1000, 9999)}", f"FAX {r(10, 99)}-{r(100, 999)}-{r(1000, 9999)}",
                 f"{self.rng.choice(['kim', 'lee', 'park', 'info', 'help'])}{r(1, 99)}@"
                 f"{self.rng.choice(['naver.com', 'gmail.com', 'daum.net', 'korea.kr', 'example.co.kr'])}",
-                f"www.{self.rng.choice(['gov', 'nts', 'hometax', 'shop', 'store'])}.{self.rng.choice(['go.kr', 'co.kr', 'com'])}"]
+                f"www.{self.rng.choice(['gov', 'nts', 'hometax', 'shop', 'store'])}."
+                f"{self.rng.choice(['go.kr', 'co.kr', 'com'])}"]
         return self.rng.choice(fmts)
 
     def code(self) -> str:
@@ -180,7 +190,8 @@ class TextGen:
             words = [w.capitalize() for w in words]
         s = " ".join(words)
         if self.rng.random() < 0.3:
-            s += self.rng.choice([":", ".", ",", " :", f" {self.rng.randint(1, 999)}", f" {self.rng.uniform(0, 999):.2f}"])
+            s += self.rng.choice([":", ".", ",", " :", f" {self.rng.randint(1, 999)}",
+                                  f" {self.rng.uniform(0, 999):.2f}"])
         return s
 
     def ascii_random(self) -> str:

@@ -28,6 +28,17 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _validate(args: argparse.Namespace) -> int:
+    from ocrpipe.training.train import evaluate_checkpoint
+
+    value, examples = evaluate_checkpoint(Path(args.checkpoint), seed=args.seed, size=args.n,
+                                          max_width=args.max_width, max_chars=args.max_chars)
+    print(json.dumps({"checkpoint": args.checkpoint, "seed": args.seed, "lines": args.n,
+                      "max_width": args.max_width, "max_chars": args.max_chars, "cer": round(value, 4),
+                      "examples": examples}, ensure_ascii=False, indent=2))
+    return 0
+
+
 def _dump(args: argparse.Namespace) -> int:
     from ocrpipe.training.synth import dump_samples
 
@@ -57,6 +68,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--out", required=True)
     e.add_argument("--name", default="ko_rec")
     e.set_defaults(func=_export)
+
+    v = sub.add_parser("validate", help="synthetic validation CER of a checkpoint (held-out seed)")
+    v.add_argument("--checkpoint", required=True)
+    v.add_argument("--seed", type=int, default=999)
+    v.add_argument("--n", type=int, default=400)
+    v.add_argument("--max-width", type=int, default=288)
+    v.add_argument("--max-chars", type=int, default=18)
+    v.set_defaults(func=_validate)
 
     d = sub.add_parser("dump-samples", help="write synthetic training lines as PNGs for a person to look at")
     d.add_argument("--out", required=True)

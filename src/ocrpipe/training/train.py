@@ -223,3 +223,17 @@ def train(config: TrainConfig, out_dir: Path, *, resume: bool = False, init: Pat
         history.append({"step": step, "val_cer": val_cer, "loss": smooth or 0.0,
                         "minutes": (time.monotonic() - start) / 60})
     return {"step": step, "checkpoint": str(ckpt), "history": history, "val_cer": history[-1]["val_cer"]}
+
+
+def evaluate_checkpoint(checkpoint: Path, *, seed: int = 999, size: int = 400, max_width: int = 288,
+                        max_chars: int = 18, threads: int = 2) -> tuple[float, list[tuple[str, str]]]:
+    """Synthetic validation CER of a checkpoint on ``size`` held-out lines (``LineSynth(seed)``)."""
+    torch.set_num_threads(threads)
+    state = torch.load(checkpoint, map_location="cpu")
+    vocab = tuple(state["vocab"])
+    model = CRNN(len(vocab) + 1, hidden=int(state.get("config", {}).get("hidden", 96)))
+    model.load_state_dict(state["model"])
+    collate = Collate(vocab, 96)
+    data = SynthLines(seed, size, max_width, max_chars)
+    batches = [collate([data[i] for i in range(j, min(j + 50, size))]) for j in range(0, size, 50)]
+    return validate(model, batches, vocab)

@@ -53,6 +53,11 @@ def test_tiny_training_run_resumes_and_exports(tmp_path: Path):
     assert 0.0 <= second["val_cer"] <= 5.0
     info = export_onnx(tmp_path / "run" / "last.pt", tmp_path / "tiny.onnx")
     assert info["max_abs_diff"] < 1e-4 and info["step"] == TINY.steps
+    from ocrpipe.training.train import evaluate_checkpoint
+
+    value, examples = evaluate_checkpoint(tmp_path / "run" / "last.pt", size=6, max_width=96, max_chars=6,
+                                          threads=1)
+    assert 0.0 <= value <= 5.0 and len(examples) == 3 and all(isinstance(t, str) for _, t in examples)
 
     from ocrpipe import runtime
     from ocrpipe.recognition.ctc import CTCRecognizer

@@ -22,8 +22,14 @@ import numpy as np
 from PIL import Image
 
 from ocrpipe.printouts.layouts import LAYOUTS, Layout
-from ocrpipe.printouts.render import apply_scan, available_font_sets, render_clean, sample_effects, scan_matrix, \
-    transform_box
+from ocrpipe.printouts.render import (
+    apply_scan,
+    available_font_sets,
+    render_clean,
+    sample_effects,
+    scan_matrix,
+    transform_box,
+)
 
 
 def canonical(spec: dict[str, Any], text: str) -> Any:

@@ -339,11 +339,13 @@ def _va_v1() -> Layout:
         Slot("patient_id", (200, 80, 420, 122), PID, align="l"),
         Slot("date", (540, 80, 760, 122), _date_spec("%Y.%m.%d", r"^\d{4}\.\d{2}\.\d{2}$"), align="l"),
         Slot("chart", (200, 130, 420, 172),
-             {"type": "enum", "lang": "kor+eng", "validation": {"allowed": list(VA_CHARTS)}}, align="l", size=26),
+             {"type": "enum", "lang": "kor", "validation": {"allowed": list(VA_CHARTS)}}, align="l", size=26),
     ]
     for eye, y in (("r", 276), ("l", 356)):
-        slots += [Slot(f"{eye}_ucva", (220, y, 332, y + 46), VA), Slot(f"{eye}_ucva_logmar", (370, y, 472, y + 46), LOGMAR),
-                  Slot(f"{eye}_bcva", (510, y, 622, y + 46), VA), Slot(f"{eye}_bcva_logmar", (660, y, 762, y + 46), LOGMAR)]
+        slots += [Slot(f"{eye}_ucva", (220, y, 332, y + 46), VA),
+                  Slot(f"{eye}_ucva_logmar", (370, y, 472, y + 46), LOGMAR),
+                  Slot(f"{eye}_bcva", (510, y, 622, y + 46), VA),
+                  Slot(f"{eye}_bcva_logmar", (660, y, 762, y + 46), LOGMAR)]
     checks = tuple({"kind": "logmar", "fields": [f"{e}_{k}", f"{e}_{k}_logmar"], "tolerance": 0.006}
                    for e in ("r", "l") for k in ("ucva", "bcva"))
     return Layout("va_v1", "VA-770", "1", 1, "Visual acuity chart projector VA-770 result slip", 800, 600,

@@ -30,7 +30,8 @@ class FontSet:
 
 
 FONT_SETS: tuple[FontSet, ...] = (
-    FontSet("nanum-gothic", ("NanumGothic.ttf", "NanumGothicBold.ttf", 0), ("NanumGothic.ttf", "NanumGothicBold.ttf", 0)),
+    FontSet("nanum-gothic", ("NanumGothic.ttf", "NanumGothicBold.ttf", 0),
+            ("NanumGothic.ttf", "NanumGothicBold.ttf", 0)),
     FontSet("nanum-barun+dejavu-mono", ("NanumBarunGothic.ttf", "NanumBarunGothicBold.ttf", 0),
             ("DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf", 0)),
     FontSet("noto-cjk-kr", ("NotoSansCJK-Regular.ttc", "NotoSansCJK-Bold.ttc", 1),
@@ -152,8 +153,8 @@ def apply_scan(clean: np.ndarray, fx: dict[str, Any], rng: np.random.Generator) 
     h, w = clean.shape[:2]
     paper = clean.astype(np.float32) * (fx["paper"] / 255.0)
     m = scan_matrix(w, h, fx)
-    img = cv2.warpAffine(paper, m, (w + 2 * SCAN_PAD, h + 2 * SCAN_PAD), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                         borderValue=float(fx["border"]))
+    img = cv2.warpAffine(paper, m, (w + 2 * SCAN_PAD, h + 2 * SCAN_PAD), flags=cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=float(fx["border"]))
     if fx["blur"] > 0.05:
         img = cv2.GaussianBlur(img, (0, 0), fx["blur"])
     if fx["noise"] > 0:

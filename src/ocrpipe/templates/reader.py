@@ -1,0 +1,94 @@
+"""Per-field Tesseract reads with a character whitelist and per-character confidences.
+
+The lead's :class:`~ocrpipe.recognition.tesseract.TesseractRecognizer` reads whole lines with one fixed
+configuration; a template field needs its own whitelist (``tessedit_char_whitelist``) and the *lowest*
+character confidence (one doubtful digit must flag the number), so fields are read here with tesserocr
+directly. Tesseract API objects are not thread-safe: each thread keeps its own, one per language.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from ocrpipe.templates.schema import Preprocess
+
+
+@dataclass(frozen=True)
+class Read:
+    """Raw recogniser output for one field crop."""
+
+    text: str
+    confidence: float
+    """Mean character confidence, 0–1."""
+    min_confidence: float
+    """Lowest character confidence, 0–1 (0 when nothing was read)."""
+
+
+def prepare(crop: np.ndarray, pre: Preprocess) -> np.ndarray:
+    """Grey, scaled, optionally binarised/inverted, padded with the background level."""
+    gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY) if crop.ndim == 3 else crop
+    if pre.scale != 1.0:
+        interp = cv2.INTER_CUBIC if pre.scale > 1 else cv2.INTER_AREA
+        gray = cv2.resize(gray, None, fx=pre.scale, fy=pre.scale, interpolation=interp)
+    if pre.invert:
+        gray = 255 - gray
+    if pre.binarize:
+        gray = cv2.threshold(cv2.GaussianBlur(gray, (3, 3), 0), 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)[1]
+    if pre.pad:
+        border = int(np.percentile(gray, 90))
+        gray = cv2.copyMakeBorder(gray, pre.pad, pre.pad, pre.pad, pre.pad, cv2.BORDER_CONSTANT, value=border)
+    return gray
+
+
+class FieldReader:
+    """Reads single-line field crops with Tesseract (psm 7, LSTM), thread-safe via per-thread APIs."""
+
+    def __init__(self, tessdata: str | None = None) -> None:
+        import tesserocr
+
+        from ocrpipe.recognition.tesseract import find_tessdata
+
+        self._tesserocr = tesserocr
+        self._tessdata = tessdata
+        self._find = find_tessdata
+        self._local = threading.local()
+        self.name = "tesseract-fields"
+
+    def _api(self, lang: str):  # type: ignore[no-untyped-def]
+        apis = getattr(self._local, "apis", None)
+        if apis is None:
+            apis = self._local.apis = {}
+        if lang not in apis:
+            t = self._tesserocr
+            path = self._tessdata or self._find(lang)
+            apis[lang] = t.PyTessBaseAPI(path=path, lang=lang, psm=t.PSM.SINGLE_LINE, oem=t.OEM.LSTM_ONLY)
+        return apis[lang]
+
+    def read(self, image: np.ndarray, *, lang: str = "eng", whitelist: str | None = None) -> Read:
+        """Read one prepared grey image; ``whitelist`` limits the characters Tesseract may output."""
+        api = self._api(lang)
+        api.SetVariable("tessedit_char_whitelist", whitelist or "")
+        api.SetImage(Image.fromarray(image))
+        api.Recognize()
+        chars: list[tuple[str, float]] = []
+        ri = api.GetIterator()
+        level = self._tesserocr.RIL.SYMBOL
+        if ri is not None:
+            for sym in self._tesserocr.iterate_level(ri, level):
+                try:
+                    ch = sym.GetUTF8Text(level)
+                except RuntimeError:  # an empty page: tesserocr raises instead of returning ""
+                    break
+                if ch:
+                    chars.append((ch, sym.Confidence(level) / 100.0))
+        text = api.GetUTF8Text().strip()
+        api.Clear()
+        if not chars:
+            return Read(text, 0.0, 0.0)
+        confs = [c for _, c in chars]
+        return Read(" ".join(text.split()), float(np.mean(confs)), float(min(confs)))

@@ -1,0 +1,107 @@
+"""Template mode: schema validation, registration, field post-processing and end-to-end extraction on
+generated printouts (seed 777, not the seed the templates were checked on)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ocrpipe.printouts import LAYOUTS, make_page
+from ocrpipe.printouts.render import render_clean
+from ocrpipe.templates.fields import apply_checks, check_holds, normalize_number, parse_field, validate
+from ocrpipe.templates.register import register
+from ocrpipe.templates.schema import Check, FieldSpec, Template, builtin_templates
+from ocrpipe.types import InputError
+
+
+def test_builtin_templates_load_and_cover_layouts() -> None:
+    names = {t.name for t in builtin_templates()}
+    assert names == set(LAYOUTS)
+    for t in builtin_templates():
+        assert t.reference_image.shape == (t.size[1], t.size[0])
+
+
+def test_schema_rejects_bad_templates(tmp_path) -> None:
+    with pytest.raises(ValueError):
+        FieldSpec(name="x", region=(0.5, 0.1, 0.2, 0.3))
+    with pytest.raises(ValueError):
+        FieldSpec(name="d", region=(0.1, 0.1, 0.2, 0.2), type="date")
+    with pytest.raises(ValueError):
+        Template(name="t", device="d", version="1", size=(10, 10), reference="r.png",
+                 fields=[FieldSpec(name="a", region=(0.1, 0.1, 0.2, 0.2))],
+                 checks=[Check(kind="mean", fields=["a", "missing"])])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed", encoding="utf-8")
+    from ocrpipe.templates.schema import load_template
+
+    with pytest.raises(InputError):
+        load_template(bad)
+
+
+def test_number_normalisation_and_validation() -> None:
+    spec = FieldSpec(name="s", region=(0.1, 0.1, 0.2, 0.2), type="number", unit="D",
+                     validation={"regex": r"^([+-]\d{1,2}\.\d{2}|0\.00)$", "range": [-25, 25], "step": 0.25})
+    assert normalize_number("\u22121.25 D", "D") == "-1.25"
+    assert normalize_number("+O.5O", None) == "+0.50"
+    value, token, issues = parse_field(spec, "\u22121.25", 0.99)
+    assert value == -1.25 and not issues and not validate(spec, value, token, 0.99)
+    value, token, _ = parse_field(spec, "-1.30", 0.99)
+    assert any("multiple" in i for i in validate(spec, value, token, 0.99))
+    value, token, _ = parse_field(spec, "125", 0.99)
+    assert validate(spec, value, token, 0.99)  # format and range both fail
+    assert any("confidence" in i for i in validate(spec, -1.25, "-1.25", 0.2))
+
+
+def test_cross_checks_flag_a_misread() -> None:
+    from ocrpipe.templates.fields import FieldResult
+
+    check = Check(kind="reciprocal", fields=["mm", "d"], constant=337.5, tolerance=0.006)
+    assert check_holds(check, [7.85, 42.99])
+    ok = {"mm": FieldResult("mm", "number", 7.85, "7.85", 0.99, True),
+          "d": FieldResult("d", "number", 42.99, "42.99", 0.99, True)}
+    assert all(r.valid for r in apply_checks([check], ok).values())
+    wrong = dict(ok, mm=FieldResult("mm", "number", 7.65, "7.65", 0.99, True))
+    assert not any(r.valid for r in apply_checks([check], wrong).values())
+    se = Check(kind="spherical_equivalent", fields=["s", "c", "e"], tolerance=0.006)
+    assert check_holds(se, [-1.25, -0.75, -1.63]) and not check_holds(se, [-1.75, -0.75, -1.63])
+
+
+def test_registration_recovers_the_scan_warp() -> None:
+    layout = LAYOUTS["ark_v1"]
+    img, truth = make_page(layout, np.random.default_rng(5))
+    ref, _ = render_clean(layout, None)
+    reg = register(ref, img)
+    corners = np.array([[0, 0], [layout.width, 0], [layout.width, layout.height], [0, layout.height]], float)
+    m = np.array(truth["matrix"])
+    expected = corners @ m[:, :2].T + m[:, 2]
+    assert reg.score > 0.8
+    assert np.abs(reg.to_scan(corners) - expected).max() < 5.0
+
+
+@pytest.mark.integration
+def test_end_to_end_fields_on_unseen_seed() -> None:
+    from ocrpipe.templates.engine import TemplateEngine
+    from ocrpipe.templates.evaluate import Score, score_page
+
+    engine = TemplateEngine()
+    rng = np.random.default_rng(777)
+    score = Score()
+    for key in sorted(LAYOUTS):
+        img, truth = make_page(LAYOUTS[key], rng)
+        score_page(score, engine, img, truth, key)
+    s = score.summary()
+    assert s["template_accuracy"] == 1.0, s["errors"]
+    assert s["numeric_silently_wrong"] == 0, s["errors"]
+    assert s["field_accuracy"] >= 0.95, s["errors"]
+
+
+@pytest.mark.integration
+def test_unmatched_page_falls_back_and_says_so() -> None:
+    from ocrpipe.templates.engine import TemplateEngine
+
+    engine = TemplateEngine()
+    blank = np.full((700, 500, 3), 255, np.uint8)
+    blank[300:320, 100:400] = 0
+    result, match = engine.run_image(blank)
+    assert result is None and match.template is None
+    assert "no template matched" in match.reason

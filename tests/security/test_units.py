@@ -136,7 +136,9 @@ def test_delete_job_removes_rows_that_refer_to_it(engine: Engine, tmp_path: Path
     path = store.upload_of(mine.id)[0]  # type: ignore[index]
     assert delete_job(store.sessions, mine.id, tenant="t2") is None  # another tenant: as if missing
     counts = delete_job(store.sessions, mine.id, tenant="t1")
-    assert counts == {"field_rows": 2, "ocr_jobs": 1, "uploads": 1}
+    assert counts is not None
+    # other tables that refer to jobs (e.g. template_fields from its own migration) had nothing to delete
+    assert {table: n for table, n in counts.items() if n} == {"field_rows": 2, "ocr_jobs": 1, "uploads": 1}
     assert not path.exists() and store.get(mine.id) is None
     with engine.connect() as conn:
         assert conn.execute(text("SELECT job_id FROM field_rows")).scalars().all() == [other.id]

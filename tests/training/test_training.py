@@ -133,3 +133,31 @@ def test_time_based_anneal_runs(tmp_path: Path):
     cfg = dataclasses.replace(TINY, steps=10**6, anneal_by_time=True, warmup=0.0)
     summary = train(cfg, tmp_path / "t", max_steps=3, max_minutes=10.0, progress=False, log=lambda _: None)
     assert summary["step"] == 3
+
+
+def test_exported_model_is_rebuilt_for_further_training(tmp_path: Path):
+    """``--init model.onnx``: the rebuilt torch model computes what the ONNX file computes (folded batch norm
+    restored from measured statistics, LSTM gates reordered), and training continues from it."""
+    import onnxruntime as ort
+
+    from ocrpipe.training.onnx_init import crnn_from_onnx, onnx_vocab
+    from ocrpipe.training.train import SynthLines
+
+    shipped = Path(__file__).resolve().parents[2] / "src" / "ocrpipe" / "models" / "ko_rec.onnx"
+    vocab = build_vocab()
+    assert onnx_vocab(shipped) == vocab
+    data = SynthLines(7, 24, 192, 10)
+    collate = Collate(vocab, 96)
+    calibration = [collate([data[i] for i in range(j, j + 8)])[0] for j in (0, 8)]
+    model = crnn_from_onnx(shipped, calibration).eval()
+    x = collate([data[i] for i in range(16, 24)])[0]
+    expected = ort.InferenceSession(str(shipped), providers=["CPUExecutionProvider"]).run(None, {"x": x.numpy()})[0]
+    with torch.no_grad():
+        got = model(x).softmax(-1).numpy()
+    assert np.abs(got - expected).max() < 1e-4
+
+    messages: list[str] = []
+    summary = train(dataclasses.replace(TINY, steps=2, lr=1e-5, max_width=192, max_chars=10), tmp_path / "ft",
+                    init=shipped, progress=False, log=messages.append)
+    assert summary["step"] == 2 and any("initialised from exported model" in m for m in messages)
+    assert summary["val_cer"] < 0.5  # the shipped model's skill survives the import (random weights: ~1.0)

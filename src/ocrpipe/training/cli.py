@@ -57,7 +57,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--out", default="runs/rec_ko", help="run folder for checkpoints (default runs/rec_ko)")
     r.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     r.add_argument("--init", metavar="CHECKPOINT",
-                   help="start from these weights with a fresh optimiser and schedule (a second phase)")
+                   help="start from these weights (a run's .pt checkpoint or an exported .onnx model) with a fresh "
+                        "optimiser and schedule (a second phase)")
     r.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this much wall time")
     r.add_argument("--max-steps", type=int, help="stop after this many steps (default: the config's steps)")
     r.add_argument("--device", default="cpu", choices=["cpu", "cuda"])

@@ -312,8 +312,22 @@ class LineSynth:
 
     @staticmethod
     def _degrade(img: np.ndarray, rng: random.Random) -> np.ndarray:
-        """Blur, low resolution, noise, JPEG, contrast."""
+        """Scan effects (ink spread or fading, speckle, hard binarisation), blur, low resolution, noise, JPEG,
+        contrast."""
         img = img.astype(np.float32)
+        if rng.random() < 0.15:  # toner spread (dark strokes thicken) or faded print (strokes thin)
+            kernel = np.ones((2, 2), np.uint8)
+            img = cv2.erode(img, kernel) if rng.random() < 0.5 else cv2.dilate(img, kernel)
+        if rng.random() < 0.1:  # scanner speckle: isolated dark and light pixels
+            nrng = np.random.default_rng(rng.getrandbits(32))
+            spots = nrng.random(img.shape)
+            amount = rng.uniform(0.002, 0.02)
+            img[spots < amount / 2] = rng.uniform(0, 60)
+            img[spots > 1 - amount / 2] = rng.uniform(200, 255)
+        if rng.random() < 0.08:  # fax / photocopier: hard threshold around the middle of the range
+            lo, hi = float(img.min()), float(img.max())
+            t = lo + (hi - lo) * rng.uniform(0.35, 0.65)
+            img = np.where(img > t, hi, lo).astype(np.float32)
         if rng.random() < 0.3:
             k = rng.uniform(0.3, 1.1)
             img = cv2.GaussianBlur(img, (0, 0), k)

@@ -66,6 +66,23 @@ def korean_lexicon(path: str | None = None) -> tuple[str, ...]:
     return tuple(words)
 
 
+ENGLISH_DICT = Path("/usr/share/dict/words")
+
+
+@cache
+def english_lexicon(path: str | None = None) -> tuple[str, ...]:
+    """English words from Debian's ``wamerican`` list (plain ASCII words, no possessives), falling back to
+    the built-in document words. A large vocabulary keeps the model from memorising a few hundred words."""
+    p = Path(path or os.environ.get("OCRPIPE_EN_LEXICON", ENGLISH_DICT))
+    words: list[str] = []
+    if p.exists():
+        for line in p.read_text(encoding="utf-8", errors="ignore").split("\n"):
+            w = line.strip()
+            if w.isascii() and w.isalpha() and 1 < len(w) <= 14:
+                words.append(w)
+    return tuple(words) if len(words) >= 1000 else tuple(EN_WORDS)
+
+
 @cache
 def _syllables() -> tuple[str, ...]:
     return tuple(ksx1001_hangul())
@@ -77,11 +94,12 @@ class TextGen:
     def __init__(self, rng: random.Random, lexicon: tuple[str, ...] | None = None) -> None:
         self.rng = rng
         self.lex = lexicon if lexicon is not None else korean_lexicon()
+        self.en_lex = english_lexicon()
         self.kinds: list[tuple[float, Callable[[], str]]] = [
-            (0.30, self.korean_phrase), (0.10, self.random_syllables), (0.10, self.mixed),
+            (0.27, self.korean_phrase), (0.09, self.random_syllables), (0.10, self.mixed),
             (0.07, self.number), (0.06, self.date_time), (0.05, self.phone_id), (0.05, self.code),
-            (0.06, self.english), (0.06, self.bulleted), (0.05, self.bracketed), (0.04, self.unit_value),
-            (0.03, self.ascii_random), (0.03, self.table_row),
+            (0.08, self.english), (0.07, self.receipt), (0.06, self.bulleted), (0.05, self.bracketed),
+            (0.04, self.unit_value), (0.03, self.ascii_random), (0.03, self.table_row),
         ]
         total = sum(w for w, _ in self.kinds)
         self.cum = []
@@ -182,7 +200,7 @@ class TextGen:
 
     def english(self) -> str:
         n = self.rng.randint(1, 6)
-        words = [self.rng.choice(EN_WORDS) for _ in range(n)]
+        words = [self.rng.choice(EN_WORDS if self.rng.random() < 0.35 else self.en_lex) for _ in range(n)]
         r = self.rng.random()
         if r < 0.3:
             words = [w.upper() for w in words]
@@ -193,6 +211,47 @@ class TextGen:
             s += self.rng.choice([":", ".", ",", " :", f" {self.rng.randint(1, 999)}",
                                   f" {self.rng.uniform(0, 999):.2f}"])
         return s
+
+    def receipt(self) -> str:
+        """Lines of English receipts and invoices: items with prices, totals, addresses, tax ids, times."""
+        r = self.rng
+        up = string.ascii_uppercase
+
+        def words(n: int) -> str:
+            return " ".join(r.choice(self.en_lex).upper() for _ in range(n))
+
+        price = f"{r.uniform(0, 10 ** r.randint(1, 4)):,.2f}"
+        kind = r.randint(0, 9)
+        if kind == 0:
+            return f"{r.randint(1, 12)} {r.choice(['x ', 'X ', '@ ', ''])}{words(r.randint(1, 3))} {price}"
+        if kind == 1:
+            return f"{r.choice(['TOTAL', 'SUBTOTAL', 'Total', 'CASH', 'CHANGE', 'ROUNDING', 'GST 6%', 'Amount'])}" \
+                   f"{r.choice([' ', ' : ', ': ', ' (RM) ', ' RM', ' $'])}{price}"
+        if kind == 2:
+            road = r.choice(["JALAN", "JLN", "LOT", "STREET"])
+            return f"NO.{r.randint(1, 200)}{r.choice([', ', ' ', ',', '-'])}{road} " \
+                   f"{words(1)} {r.randint(1, 30)}{r.choice(['', '/' + str(r.randint(1, 9)), ','])}"
+        if kind == 3:
+            suffix = r.choice(["SDN BHD", "SDN. BHD.", "ENTERPRISE", "TRADING", "CO.", "LTD"])
+            return f"{words(r.randint(1, 3))} {suffix}"
+        if kind == 4:
+            return f"{r.choice(['GST ID', 'GST REG NO', 'CO. REG', 'TAX ID', 'Invoice No', 'Bill No', 'Receipt #'])}" \
+                   f"{r.choice([': ', ' : ', ' ', '.'])}{r.randint(10 ** 5, 10 ** 12)}"
+        if kind == 5:
+            h, m, sec = r.randint(1, 12), r.randint(0, 59), r.randint(0, 59)
+            d, mo, y = r.randint(1, 31), r.randint(1, 12), r.randint(2000, 2030)
+            return r.choice([f"{d:02d}/{mo:02d}/{y} {h:02d}:{m:02d}:{sec:02d} {r.choice(['AM', 'PM'])}",
+                             f"{d:02d}-{r.choice(['JAN', 'FEB', 'MAR', 'APR', 'MAY', 'JUN', 'JUL', 'AUG'])}-{y}",
+                             f"Date: {d:02d}/{mo:02d}/{y % 100:02d} Time: {h:02d}:{m:02d}"])
+        if kind == 6:
+            return f"{r.randint(10000, 99999)} {words(r.randint(1, 2))}{r.choice([', ', ' '])}{words(1)}"
+        if kind == 7:
+            code = "".join(r.choice(up + string.digits) for _ in range(r.randint(4, 10)))
+            return f"{code} {words(r.randint(1, 2))} {r.randint(1, 9)} {price}"
+        if kind == 8:
+            return f"{r.choice(['TEL', 'Tel', 'FAX', 'H/P'])}{r.choice([': ', ' : ', ' '])}0{r.randint(1, 19)}-" \
+                   f"{r.randint(1000000, 9999999)}"
+        return f"{words(r.randint(1, 2)).title()} {r.choice(['SR', 'ZR', 'S', 'Z', ''])} {price}".strip()
 
     def ascii_random(self) -> str:
         pool = string.ascii_letters + string.digits + string.punctuation + "  "

@@ -154,7 +154,17 @@ def train(config: TrainConfig, out_dir: Path, *, resume: bool = False, init: Pat
         step = int(state["step"])
         offset = int(state.get("offset", 0))
         log(f"resumed from {ckpt} at step {step}")
-    if init is not None and step == 0:
+    if init is not None and step == 0 and init.suffix == ".onnx":
+        from ocrpipe.training.onnx_init import crnn_from_onnx, onnx_vocab
+
+        if onnx_vocab(init) != vocab:
+            raise ValueError(f"{init} was trained with another vocabulary")
+        calib_set = SynthLines(config.val_seed + 1, 200, config.max_width, config.max_chars)
+        calib = [Collate(vocab, config.width_bucket)([calib_set[i] for i in range(j, j + 50)])[0]
+                 for j in range(0, 200, 50)]
+        model.load_state_dict(crnn_from_onnx(init, calib).state_dict())
+        log(f"initialised from exported model {init}; training stream seed {config.seed}")
+    elif init is not None and step == 0:
         state = torch.load(init, map_location=device)
         if tuple(state["vocab"]) != vocab:
             raise ValueError(f"{init} was trained with another vocabulary")

@@ -1,0 +1,165 @@
+"""``ocrpipe client send|watch``: the upload client's command line.
+
+Exit codes: 0 done; 1 a file was refused by the server, its job failed, or a result command gave up;
+2 usage error (bad option, spool in use); 3 the server could not be reached or refused this client (key,
+scope, TLS) before the deadline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``client send`` and ``client watch``."""
+    p = subparsers.add_parser("client", help="upload client: send printouts to an ocrpipe gRPC server",
+                              description="Send images to an `ocrpipe serve --grpc-port` server and collect "
+                                          "their results.")
+    sub = p.add_subparsers(dest="client_command", required=True, metavar="ACTION")
+
+    s = sub.add_parser("send", help="upload one file; print its job id (or, with --wait, its result JSON)")
+    s.add_argument("file", type=Path, metavar="FILE")
+    s.add_argument("--wait", action="store_true", help="wait for the result and print it as JSON on stdout")
+    s.add_argument("--exam-id", default="", help="exam id stored with the job")
+    s.add_argument("--deadline", type=float, default=60.0,
+                   help="seconds to keep retrying (and waiting, with --wait) before giving up (default 60)")
+    _connection_options(s)
+    s.set_defaults(func=_cmd_send)
+
+    w = sub.add_parser("watch", help="watch a folder: upload each new image once, hand each result on",
+                       description="Upload every image that appears in DIR exactly once (a durable spool keeps "
+                                   "track across restarts; retries with back-off while the server is down) and "
+                                   "hand each result to --on-result.")
+    w.add_argument("folder", type=Path, metavar="DIR")
+    w.add_argument("--spool", type=Path, default=Path("ocrpipe-spool"),
+                   help="spool directory on a local disk: queue database, queued copies, result JSON "
+                        "(default ./ocrpipe-spool)")
+    w.add_argument("--on-result", metavar="CMD",
+                   help="command run once per result, e.g. \"import-exam {json_path}\"; {json_path}, {job_id}, "
+                        "{source}, {status} are replaced and the result JSON is also on its stdin; a non-zero "
+                        "exit is retried with back-off")
+    w.add_argument("--on-result-timeout", type=float, default=60.0, help="seconds per run (default 60)")
+    w.add_argument("--on-result-retries", type=int, default=5,
+                   help="tries per result in one run before giving up until the next start (default 5)")
+    w.add_argument("--pattern", action="append", metavar="GLOB",
+                   help="file names to upload (repeatable; default common image types and PDF)")
+    w.add_argument("--recursive", action="store_true", help="also watch sub-folders")
+    w.add_argument("--settle", type=float, default=1.0,
+                   help="seconds a file's size and time must stay unchanged before it is uploaded (default 1)")
+    w.add_argument("--scan-interval", type=float, default=0.5, help="seconds between folder scans (default 0.5)")
+    w.add_argument("--poll-interval", type=float, default=10.0,
+                   help="seconds between GetResult checks of a job the result stream has not reported "
+                        "(default 10)")
+    w.add_argument("--max-backoff", type=float, default=60.0,
+                   help="longest wait between attempts while the server is down (default 60)")
+    w.add_argument("--exit-when-idle", action="store_true",
+                   help="exit once every file in DIR is done (for scripts and tests)")
+    _connection_options(w)
+    w.set_defaults(func=_cmd_watch)
+
+
+def _connection_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("server")
+    g.add_argument("--server", default=os.environ.get("OCRPIPE_SERVER"), metavar="HOST:PORT",
+                   help="the gRPC address (env OCRPIPE_SERVER)")
+    g.add_argument("--api-key", default=os.environ.get("OCRPIPE_API_KEY"),
+                   help="API key with the submit and read scopes (env OCRPIPE_API_KEY, preferred: a flag is "
+                        "visible to other users of the machine)")
+    g.add_argument("--ca-file", type=Path, help="CA certificate that signed the server's certificate "
+                                                "(default: the system's trusted CAs)")
+    g.add_argument("--client-cert", type=Path, help="client certificate for mutual TLS (with --client-key)")
+    g.add_argument("--client-key", type=Path, help="private key of --client-cert")
+    g.add_argument("--insecure", action="store_true",
+                   help="plaintext gRPC without TLS; only allowed to a server on this machine")
+    g.add_argument("--device", default="", help="device name stored with each job (informational)")
+    g.add_argument("--timeout", type=float, default=20.0, help="seconds per call (default 20)")
+    g.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def _connect(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from ocrpipe.client.connection import Connection, ServerOptions
+    from ocrpipe.client.errors import ClientError
+
+    if not args.server:
+        raise ClientError("bad_option", "give the server with --server HOST:PORT (or OCRPIPE_SERVER)")
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    return Connection(ServerOptions(args.server, api_key=args.api_key or None, ca_file=args.ca_file,
+                                    client_cert=args.client_cert, client_key=args.client_key,
+                                    insecure=args.insecure, timeout_s=args.timeout))
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"ocrpipe client: {message}", file=sys.stderr)
+    return code
+
+
+def _cmd_send(args: argparse.Namespace) -> int:
+    from ocrpipe.client.connection import Outcome
+    from ocrpipe.client.errors import ClientError
+    from ocrpipe.client.results import dumps, result_document
+    from ocrpipe.client.send import send_file
+
+    try:
+        connection = _connect(args)
+        sent = send_file(connection, args.file, device=args.device, exam_id=args.exam_id, wait=args.wait,
+                         timeout_s=args.deadline)
+    except ClientError as exc:
+        return _fail(f"error [{exc.code}]: {exc.message}", EXIT_FAILED if exc.code == "unreadable_file"
+                     else EXIT_USAGE)
+    if sent.reply is None:
+        assert sent.error is not None
+        code = EXIT_FAILED if sent.error.outcome is Outcome.PERMANENT else EXIT_UNREACHABLE
+        return _fail(f"{args.file}: refused [{sent.error.tag}]: {sent.error.message}", code)
+    if not args.wait:
+        print(sent.reply.job_id)
+        return EXIT_OK
+    print(f"ocrpipe client: {args.file.name} → job {sent.reply.job_id}", file=sys.stderr)
+    if sent.result is None:
+        assert sent.error is not None
+        return _fail(f"no result for job {sent.reply.job_id} [{sent.error.tag}]: {sent.error.message}",
+                     EXIT_UNREACHABLE)
+    sys.stdout.write(dumps(result_document(sent.result, source=str(args.file.resolve()), sha256=None)))
+    return EXIT_OK if sent.result.status == "succeeded" else EXIT_FAILED
+
+
+def _cmd_watch(args: argparse.Namespace) -> int:
+    from ocrpipe.client.agent import Agent, WatchConfig
+    from ocrpipe.client.backoff import Backoff
+    from ocrpipe.client.errors import ClientError
+    from ocrpipe.client.results import ResultCommand
+    from ocrpipe.client.spool import Spool
+    from ocrpipe.client.watcher import DEFAULT_PATTERNS
+
+    if not args.folder.is_dir():
+        return _fail(f"error [bad_option]: {args.folder} is not a folder", EXIT_USAGE)
+    try:
+        hook = ResultCommand(args.on_result, args.on_result_timeout) if args.on_result else None
+        if hook is not None:
+            hook.argv(Path("x.json"), "", "", "")  # a quoting mistake is a usage error now, not at the first result
+        config = WatchConfig(
+            folder=args.folder.resolve(), patterns=tuple(p.lower() for p in args.pattern or DEFAULT_PATTERNS),
+            recursive=args.recursive, settle_s=args.settle, scan_interval_s=args.scan_interval,
+            poll_interval_s=args.poll_interval, backoff=Backoff(base_s=min(1.0, args.max_backoff),
+                                                                cap_s=args.max_backoff),
+            hook=hook, hook_retries=max(1, args.on_result_retries), device=args.device,
+            exit_when_idle=args.exit_when_idle)
+        connection = _connect(args)
+        spool = Spool(args.spool)
+    except (ClientError, ValueError) as exc:
+        message = f"[{exc.code}]: {exc.message}" if isinstance(exc, ClientError) else f"[bad_option]: {exc}"
+        return _fail(f"error {message}", EXIT_USAGE)
+    agent = Agent(config, connection, spool)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: agent.stop())
+    try:
+        return agent.run()
+    finally:
+        spool.close()

@@ -17,7 +17,7 @@ from ocrpipe.types import EngineError, InputError, OcrError
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_ENGINE = 0, 1, 2, 3
 
 SUBCOMMAND_MODULES: list[str] = ["ocrpipe.service.cli", "ocrpipe.evaluation.cli", "ocrpipe.security.cli",
-                                  "ocrpipe.training.cli", "ocrpipe.templates.cli"]
+                                  "ocrpipe.training.cli", "ocrpipe.templates.cli", "ocrpipe.client.cli"]
 
 SAMPLE = Path(__file__).resolve().parent / "assets" / "sample_ko.png"
 

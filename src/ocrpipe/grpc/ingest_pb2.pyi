@@ -45,7 +45,7 @@ class WatchRequest(_message.Message):
     def __init__(self, job_ids: _Optional[_Iterable[str]] = ..., since_unix_ms: _Optional[int] = ...) -> None: ...
 
 class FieldValue(_message.Message):
-    __slots__ = ("name", "value", "unit", "valid", "confidence", "raw", "issues")
+    __slots__ = ("name", "value", "unit", "valid", "confidence", "raw", "issues", "type")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     UNIT_FIELD_NUMBER: _ClassVar[int]
@@ -53,6 +53,7 @@ class FieldValue(_message.Message):
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     RAW_FIELD_NUMBER: _ClassVar[int]
     ISSUES_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
     name: str
     value: str
     unit: str
@@ -60,10 +61,11 @@ class FieldValue(_message.Message):
     confidence: float
     raw: str
     issues: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., value: _Optional[str] = ..., unit: _Optional[str] = ..., valid: _Optional[bool] = ..., confidence: _Optional[float] = ..., raw: _Optional[str] = ..., issues: _Optional[_Iterable[str]] = ...) -> None: ...
+    type: str
+    def __init__(self, name: _Optional[str] = ..., value: _Optional[str] = ..., unit: _Optional[str] = ..., valid: _Optional[bool] = ..., confidence: _Optional[float] = ..., raw: _Optional[str] = ..., issues: _Optional[_Iterable[str]] = ..., type: _Optional[str] = ...) -> None: ...
 
 class JobResult(_message.Message):
-    __slots__ = ("job_id", "status", "mode", "template", "device", "exam_id", "fields", "valid", "error_code", "error_message", "result_json", "finished_unix_ms")
+    __slots__ = ("job_id", "status", "mode", "template", "device", "exam_id", "fields", "valid", "error_code", "error_message", "result_json", "finished_unix_ms", "reason", "submitted_unix_ms")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
@@ -76,6 +78,8 @@ class JobResult(_message.Message):
     ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
     FINISHED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    SUBMITTED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     status: str
     mode: str
@@ -88,4 +92,6 @@ class JobResult(_message.Message):
     error_message: str
     result_json: str
     finished_unix_ms: int
-    def __init__(self, job_id: _Optional[str] = ..., status: _Optional[str] = ..., mode: _Optional[str] = ..., template: _Optional[str] = ..., device: _Optional[str] = ..., exam_id: _Optional[str] = ..., fields: _Optional[_Iterable[_Union[FieldValue, _Mapping]]] = ..., valid: _Optional[bool] = ..., error_code: _Optional[str] = ..., error_message: _Optional[str] = ..., result_json: _Optional[str] = ..., finished_unix_ms: _Optional[int] = ...) -> None: ...
+    reason: str
+    submitted_unix_ms: int
+    def __init__(self, job_id: _Optional[str] = ..., status: _Optional[str] = ..., mode: _Optional[str] = ..., template: _Optional[str] = ..., device: _Optional[str] = ..., exam_id: _Optional[str] = ..., fields: _Optional[_Iterable[_Union[FieldValue, _Mapping]]] = ..., valid: _Optional[bool] = ..., error_code: _Optional[str] = ..., error_message: _Optional[str] = ..., result_json: _Optional[str] = ..., finished_unix_ms: _Optional[int] = ..., reason: _Optional[str] = ..., submitted_unix_ms: _Optional[int] = ...) -> None: ...

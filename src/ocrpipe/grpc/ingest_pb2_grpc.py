@@ -55,21 +55,24 @@ class IngestServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Submit(self, request, context):
-        """Store an image and queue it; idempotent per idempotency_key (same key + same bytes = same job).
+        """Store an image and queue it; idempotent per idempotency_key (same key + same bytes = same job,
+        created=false). Acknowledged once the upload is on disk (fsync) and the job row committed.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetResult(self, request, context):
-        """The current state of a job and, once finished, its fields.
+        """The current state of a job and, once finished, its fields. NOT_FOUND for a missing job, one past
+        retention, or another tenant's.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def WatchResults(self, request, context):
-        """Finished jobs as they complete (those already finished after `since_unix_ms` first).
+        """Finished jobs: first those already finished after `since_unix_ms`, oldest first, then each job as it
+        finishes, until the client cancels (or, with job_ids, until every listed job has been sent).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

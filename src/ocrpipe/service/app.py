@@ -1,4 +1,5 @@
-"""The FastAPI application: lifespan (models, database, workers), middleware and routes."""
+"""The FastAPI application: lifespan (models, database, workers, the gRPC ingestion server), middleware and
+routes."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ from ocrpipe.service.notifier import Notifier
 from ocrpipe.service.ocr import OcrEngine
 from ocrpipe.service.settings import ServiceSettings
 from ocrpipe.service.store import JobStore
-from ocrpipe.service.worker import JobRunner
+from ocrpipe.service.template_jobs import TemplateJobRunner
+from ocrpipe.service.worker import FinishedSignal, JobRunner
 from ocrpipe.types import ErrorCode
 
 log = logging.getLogger("ocrpipe.service")
@@ -42,6 +44,9 @@ class ServiceState:
     engine: OcrEngine
     runner: JobRunner
     notifier: Notifier
+    template_runner: JobRunner | None = None
+    grpc: Any = None
+    """The running :class:`ocrpipe.grpc.server.IngestServer` (None: gRPC off or its default port taken)."""
     inflight: int = 0
     queued_count: int = 0
     queued_checked: float = 0.0
@@ -57,20 +62,54 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     store = JobStore(db, settings.upload_dir)
     engine = OcrEngine(settings, metrics)
     notifier = Notifier(settings.webhook_url, alert_interval_s=settings.alert_interval_s)
-    runner = JobRunner(settings, store, engine, metrics, notifier)
-    runner.start()
-    app.state.svc = ServiceState(settings, metrics, store, engine, runner, notifier)
+    finished = FinishedSignal()
+    runner = JobRunner(settings, store, engine, metrics, notifier, finished=finished)
+    templates = TemplateJobRunner(settings, store, engine, metrics, notifier, finished=finished)
+    runner.start()  # first: it re-queues jobs of dead processes before any runner claims
+    templates.start()
+    grpc_server = start_grpc(app, settings, store, templates)
+    app.state.svc = ServiceState(settings, metrics, store, engine, runner, notifier, templates, grpc_server)
     log.info("service ready", extra={"engine": engine.pipeline.engine_name, "batching": settings.batching,
-                                     "database": db.dialect.name, "workers": settings.workers})
+                                     "database": db.dialect.name, "workers": settings.workers,
+                                     "grpc_port": grpc_server.port if grpc_server else None})
     try:
         yield
     finally:
+        if grpc_server is not None:
+            grpc_server.stop(grace=min(5.0, settings.shutdown_grace_s))
+        templates.stop(timeout=0)  # both runners stop claiming now, then share the grace period
         runner.stop(timeout=settings.shutdown_grace_s)
+        templates.join(timeout=settings.shutdown_grace_s)
         engine.close()
         runner.join(timeout=5.0)  # interrupted jobs re-queue themselves
+        templates.join(timeout=5.0)
         notifier.close()
         db.dispose()
         log.info("service stopped")
+
+
+def start_grpc(app: FastAPI, settings: ServiceSettings, store: JobStore, runner: JobRunner) -> Any:
+    """Start the gRPC ingestion server on ``settings.host:grpc_port`` with the app's security settings.
+
+    A port given explicitly (flag or environment) must be free; when the default port is taken (another
+    instance on this machine), the service runs without gRPC and logs why."""
+    if not settings.grpc_port:
+        return None
+    from ocrpipe.grpc.server import IngestServer
+    from ocrpipe.security.settings import SecuritySettings
+
+    state = getattr(app.state, "security", None)
+    security = state.settings if state is not None else SecuritySettings()
+    try:
+        server = IngestServer(settings, security, store, runner).start()
+    except RuntimeError as exc:  # grpc: "Failed to bind to address ..."
+        if "grpc_port" in settings.model_fields_set:
+            raise RuntimeError(f"cannot serve gRPC on {settings.host}:{settings.grpc_port}: {exc}") from exc
+        log.warning("gRPC port is taken; serving without gRPC (pass --grpc-port)",
+                    extra={"grpc_port": settings.grpc_port})
+        return None
+    log.info("grpc ready", extra={"grpc_port": server.port, "tls": server.tls})
+    return server
 
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:

@@ -7,13 +7,13 @@ import sys
 
 _FLAGS = ("host", "port", "database_url", "data_dir", "recognizer", "batching", "max_batch_size",
           "max_batch_width", "batch_threads", "max_wait_ms", "workers", "threads", "job_workers", "webhook_url",
-          "log_level")
+          "log_level", "grpc_port", "grpc_workers", "template_workers")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the ``serve`` subcommand."""
     p = subparsers.add_parser(
-        "serve", help="run the OCR web service (REST API, jobs, web page, metrics)",
+        "serve", help="run the OCR web service (REST API, jobs, web page, metrics, gRPC ingestion)",
         description="Run the OCR service. Every option can also be set with an OCRPIPE_<NAME> environment "
                     "variable (e.g. OCRPIPE_MAX_UPLOAD_MB=20); flags win over the environment.")
     add_arguments(p)
@@ -38,6 +38,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, help="page worker threads: decode/detect concurrency (default 2)")
     p.add_argument("--threads", type=int, help="ONNX Runtime threads per model call (default 1)")
     p.add_argument("--job-workers", type=int, help="background job threads (default 1)")
+    p.add_argument("--template-workers", type=int, help="background threads for printout (template) jobs "
+                                                          "(default 1)")
+    p.add_argument("--grpc-port", type=int, help="gRPC ingestion port on the same host (default 50051; 0 = off); "
+                                                 "TLS and API keys as for REST")
+    p.add_argument("--grpc-workers", type=int, help="gRPC server threads (default 16)")
     p.add_argument("--webhook-url", help="Slack-compatible webhook for alerts and the daily summary")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
     from ocrpipe.security.cli import add_serve_arguments

@@ -21,6 +21,13 @@ class JobStatus(enum.StrEnum):
 TERMINAL = (JobStatus.SUCCEEDED, JobStatus.FAILED)
 
 
+class JobKind(enum.StrEnum):
+    """Which runner takes a job: the REST OCR runner or the template (printout ingestion) runner."""
+
+    OCR = "ocr"
+    TEMPLATE = "template"
+
+
 class Job(Base):
     """One asynchronous OCR job: the upload's location, its state and (when done) its result."""
 
@@ -49,9 +56,15 @@ class Job(Base):
     tenant: Mapped[str | None] = mapped_column(String(64), nullable=True)
     """Owner of the job (the submitting API key's tenant); only that tenant can read it (0002_security)."""
     submitted_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    kind: Mapped[str] = mapped_column(String(16), default=JobKind.OCR.value, server_default=JobKind.OCR.value)
+    """``ocr`` or ``template`` (0004_job_kind); each runner claims only its own kind."""
+    device: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    exam_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
     __table_args__ = (
         Index("ix_ocr_jobs_status_created", "status", "created_at"),
         Index("ix_ocr_jobs_finished_at", "finished_at"),
         Index("ix_ocr_jobs_tenant_created", "tenant", "created_at"),
+        Index("ix_ocr_jobs_kind_status_created", "kind", "status", "created_at"),
+        Index("ix_ocr_jobs_kind_finished", "kind", "finished_at"),
     )

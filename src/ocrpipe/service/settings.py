@@ -37,6 +37,18 @@ class ServiceSettings(BaseSettings):
     job_workers: int = Field(default=1, ge=0, le=32)
     """Background threads that claim and run queued jobs (0: this process only accepts jobs)."""
 
+    template_workers: int = Field(default=1, ge=0, le=32)
+    """Background threads that run template (printout ingestion) jobs, apart from the OCR job threads so a
+    long OCR queue never delays printouts (0: this process only accepts them)."""
+
+    # gRPC ingestion
+    grpc_port: int = Field(default=50051, ge=0, le=65535)
+    """Port of the gRPC ingestion service on ``host`` (0: no gRPC). When left at the default and the port
+    is taken, the service runs without gRPC and says so; a port given explicitly must be free."""
+    grpc_workers: int = Field(default=16, ge=4, le=256)
+    """Threads of the gRPC server; each open ``WatchResults`` stream holds one (at most ``grpc_workers - 2``
+    streams, so submissions always find a thread)."""
+
     # dynamic batching
     batching: bool = True
     max_batch_size: int = Field(default=32, ge=1, le=1024)

@@ -14,7 +14,7 @@ import os
 import socket
 import statistics
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,8 +25,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ocrpipe.security.retention import purge_job_rows, remove_upload, scrub_sqlite
-from ocrpipe.service.db import get_sessionmaker
-from ocrpipe.service.models import TERMINAL, Job, JobStatus
+from ocrpipe.service.db import Base, get_sessionmaker
+from ocrpipe.service.models import TERMINAL, Job, JobKind, JobStatus
 
 
 def utcnow() -> datetime:
@@ -97,6 +97,9 @@ class Claimed:
     upload_path: str
     filename: str | None
     attempts: int
+    kind: str = JobKind.OCR.value
+    device: str | None = None
+    exam_id: str | None = None
 
 
 class IdempotencyConflict(Exception):
@@ -117,10 +120,12 @@ class JobStore:
 
     def create(self, data: bytes, *, filename: str | None, content_type: str | None,
                idempotency_key: str | None = None, tenant: str | None = None,
-               submitted_by: str | None = None) -> tuple[JobView, bool]:
+               submitted_by: str | None = None, kind: str = JobKind.OCR.value, device: str | None = None,
+               exam_id: str | None = None) -> tuple[JobView, bool]:
         """Store ``data`` durably (fsync'd file, committed row); returns (job, created).
 
         With an ``idempotency_key`` already used for the same bytes, returns that job and ``False``.
+        ``kind`` decides which runner takes the job (see :meth:`claim`).
         """
         digest = hashlib.sha256(data).hexdigest()
         if idempotency_key:
@@ -132,7 +137,8 @@ class JobStore:
         job = Job(id=job_id, status=JobStatus.QUEUED.value, created_at=utcnow(), attempts=0,
                   filename=_no_nul(filename)[:255] or None, content_type=_no_nul(content_type)[:128] or None,
                   size_bytes=len(data), sha256=digest, upload_path=str(path), idempotency_key=idempotency_key,
-                  tenant=tenant, submitted_by=submitted_by)
+                  tenant=tenant, submitted_by=submitted_by, kind=JobKind(kind).value,
+                  device=_no_nul(device)[:128] or None, exam_id=_no_nul(exam_id)[:128] or None)
         try:
             with self.sessions.begin() as s:
                 s.add(job)
@@ -173,11 +179,14 @@ class JobStore:
 
     # ---- claim / lease -----------------------------------------------------------------------------
 
-    def claim(self, worker: str, lease_s: float) -> Claimed | None:
-        """Atomically take the oldest queued job (or one whose lease lapsed); None when there is none."""
+    def claim(self, worker: str, lease_s: float, kinds: Iterable[str] | None = None) -> Claimed | None:
+        """Atomically take the oldest queued job (or one whose lease lapsed) of one of ``kinds`` (any kind
+        when None); None when there is none."""
         now = utcnow()
         claimable = or_(Job.status == JobStatus.QUEUED.value,
                         and_(Job.status == JobStatus.RUNNING.value, Job.lease_until < now))
+        if kinds is not None:
+            claimable = and_(Job.kind.in_([JobKind(k).value for k in kinds]), claimable)
         values = dict(status=JobStatus.RUNNING.value, claimed_by=worker, started_at=now,
                       lease_until=now + timedelta(seconds=lease_s), attempts=Job.attempts + 1)
         with self.sessions.begin() as s:
@@ -195,7 +204,7 @@ class JobStore:
             job = s.get(Job, job_id)
             assert job is not None
             return Claimed(id=job.id, upload_path=job.upload_path or "", filename=job.filename,
-                           attempts=job.attempts)
+                           attempts=job.attempts, kind=job.kind, device=job.device, exam_id=job.exam_id)
 
     @staticmethod
     def _claim_sqlite(s: Session, claimable: Any, values: dict[str, Any]) -> str | None:
@@ -241,22 +250,29 @@ class JobStore:
 
     # ---- finish ------------------------------------------------------------------------------------
 
-    def succeed(self, job_id: str, worker: str, result: dict[str, Any], duration_ms: float) -> bool:
+    def succeed(self, job_id: str, worker: str, result: dict[str, Any], duration_ms: float, *,
+                rows: Sequence[Base] = (), pages: int | None = None) -> bool:
+        """Mark the job succeeded with ``result``; ``rows`` derived from it (e.g. template field rows) are
+        inserted in the same transaction, and only when the job is still ours (else nothing is written)."""
         body = json.dumps(result, ensure_ascii=False)
-        return self._finish(job_id, worker, status=JobStatus.SUCCEEDED.value, result_json=body,
-                            pages=len(result.get("pages", [])), duration_ms=duration_ms)
+        return self._finish(job_id, worker, rows, status=JobStatus.SUCCEEDED.value, result_json=body,
+                            pages=len(result.get("pages", [])) if pages is None else pages,
+                            duration_ms=duration_ms)
 
     def fail(self, job_id: str, worker: str, *, stage: str, code: str, message: str,
              duration_ms: float) -> bool:
         return self._finish(job_id, worker, status=JobStatus.FAILED.value, error_stage=stage, error_code=code,
                             error_message=message[:2000], duration_ms=duration_ms)
 
-    def _finish(self, job_id: str, worker: str, **values: Any) -> bool:
+    def _finish(self, job_id: str, worker: str, rows: Sequence[Base] = (), **values: Any) -> bool:
         with self.sessions.begin() as s:
             res = s.execute(update(Job).where(Job.id == job_id, Job.claimed_by == worker,
                                               Job.status == JobStatus.RUNNING.value)
                             .values(finished_at=utcnow(), lease_until=None, **values))
-            return _rowcount(res) == 1
+            if _rowcount(res) != 1:
+                return False
+            s.add_all(rows)
+            return True
 
     # ---- read --------------------------------------------------------------------------------------
 
@@ -277,6 +293,42 @@ class JobStore:
             if job is None:
                 return None
             return JobView.of(job), (json.loads(job.result_json) if job.result_json else None)
+
+    def job(self, job_id: str, tenant: str | None = None) -> Job | None:
+        """The job row (detached; read-only use), or None when missing or another tenant's."""
+        with self.sessions() as s:
+            return self._visible(s.get(Job, job_id), tenant)
+
+    def finished(self, *, after: tuple[datetime, str], until: datetime | None = None, tenant: str | None = None,
+                 kinds: Iterable[str] | None = None, job_ids: Iterable[str] | None = None,
+                 limit: int = 100) -> list[Job]:
+        """Finished jobs in ``(finished_at, id)`` order strictly after the ``after`` cursor (and finished at
+        or before ``until``): keyset pagination for streaming results as they finish."""
+        ts, last_id = after
+        q = (select(Job).where(Job.status.in_([t.value for t in TERMINAL]),
+                               or_(Job.finished_at > ts, and_(Job.finished_at == ts, Job.id > last_id)))
+             .order_by(Job.finished_at, Job.id).limit(limit))
+        if until is not None:
+            q = q.where(Job.finished_at <= until)
+        if tenant is not None:
+            q = q.where(Job.tenant == tenant)
+        if kinds is not None:
+            q = q.where(Job.kind.in_(list(kinds)))
+        if job_ids is not None:
+            q = q.where(Job.id.in_(list(job_ids)))
+        with self.sessions() as s:
+            return list(s.scalars(q))
+
+    def existing(self, job_ids: Iterable[str], tenant: str | None = None) -> set[str]:
+        """Which of ``job_ids`` exist and are visible to ``tenant``."""
+        ids = list(job_ids)
+        if not ids:
+            return set()
+        q = select(Job.id).where(Job.id.in_(ids))
+        if tenant is not None:
+            q = q.where(Job.tenant == tenant)
+        with self.sessions() as s:
+            return set(s.scalars(q))
 
     def upload_of(self, job_id: str, tenant: str | None = None) -> tuple[Path, str | None] | None:
         with self.sessions() as s:

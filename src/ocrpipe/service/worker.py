@@ -1,4 +1,9 @@
-"""Background threads: job runners (claim → OCR → store), lease keeper, retention sweeper, daily summary."""
+"""Background threads: job runners (claim → OCR → store), lease keeper, retention sweeper, daily summary.
+
+Each runner claims only jobs of its own kind (:class:`~ocrpipe.service.models.JobKind`): this one runs
+REST OCR jobs; :class:`ocrpipe.service.template_jobs.TemplateJobRunner` runs printout ingestion jobs with
+the same leases, retries and shutdown behaviour by overriding :meth:`JobRunner.produce`.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,17 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from ocrpipe.batching import BatcherOverloaded
+from ocrpipe.service.db import Base
 from ocrpipe.service.logconfig import job_id_var
 from ocrpipe.service.metrics import Metrics
+from ocrpipe.service.models import JobKind
 from ocrpipe.service.notifier import Notifier
 from ocrpipe.service.ocr import OcrEngine, lower_thread_priority
 from ocrpipe.service.settings import ServiceSettings
@@ -25,16 +34,58 @@ MAX_ATTEMPTS = 3
 """A job that crashed its worker this many times is failed instead of being run again."""
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What running a job produced: the result document and rows stored with it in one transaction."""
+
+    result: dict[str, Any]
+    pages: int
+    rows: Sequence[Base] = field(default_factory=tuple)
+    summary: dict[str, Any] = field(default_factory=dict)
+    """Log fields (ids and counts only, never document content)."""
+
+
+class FinishedSignal:
+    """Wakes threads waiting for jobs to finish (result streams) as soon as a runner records one."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._count = 0
+
+    def notify(self) -> None:
+        with self._cond:
+            self._count += 1
+            self._cond.notify_all()
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def wait(self, seen: int, timeout: float) -> int:
+        """Wait until something finished after ``seen`` (a previous :attr:`count`) or ``timeout``."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._count != seen, timeout)
+            return self._count
+
+
 class JobRunner:
-    """Runs queued jobs on ``settings.job_workers`` threads until :meth:`stop`."""
+    """Runs queued jobs of :attr:`kind` on ``threads`` threads (default ``settings.job_workers``) until
+    :meth:`stop`. With ``housekeeping`` it also recovers jobs of dead local processes at start (every
+    kind), sweeps expired jobs and sends the summary: exactly one runner per process must do that."""
+
+    kind: str = JobKind.OCR.value
 
     def __init__(self, settings: ServiceSettings, store: JobStore, engine: OcrEngine, metrics: Metrics,
-                 notifier: Notifier) -> None:
+                 notifier: Notifier, *, threads: int | None = None, housekeeping: bool = True,
+                 finished: FinishedSignal | None = None) -> None:
         self.settings = settings
         self.store = store
         self.engine = engine
         self.metrics = metrics
         self.notifier = notifier
+        self.threads = settings.job_workers if threads is None else threads
+        self.housekeeping = housekeeping
+        self.finished = finished or FinishedSignal()
         self.identity = worker_identity()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -43,13 +94,16 @@ class JobRunner:
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        recovered = self.store.requeue_dead_local()
-        if recovered:
-            log.info("re-queued unfinished jobs of a stopped process", extra={"count": recovered})
-        for i in range(self.settings.job_workers):
-            self._spawn(self._run_loop, f"job-worker-{i}")
-        if self.settings.job_workers:
-            self._spawn(self._lease_loop, "job-lease")
+        if self.housekeeping:
+            recovered = self.store.requeue_dead_local()
+            if recovered:
+                log.info("re-queued unfinished jobs of a stopped process", extra={"count": recovered})
+        for i in range(self.threads):
+            self._spawn(self._run_loop, f"{self.kind}-worker-{i}")
+        if self.threads:
+            self._spawn(self._lease_loop, f"{self.kind}-lease")
+        if not self.housekeeping:
+            return
         self._spawn(self._every(self.settings.sweep_interval_s, self.sweep), "job-sweeper")
         if self.notifier.enabled:
             self._spawn(self._every(self.settings.summary_interval_s, self.send_summary, initial_wait=True),
@@ -85,7 +139,7 @@ class JobRunner:
         lower_thread_priority(self.settings.worker_nice)
         while not self._stop.is_set():
             try:
-                claimed = self.store.claim(self.identity, self.settings.lease_s)
+                claimed = self.store.claim(self.identity, self.settings.lease_s, kinds=(self.kind,))
             except Exception:  # noqa: BLE001 - database down: keep the thread alive and retry
                 log.exception("claiming a job failed")
                 claimed = None
@@ -136,9 +190,10 @@ class JobRunner:
                 self._fail(job, start, Stage.DECODE.value, ErrorCode.ENGINE_FAILURE.value,
                            f"gave up after {job.attempts - 1} attempts that did not finish")
                 return
-            log.info("job started", extra={"attempt": job.attempts})
+            log.info("job started", extra={"attempt": job.attempts, "kind": self.kind})
             self._execute(job, start)
         finally:
+            self.finished.notify()
             with self._active_lock:
                 self._active.discard(job.id)
             job_id_var.reset(token)
@@ -149,13 +204,14 @@ class JobRunner:
             path = Path(job.upload_path)
             if not path.is_file():
                 raise OcrError(ErrorCode.FILE_NOT_FOUND, "the stored upload is missing", stage=Stage.DECODE)
-            doc = self._document_with_retry(path.read_bytes(), job.filename)
+            out = self.produce(job, path.read_bytes())
             stage = Stage.STORE.value
             elapsed = (time.perf_counter() - start) * 1000.0
-            if self.store.succeed(job.id, self.identity, doc.to_dict(), elapsed):
+            if self.store.succeed(job.id, self.identity, out.result, elapsed, rows=out.rows, pages=out.pages):
                 self.metrics.jobs.labels(outcome="succeeded").inc()
                 self.metrics.job_latency.observe(elapsed / 1000.0)
-                log.info("job succeeded", extra={"pages": len(doc.pages), "duration_ms": round(elapsed, 1)})
+                log.info("job succeeded", extra={"pages": out.pages, "duration_ms": round(elapsed, 1),
+                                                 **out.summary})
             else:
                 log.warning("job was taken over by another worker; result dropped")
         except Exception as exc:  # noqa: BLE001 - recorded on the job, never crashes the thread
@@ -166,6 +222,11 @@ class JobRunner:
             else:
                 log.exception("job failed unexpectedly")
                 self._fail(job, start, stage, ErrorCode.ENGINE_FAILURE.value, f"{type(exc).__name__}")
+
+    def produce(self, job: Claimed, data: bytes) -> Outcome:
+        """Run one job on its stored upload (override for other kinds); errors fail or retry the job."""
+        doc = self._document_with_retry(data, job.filename)
+        return Outcome(doc.to_dict(), len(doc.pages))
 
     def _release(self, job: Claimed) -> None:
         """Shutting down mid-job: put the job back so the next start runs it (not a failure)."""

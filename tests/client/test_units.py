@@ -175,7 +175,7 @@ def _result(job_id: str = "j1") -> ingest_pb2.JobResult:
 def test_result_document() -> None:
     doc = result_document(_result(), source="/in/a.png", sha256="abc")
     assert doc["job_id"] == "j1" and doc["status"] == "succeeded" and doc["error"] is None
-    assert doc["fields"][0] == {"name": "r_sph", "value": "-1.25", "unit": "D", "valid": True,
+    assert doc["fields"][0] == {"name": "r_sph", "type": "", "value": "-1.25", "unit": "D", "valid": True,
                                 "confidence": 0.98, "raw": "-1.25", "issues": []}
     assert doc["result"] == {"template": "ark_v1"} and doc["source_file"] == "/in/a.png"
 

@@ -147,7 +147,8 @@ class _ResultStream(threading.Thread):
 
 
 class Agent:
-    """One ``watch`` run over a spool; :meth:`run` returns the exit status."""
+    """One ``watch`` run over a spool; :meth:`run` returns the exit status: 0 when stopped (signal) or idle
+    without problems, 1 when idle after a file was refused or a result command gave up in this run."""
 
     def __init__(self, config: WatchConfig, connection: Connection, spool: Spool) -> None:
         self.config = config
@@ -169,24 +170,24 @@ class Agent:
 
     def run(self) -> int:
         counts = self.spool.counts()
-        log.info("watching %s → %s (spool %s: %d pending, %d awaiting results, %d done)", self.config.folder,
-                 self.connection.options.target, self.spool.dir, counts["pending"], counts["sent"],
-                 counts["done"])
+        log.info("watching %s → %s (spool %s: %d pending, %d awaiting results, %d results to hand on, %d done)",
+                 self.config.folder, self.connection.options.target, self.spool.dir, counts["pending"],
+                 counts["sent"], counts["received"], counts["done"])
         self.stream.start()
         try:
             while not self.stopping.is_set():
                 self.step()
                 if self.config.exit_when_idle and self.idle():
-                    log.info("nothing left to do: exiting (--exit-when-idle)")
-                    break
+                    log.info("nothing left to do: exiting (--exit-when-idle; %d problem(s))", self.problems)
+                    return 1 if self.problems else 0
                 self.wake.wait(self.config.scan_interval_s)
                 self.wake.clear()
+            return 0  # stopped by a signal: a service manager should not see a failure
         finally:
             self.stopping.set()
             self.stream.halt()
             self.stream.join(5)
             self.connection.close()
-        return 1 if self.problems else 0
 
     def step(self) -> None:
         """One pass: take new files in, upload what is due, collect results, run the result command."""

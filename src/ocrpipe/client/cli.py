@@ -115,9 +115,16 @@ def _cmd_send(args: argparse.Namespace) -> int:
         return _fail(f"error [{exc.code}]: {exc.message}", EXIT_FAILED if exc.code == "unreadable_file"
                      else EXIT_USAGE)
     if sent.reply is None:
-        assert sent.error is not None
-        code = EXIT_FAILED if sent.error.outcome is Outcome.PERMANENT else EXIT_UNREACHABLE
-        return _fail(f"{args.file}: refused [{sent.error.tag}]: {sent.error.message}", code)
+        err = sent.error
+        assert err is not None
+        if err.outcome is Outcome.PERMANENT:
+            return _fail(f"{args.file}: refused [{err.tag}]: {err.message}", EXIT_FAILED)
+        if err.outcome is Outcome.SETUP:
+            return _fail(f"{args.file}: not sent, the server refused this client [{err.tag}]: {err.message} "
+                         f"(check the API key, --api-key / OCRPIPE_API_KEY, and its scopes)", EXIT_UNREACHABLE)
+        return _fail(f"{args.file}: not sent, gave up after {args.deadline:g} s [{err.tag}]: {err.message} (is the "
+                     f"server running there? TLS: --ca-file, --client-cert/--client-key; a plaintext server on this "
+                     f"machine: --insecure)", EXIT_UNREACHABLE)
     if not args.wait:
         print(sent.reply.job_id)
         return EXIT_OK

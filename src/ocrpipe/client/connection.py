@@ -63,7 +63,8 @@ class CallError:
         details = (exc.details() if hasattr(exc, "details") else None) or str(exc)
         trailers = exc.trailing_metadata() if hasattr(exc, "trailing_metadata") else None
         code = next((str(v) for k, v in trailers or () if k == "ocrpipe-error-code"), status.name.lower())
-        return cls(status.name, code, " ".join(details.split())[:500], classify(status, code))
+        message = " ".join(details.split()).removeprefix(f"{code}: ")  # the server repeats its code there
+        return cls(status.name, code, message[:500], classify(status, code))
 
     @property
     def tag(self) -> str:

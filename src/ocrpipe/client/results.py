@@ -3,12 +3,15 @@ that loads it into the clinic's own program.
 
 The result JSON (also written to ``<spool>/results/``)::
 
-    {"job_id": "…", "status": "succeeded", "mode": "template", "template": "ark_v1", "device": "ARK-530",
-     "exam_id": "", "valid": true, "source_file": "/watch/scan-001.png", "sha256": "…",
-     "finished_unix_ms": 1767000000000, "error": null,
-     "fields": [{"name": "r_sph", "value": "-1.25", "unit": "D", "valid": true, "confidence": 0.99,
-                 "raw": "-1.25", "issues": []}, …],
+    {"job_id": "…", "status": "succeeded", "mode": "template", "template": "ark_v1", "reason": "",
+     "device": "ARK-530", "exam_id": "", "valid": true, "source_file": "/watch/scan-001.png", "sha256": "…",
+     "submitted_unix_ms": 1767000000000, "finished_unix_ms": 1767000000420, "error": null,
+     "fields": [{"name": "r_sph", "type": "number", "value": "-1.25", "unit": "D", "valid": true,
+                 "confidence": 0.99, "raw": "-1.25", "issues": []}, …],
      "result": { the server's full result document }}
+
+``mode`` ``pipeline`` means no template matched (``reason`` says why; ``fields`` is empty and ``result`` is
+the general OCR document); ``valid`` false means at least one field needs a person's review.
 
 ``status`` ``failed`` results (the server could not read the page) are handed on too, with ``error``
 ``{"code", "message"}``: the clinic program learns of every printout.
@@ -39,14 +42,14 @@ def result_document(result: ingest_pb2.JobResult, *, source: str | None, sha256:
         full: Any = json.loads(result.result_json) if result.result_json else None
     except ValueError:
         full = None
-    fields = [{"name": f.name, "value": f.value, "unit": f.unit, "valid": f.valid,
+    fields = [{"name": f.name, "type": f.type, "value": f.value, "unit": f.unit, "valid": f.valid,
                "confidence": round(float(f.confidence), 4), "raw": f.raw, "issues": list(f.issues)}
               for f in result.fields]
     error = {"code": result.error_code, "message": result.error_message} if result.error_code else None
     return {"job_id": result.job_id, "status": result.status, "mode": result.mode, "template": result.template,
-            "device": result.device, "exam_id": result.exam_id, "valid": result.valid, "source_file": source,
-            "sha256": sha256, "finished_unix_ms": result.finished_unix_ms, "error": error, "fields": fields,
-            "result": full}
+            "reason": result.reason, "device": result.device, "exam_id": result.exam_id, "valid": result.valid,
+            "source_file": source, "sha256": sha256, "submitted_unix_ms": result.submitted_unix_ms,
+            "finished_unix_ms": result.finished_unix_ms, "error": error, "fields": fields, "result": full}
 
 
 def dumps(doc: dict[str, Any]) -> str:

@@ -237,8 +237,8 @@ class IngestServicer(ingest_pb2_grpc.IngestServicer):
         try:
             context.add_callback(self.runner.finished.notify)  # wake the loop when the client goes away
             yield from _Watch(self, request, current_principal()).run(context)
-        except grpc.RpcError:
-            raise
+        except IngestError as exc:
+            _abort(context, exc)
         except Exception:  # noqa: BLE001
             if context.is_active():
                 _internal(context, "WatchResults")
@@ -285,6 +285,8 @@ class _Watch:
             if pending and not fresh:
                 pending &= svc.store.existing(pending, tenant)  # deleted meanwhile: stop waiting for them
             finished.wait(seen, svc.settings.poll_interval_s)
+        if svc.closing.is_set() and pending != set():  # not a normal end: the client should watch again
+            raise IngestError(grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN, "the server is stopping; watch again")
 
 
 def scoped_key(principal: Principal | None, key: str) -> str:

@@ -99,6 +99,11 @@ def test_printouts_are_read_into_rows_and_streamed(server: Server, printouts: di
     assert {("submit_job", "a_rw", "grpc"), ("watch_result", "a_rw", "grpc"),
             ("read_result", "a_rw", "grpc")} <= audit
 
+    log = srv.log()  # ids and sizes only: no patient ids, exam ids, device or file names, field values
+    for i, p in enumerate(jobs.values()):
+        for secret in (p.truth["fields"]["patient_id"]["text"], f"EX-{i}", f"dev-{i}", f"{p.layout}.png"):
+            assert secret not in log, secret
+
     with httpx.Client(base_url=srv.url, verify=srv.http_verify(),
                       headers={"Authorization": f"Bearer {keys['a_rw']}"}) as http:
         assert http.delete(f"/v1/jobs/{first}").status_code == 200

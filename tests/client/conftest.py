@@ -116,6 +116,11 @@ class GrpcServer:
     def stop(self) -> None:
         _stop(self.proc)
 
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
     def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         with sqlite3.connect(self.db_path) as db:
             return db.execute(sql, args).fetchall()

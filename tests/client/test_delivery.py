@@ -1,7 +1,8 @@
 """The real client against the real server: printouts dropped while the server is down are all delivered
 exactly once after it comes back (one job per file, field rows in the database, the result command once
 per file); a client killed with SIGKILL mid-way and restarted still delivers each file exactly once; a file
-sent before (a lost reply) gets its existing job back; bad files are refused for good with their code."""
+sent before (a lost reply) gets its existing job back; a server killed with SIGKILL while jobs are running
+and restarted loses none of them; bad files are refused for good with their code."""
 
 from __future__ import annotations
 
@@ -139,3 +140,33 @@ def test_client_killed_mid_way_and_restarted_delivers_each_file_exactly_once(
     assert set(client.states().values()) == {"done"}
     rows = _field_rows(server)
     assert all(rows.get(j, 0) > 0 for j in by_key.values())
+
+
+def test_server_killed_while_jobs_run_loses_nothing(tmp_path: Path, printouts: list[Path],
+                                                     cleanup: list[Any]) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    server = GrpcServer(tmp_path)
+    client = WatchClient(tmp_path, folder, server.target, "--insecure")
+    cleanup += [server, client]
+    server.start()
+    client.start()
+    for p in printouts:
+        drop(p, folder)
+    wait_for(lambda: len(client.hook_runs()) >= 1, 180, "a first result")
+    server.kill9()
+    assert "sent" in client.states().values()  # results still outstanding when the server died
+    wait_for(lambda: "server unreachable" in client.log(), 30, "the client to notice")
+    server.start()
+    wait_for(lambda: len(client.hook_runs()) >= len(printouts), 240, "every result handed on")
+    time.sleep(2)
+    assert client.stop() == 0, client.log()
+
+    jobs = server.query("SELECT id, sha256, status FROM ocr_jobs")
+    assert sorted(k for _, k, _ in jobs) == sorted(sha256(p) for p in printouts)
+    assert {s for _, _, s in jobs} == {"succeeded"}, server.log()
+    runs = client.hook_runs()
+    assert sorted(j for j, _, _ in runs) == sorted(j for j, _, _ in jobs)  # each exactly once
+    rows = _field_rows(server)
+    assert all(rows.get(j) == _expected_fields(p) for p in printouts
+               for j, k, _ in jobs if k == sha256(p))

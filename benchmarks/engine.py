@@ -1,6 +1,10 @@
 """Engine speed: ocrpipe's pipeline vs Tesseract whole-page (kor+eng, psm 3) on the same pages, same run.
 
-    python benchmarks/engine.py [DATASET_DIR | FILES...] [--limit N] [--repeat R] [--out FILE]
+    python benchmarks/engine.py [DATASET_DIR | FILES...] [--limit N] [--repeat R] [--recognizer NAME]
+                                [--compare NAME ...] [--out FILE]
+
+``--compare tesseract`` also times the pipeline with that recogniser (e.g. the Tesseract path: the same
+detector, Tesseract reading the lines) on the same pages, and reports its time over the main pipeline's.
 
 With no input it uses ../shared/data/ko_docs when present, else pages rendered from the bundled sample
 text. Prints seconds per page for each engine and the ratio, and writes them to
@@ -82,6 +86,8 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=8)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--recognizer", default="auto")
+    ap.add_argument("--compare", nargs="*", default=[], metavar="NAME",
+                    help="other recognisers to time in the same pipeline on the same pages")
     ap.add_argument("--out", default=str(HERE / "results" / "engine.json"))
     args = ap.parse_args()
 
@@ -99,6 +105,11 @@ def main() -> int:
 
     ours = time_engine(run_ocrpipe, pages, args.repeat)
     baseline = time_engine(tesseract, pages, args.repeat)
+    compared = {}
+    for name in args.compare:
+        other = Pipeline(PipelineConfig(recognizer=name))
+        secs = statistics.mean(time_engine(other.run_image, pages, args.repeat))
+        compared[other.engine_name] = {"s_per_page": secs, "ratio_over_ocrpipe": secs / statistics.mean(ours)}
     n_runs = 2 * len(pages) * args.repeat  # stage totals include the warm-up pass
     result = {
         "benchmark": "engine",
@@ -110,6 +121,7 @@ def main() -> int:
         "tesseract_page_s_per_page": statistics.mean(baseline),
         "ratio_tesseract_over_ocrpipe": statistics.mean(baseline) / statistics.mean(ours),
         "ocrpipe_stage_ms_per_page": {k: v / n_runs for k, v in stage_totals.items()},
+        "compared_pipelines": compared,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "threads": os.environ.get("OCRPIPE_THREADS", "auto"),
     }
@@ -117,6 +129,8 @@ def main() -> int:
     print(f"{'engine':<40} {'s/page':>8}")
     print(f"{pipeline.engine_name:<40} {result['ocrpipe_s_per_page']:>8.3f}")
     print(f"{'tesseract kor+eng whole page (psm 3)':<40} {result['tesseract_page_s_per_page']:>8.3f}")
+    for name, row in compared.items():
+        print(f"{name:<40} {row['s_per_page']:>8.3f}  ({row['ratio_over_ocrpipe']:.2f}x the main pipeline's time)")
     print(f"ratio (tesseract time / ocrpipe time): {result['ratio_tesseract_over_ocrpipe']:.2f}x")
     print("ocrpipe per-stage ms/page:", {k: round(v, 1) for k, v in result["ocrpipe_stage_ms_per_page"].items()})
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -138,6 +138,7 @@ class WatchClient:
         self.env = {**ENV, "HOOK_LOG": str(self.hook_log), "HOOK_SLEEP": str(hook_sleep)}
         self.proc: subprocess.Popen[bytes] | None = None
         self.runs = 0
+        self.on_result = f"{sys.executable} {self.hook} {{json_path}}"
 
     @property
     def log_path(self) -> Path:
@@ -145,7 +146,7 @@ class WatchClient:
 
     def command(self, *extra: str) -> list[str]:
         return [sys.executable, "-m", "ocrpipe", "client", "watch", str(self.folder), "--server", self.target,
-                "--spool", str(self.spool), "--on-result", f"{sys.executable} {self.hook} {{json_path}}",
+                "--spool", str(self.spool), "--on-result", self.on_result,
                 "--settle", "0.5", "--scan-interval", "0.2", "--max-backoff", "2", "--poll-interval", "5",
                 *self.args, *extra]
 

@@ -2,7 +2,8 @@
 exactly once after it comes back (one job per file, field rows in the database, the result command once
 per file); a client killed with SIGKILL mid-way and restarted still delivers each file exactly once; a file
 sent before (a lost reply) gets its existing job back; a server killed with SIGKILL while jobs are running
-and restarted loses none of them; bad files are refused for good with their code."""
+and restarted loses none of them; a failing result command is retried, then kept for the next start; bad
+files are refused for good with their code."""
 
 from __future__ import annotations
 
@@ -170,3 +171,33 @@ def test_server_killed_while_jobs_run_loses_nothing(tmp_path: Path, printouts: l
     rows = _field_rows(server)
     assert all(rows.get(j) == _expected_fields(p) for p in printouts
                for j, k, _ in jobs if k == sha256(p))
+
+
+def test_a_failing_result_command_is_retried_then_kept_for_the_next_start(
+        tmp_path: Path, printouts: list[Path], cleanup: list[Any]) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    server = GrpcServer(tmp_path)
+    cleanup.append(server)
+    server.start()
+    for p in printouts[:2]:
+        drop(p, folder)
+    client = WatchClient(tmp_path, folder, server.target, "--insecure", "--exit-when-idle",
+                         "--on-result-retries", "2")
+    cleanup.append(client)
+    client.on_result = f"{sys.executable} -c \"import sys; sys.stderr.write('loader down'); sys.exit(7)\""
+    client.start()
+    assert client.proc is not None
+    assert client.proc.wait(180) == 1, client.log()  # gave up for this run: a problem to report
+    assert set(client.states().values()) == {"hook_failed"}
+    assert client.log().count("result command failed 2 times") == 2
+    assert "exited with 7" in client.log() and "loader down" not in client.log()
+    assert len(list((client.spool / "results").glob("*.stderr.txt"))) == 2
+
+    client.on_result = f"{sys.executable} {client.hook} {{json_path}}"  # the clinic program is back
+    client.start()
+    assert client.proc.wait(180) == 0, client.log()
+    assert set(client.states().values()) == {"done"}
+    jobs = server.query("SELECT id FROM ocr_jobs")
+    assert len(jobs) == 2  # nothing was uploaded again
+    assert sorted(j for j, _, _ in client.hook_runs()) == sorted(j for (j,) in jobs)

@@ -317,7 +317,8 @@ class Agent:
             return True
         if err.status in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
             self.connection.reset()
-        waiting = sum(self.spool.counts()[s] for s in ("pending", "sent"))
+        counts = self.spool.counts()
+        waiting = counts["pending"] + counts["sent"]
         next_try = self.gate.failed(err, waiting)
         if upload:
             self.spool.retry_upload(entry.sha256, err.code, err.message, next_try)

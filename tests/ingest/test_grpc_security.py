@@ -15,7 +15,7 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from ingest_helpers import ENV, GrpcServer, Printout, error_code, free_port, png, query, rpc_error, wait_result
+from .ingest_helpers import ENV, GrpcServer, Printout, error_code, free_port, png, query, rpc_error, wait_result
 
 from ocrpipe.grpc import ingest_pb2 as pb
 

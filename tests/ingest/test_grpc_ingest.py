@@ -15,7 +15,7 @@ import grpc
 import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from ingest_helpers import GrpcServer, Printout, error_code, png, query, rpc_error, wait_result
+from .ingest_helpers import GrpcServer, Printout, error_code, png, query, rpc_error, wait_result
 
 from ocrpipe.grpc import ingest_pb2 as pb
 from ocrpipe.service.template_jobs import value_text

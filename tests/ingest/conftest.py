@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ingest_helpers import GrpcServer, Printout, create_keys, make_printouts, pg_database
+from .ingest_helpers import GrpcServer, Printout, create_keys, make_printouts, pg_database
 
 MAX_UPLOAD_MB = 2
 MAX_PIXELS = 4_000_000

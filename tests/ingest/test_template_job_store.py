@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from ingest_helpers import png
+from .ingest_helpers import png
 from sqlalchemy import func, select, text
 
 from ocrpipe.grpc.models import FieldRow

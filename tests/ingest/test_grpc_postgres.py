@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from ingest_helpers import GrpcServer, Printout, pg_database, query, wait_result
+from .ingest_helpers import GrpcServer, Printout, pg_database, query, wait_result
 
 from ocrpipe.grpc import ingest_pb2 as pb
 

@@ -1,11 +1,13 @@
 """Template mode on generated device printouts: accuracy on unseen seeds, and speed vs the full pipeline.
 
-    python benchmarks/templates.py [--n 40] [--seed 2026] [--pipeline-pages 0]
+    python benchmarks/templates.py [--n 40] [--seed 2026] [--pipeline-pages 0] [--out FILE]
 
 Generates ``n`` printouts (all layouts in turn) with a seed the templates were not tuned on (they were
 authored from the layout geometry and checked on seed 11), runs template mode on every page and scores it
-(field accuracy, numeric fields silently wrong, template chosen), then runs ``Pipeline.default().run_image``
-on the same pages (all, or the first ``--pipeline-pages``) and reports the per-page time ratio.
+(field accuracy, numeric fields silently wrong, template chosen), and runs ``Pipeline.default().run_image``
+on the same pages (all, or the first ``--pipeline-pages``). The two are interleaved page by page (the
+order alternating), so a change in background load hits both alike. Reports mean and median per-page
+times, their ratios, and where template mode spends its time (match, crop, each reader).
 Results: ``benchmarks/results/templates.json``.
 """
 
@@ -14,19 +16,28 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from ocrpipe.printouts import generate
-from ocrpipe.templates.engine import TemplateEngine
+from ocrpipe.templates.engine import Match, TemplateEngine, TemplateResult
 from ocrpipe.templates.evaluate import Score, load_truths, score_page
 
 RESULTS = Path(__file__).resolve().parent / "results" / "templates.json"
+
+
+def _timed(fn: Any, *args: Any) -> float:
+    t0 = time.perf_counter()
+    fn(*args)
+    return (time.perf_counter() - t0) * 1000
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,25 +60,57 @@ def main(argv: list[str] | None = None) -> int:
     pipeline.run_image(pages[0][2])
 
     score = Score()
-    t0 = time.perf_counter()
-    for path, truth, image in pages:
+    stages: dict[str, list[float]] = defaultdict(list)
+    run_template = engine.run_image
+    arbitrated = [0]
+    if engine.arbiter is not None:  # count the crops the arbiter reads (instrumentation only)
+        arbiter_recognize = engine.arbiter.recognize
+
+        def counted(crops: Any) -> Any:
+            arbitrated[0] += len(crops)
+            return arbiter_recognize(crops)
+
+        engine.arbiter.recognize = counted  # type: ignore[method-assign]
+
+    def run(img: np.ndarray) -> tuple[TemplateResult | None, Match]:
+        """``engine.run_image``, keeping each page's stage timings."""
+        result, match = run_template(img)
+        for k, v in (result.timings_ms if result else {}).items():
+            stages[k].append(v)
+        return result, match
+
+    engine.run_image = run  # type: ignore[method-assign, assignment]
+
+    def template_page(path: Path, truth: dict[str, Any], image: np.ndarray) -> None:
         score_page(score, engine, image, truth, path.name)
-    template_s = time.perf_counter() - t0
 
-    subset = pages[: args.pipeline_pages or len(pages)]
-    t0 = time.perf_counter()
-    for _, _, image in subset:
-        pipeline.run_image(image)
-    pipeline_s = time.perf_counter() - t0
+    pipe_pages = args.pipeline_pages or len(pages)
+    tpl_ms: list[float] = []
+    pipe_ms: list[float] = []
+    for i, (path, truth, image) in enumerate(pages):
+        if i >= pipe_pages:
+            tpl_ms.append(_timed(template_page, path, truth, image))
+        elif i % 2 == 0:
+            tpl_ms.append(_timed(template_page, path, truth, image))
+            pipe_ms.append(_timed(pipeline.run_image, image))
+        else:
+            pipe_ms.append(_timed(pipeline.run_image, image))
+            tpl_ms.append(_timed(template_page, path, truth, image))
 
-    tpl_ms = 1000 * template_s / len(pages)
-    pipe_ms = 1000 * pipeline_s / len(subset)
+    tpl_mean, pipe_mean = statistics.fmean(tpl_ms), statistics.fmean(pipe_ms)
+    tpl_med, pipe_med = statistics.median(tpl_ms), statistics.median(pipe_ms)
     summary = score.summary()
     result = {
-        "seed": args.seed, "pages": len(pages), "pipeline_pages": len(subset),
-        "template_ms_per_page": round(tpl_ms, 1), "pipeline_ms_per_page": round(pipe_ms, 1),
-        "speedup": round(pipe_ms / tpl_ms, 2), "pipeline_engine": pipeline.engine_name,
-        "template_recognizer": engine.recognizer.name,
+        "seed": args.seed, "pages": len(pages), "pipeline_pages": len(pipe_ms),
+        "template_ms_per_page": round(tpl_mean, 1), "pipeline_ms_per_page": round(pipe_mean, 1),
+        "speedup": round(pipe_mean / tpl_mean, 2),
+        "template_ms_median": round(tpl_med, 1), "pipeline_ms_median": round(pipe_med, 1),
+        "speedup_median": round(pipe_med / tpl_med, 2),
+        "template_stages_ms": {k: round(statistics.fmean(v), 2) for k, v in stages.items()},
+        "arbitrated_fields_per_page": round(arbitrated[0] / len(pages), 3),
+        "pipeline_engine": pipeline.engine_name,
+        "template_readers": [engine.recognizer.name, engine.reader.name,
+                             engine.arbiter.name if engine.arbiter else None],
         "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OCRPIPE_THREADS")},
         **{k: v for k, v in summary.items() if k != "ms_per_page_mean"},
     }
@@ -78,7 +121,10 @@ def main(argv: list[str] | None = None) -> int:
           f"correct and valid {summary['field_accuracy_valid']:.2%}, flagged {summary['flagged_rate']:.2%}")
     print(f"numeric accuracy {summary['numeric_accuracy']:.2%}; silently wrong: all {summary['silently_wrong']}, "
           f"numeric {summary['numeric_silently_wrong']}")
-    print(f"template mode {tpl_ms:.0f} ms/page vs full pipeline {pipe_ms:.0f} ms/page: {pipe_ms / tpl_ms:.1f}x faster")
+    print(f"template mode {tpl_mean:.0f} ms/page (median {tpl_med:.0f}) vs full pipeline {pipe_mean:.0f} ms/page "
+          f"(median {pipe_med:.0f}): {pipe_mean / tpl_mean:.1f}x faster (medians {pipe_med / tpl_med:.1f}x)")
+    print("template stages (ms, mean): " + ", ".join(f"{k} {v}" for k, v in result["template_stages_ms"].items())
+          + f"; arbiter read {result['arbitrated_fields_per_page']} fields/page")
     print(f"wrote {args.out}")
     return 0 if summary["numeric_silently_wrong"] == 0 else 1
 

@@ -3,13 +3,14 @@ generated printouts (seed 777, not the seed the templates were checked on)."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
 from ocrpipe.printouts import LAYOUTS, make_page
 from ocrpipe.printouts.render import render_clean
 from ocrpipe.templates.fields import apply_checks, check_holds, normalize_number, parse_field, validate
-from ocrpipe.templates.register import register
+from ocrpipe.templates.register import Pyramid, register, warp_region, warp_to_reference
 from ocrpipe.templates.schema import Check, FieldSpec, Template, builtin_templates
 from ocrpipe.types import InputError
 
@@ -78,12 +79,45 @@ def test_registration_recovers_the_scan_warp() -> None:
     assert np.abs(reg.to_scan(corners) - expected).max() < 5.0
 
 
-@pytest.mark.integration
-def test_end_to_end_fields_on_unseen_seed() -> None:
+def test_pyramid_levels_are_built_once() -> None:
+    page = Pyramid(np.full((100, 80, 3), 200, np.uint8))
+    assert page.gray.shape == (100, 80)
+    assert page.level(0.25) is page.level(0.25)
+    assert page.level(0.25).shape == (25, 20)
+
+
+def test_warp_region_equals_the_slice_of_the_full_warp() -> None:
+    layout = LAYOUTS["nct_v1"]
+    img, _ = make_page(layout, np.random.default_rng(8))
+    ref, _ = render_clean(layout, None)
+    reg = register(ref, img)
+    gray = Pyramid(img).gray
+    full = warp_to_reference(gray, reg, (layout.width, layout.height))
+    x0, y0, x1, y1 = 50, 120, 230, 170
+    part = warp_region(gray, reg, (x0, y0, x1, y1))
+    assert part.shape == (y1 - y0, x1 - x0)
+    assert np.abs(part.astype(int) - full[y0:y1, x0:x1].astype(int)).max() <= 1
+
+
+def test_a_wrong_template_is_given_up_after_the_probe() -> None:
+    """A start whose short probe stays far below the acceptance score is not registered further."""
+    img, _ = make_page(LAYOUTS["va_v1"], np.random.default_rng(9))
+    wrong = next(t for t in builtin_templates() if t.name == "ark_v1")
+    reg = register(wrong.reference_pyramid, Pyramid(img), levels=(0.125,), give_up_below=wrong.min_score - 0.2)
+    assert reg.score < wrong.min_score
+
+
+@pytest.fixture(scope="module")
+def engine():
     from ocrpipe.templates.engine import TemplateEngine
+
+    return TemplateEngine()
+
+
+@pytest.mark.integration
+def test_end_to_end_fields_on_unseen_seed(engine) -> None:
     from ocrpipe.templates.evaluate import Score, score_page
 
-    engine = TemplateEngine()
     rng = np.random.default_rng(777)
     score = Score()
     for key in sorted(LAYOUTS):
@@ -96,10 +130,35 @@ def test_end_to_end_fields_on_unseen_seed() -> None:
 
 
 @pytest.mark.integration
-def test_unmatched_page_falls_back_and_says_so() -> None:
-    from ocrpipe.templates.engine import TemplateEngine
+def test_stage_timings_and_readers_are_reported(engine) -> None:
+    img, _ = make_page(LAYOUTS["ark_v2"], np.random.default_rng(13))
+    result, _ = engine.run_image(img)
+    assert result is not None
+    assert {"match", "crop", "read_primary", "read_second", "read_arbiter", "total"} <= set(result.timings_ms)
+    assert engine.recognizer.name == "ko_rec" and engine.arbiter is not None
 
-    engine = TemplateEngine()
+
+@pytest.mark.integration
+def test_a_printout_smaller_in_the_scan_is_still_registered(engine) -> None:
+    """A page shrunk to 85 % inside the scan: the fast starts find only a local optimum (or nothing); the
+    wider starts recover the true registration."""
+    from ocrpipe.templates.evaluate import same_value
+
+    img, truth = make_page(LAYOUTS["nct_v1"], np.random.default_rng(21))
+    small = cv2.resize(img, None, fx=0.85, fy=0.85, interpolation=cv2.INTER_AREA)
+    canvas = np.full_like(img, 240)
+    y, x = (img.shape[0] - small.shape[0]) // 3, (img.shape[1] - small.shape[1]) // 2
+    canvas[y:y + small.shape[0], x:x + small.shape[1]] = small
+    result, match = engine.run_image(canvas)
+    assert result is not None and result.template == "nct_v1", match.reason
+    assert abs(result.scale - 0.85 * np.sqrt(abs(np.linalg.det(np.array(truth["matrix"])[:, :2])))) < 0.03
+    for f in result.fields:
+        t = truth["fields"][f.name]
+        assert same_value(t["type"], f.value, t["value"]) or not f.valid, f
+
+
+@pytest.mark.integration
+def test_unmatched_page_falls_back_and_says_so(engine) -> None:
     blank = np.full((700, 500, 3), 255, np.uint8)
     blank[300:320, 100:400] = 0
     result, match = engine.run_image(blank)

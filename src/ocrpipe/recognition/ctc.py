@@ -3,8 +3,9 @@
 Loads any CTC model from the registry whose ONNX metadata carries its charset (``character``, one symbol
 per line; class 0 is the CTC blank): ocrpipe's own Korean model (``ko_rec``, gray input, height 32) or the
 PP-OCRv4 zh/en model inside ``rapidocr_onnxruntime`` (BGR input, height 48, space appended as last class).
-Crops are sorted by aspect ratio, resized to the model height, padded with their background colour per
-batch, and decoded greedily.
+Crops are resized to the model height, sorted by width and batched so that no crop is padded by more than
+``max_pad`` of its width (compute grows with the padded width: one batch of mixed widths costs more than
+several homogeneous ones), padded with their background colour, and decoded greedily.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class CTCRecognizer:
     """Neural CTC recogniser (thread-safe; batches internally)."""
 
     def __init__(self, spec: runtime.ModelSpec, session: Any, *, batch_size: int = 32,
-                 max_width: int = 3200) -> None:
+                 max_width: int = 3200, max_pad: float = 0.25) -> None:
         self.spec = spec
         self.session = session
         self.name = spec.name
@@ -67,6 +68,7 @@ class CTCRecognizer:
         self.std = float(spec.meta.get("std", meta.get("std", 0.5)))
         self.bgr = self.channels == 3 and bool(spec.meta.get("bgr", True))
         self.max_width = max_width
+        self.max_pad = max_pad
 
     @classmethod
     def from_name(cls, name: str, **kwargs: Any) -> CTCRecognizer:
@@ -102,6 +104,18 @@ class CTCRecognizer:
             widths[i] = img.shape[1]
         return x, widths
 
+    def _chunks(self, order: list[int], widths: dict[int, int]) -> list[list[int]]:
+        """Consecutive runs of the width-sorted crops: at most ``batch_size`` each, and none whose narrowest
+        crop would be padded by more than ``max_pad`` of its width."""
+        chunks: list[list[int]] = []
+        for i in order:
+            if chunks and len(chunks[-1]) < self.batch_size and \
+                    widths[i] <= widths[chunks[-1][0]] * (1 + self.max_pad):
+                chunks[-1].append(i)
+            else:
+                chunks.append([i])
+        return chunks
+
     def recognize(self, crops: Sequence[np.ndarray]) -> list[RecResult]:
         """One result per crop; crops are grouped by width so padding stays small."""
         results: list[RecResult | None] = [None] * len(crops)
@@ -110,8 +124,7 @@ class CTCRecognizer:
             results[i] = RecResult("", 0.0)
         resized = {i: self._resize(crops[i]) for i in valid}
         order = sorted(valid, key=lambda i: resized[i].shape[1])
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start:start + self.batch_size]
+        for chunk in self._chunks(order, {i: resized[i].shape[1] for i in valid}):
             x, widths = self._batch([resized[i] for i in chunk])
             try:
                 probs = self.session.run(None, {self.input_name: x})[0]

@@ -2,11 +2,16 @@
 
 Per field: *correct* (value equals the truth), *valid* (the engine vouches for it), and the one outcome
 that must never happen, *silently wrong* (valid but not correct). Per page: was the right template chosen.
+
+    python -m ocrpipe.printouts --out DIR --n 200 --seed 31337
+    python -m ocrpipe.templates.evaluate DIR [--out summary.json]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,3 +114,22 @@ def evaluate(engine: TemplateEngine, folder: str | Path) -> Score:
         image = np.asarray(Image.open(path).convert("RGB"))
         score_page(score, engine, image, truth, path.name)
     return score
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print (and optionally write) the summary; exit 1 when a number was silently wrong."""
+    ap = argparse.ArgumentParser(prog="python -m ocrpipe.templates.evaluate", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("folder", help="a folder written by python -m ocrpipe.printouts")
+    ap.add_argument("--out", help="write the summary as JSON here")
+    args = ap.parse_args(argv)
+    summary = evaluate(TemplateEngine(), args.folder).summary()
+    text = json.dumps(summary, ensure_ascii=False, indent=1)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    print(text)
+    return 0 if summary["numeric_silently_wrong"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -19,6 +19,9 @@ from rapidfuzz import fuzz
 
 from ocrpipe.templates.schema import Check, FieldSpec
 
+DISAGREE = "readings disagree"
+"""Prefix of the issue a field gets when no two independent readers agree on its value."""
+
 _MINUS = dict.fromkeys(map(ord, "\u2212\u2012\u2013\u2014\u2010\u2011\ufe63\uff0d"), "-")
 _DIGIT_LOOKALIKES = str.maketrans({"O": "0", "o": "0", "D": "0", "Q": "0", "l": "1", "I": "1", "|": "1",
                                    "i": "1", "S": "5", "s": "5", "B": "8", "Z": "2", "z": "2", "g": "9", ",": "."})
@@ -149,30 +152,43 @@ def check_holds(check: Check, values: list[float]) -> bool:
     raise ValueError(check.kind)
 
 
+def _numbers(check: Check, results: dict[str, FieldResult]) -> list[float] | None:
+    vals = [results[name].value for name in check.fields]
+    return None if any(not isinstance(v, int | float) for v in vals) else [float(v) for v in vals]
+
+
+def confirmed_fields(checks: list[Check], results: dict[str, FieldResult]) -> set[str]:
+    """The fields of every cross-field check that holds with the current values."""
+    out: set[str] = set()
+    for check in checks:
+        vals = _numbers(check, results)
+        if vals is not None and check_holds(check, vals):
+            out.update(check.fields)
+    return out
+
+
 def apply_checks(checks: list[Check], results: dict[str, FieldResult], *, rescue: bool = False
                  ) -> dict[str, FieldResult]:
     """Invalidate every field of a failed (or unverifiable) cross-field check.
 
-    With ``rescue``, a field whose only issue is a disagreeing second reading becomes valid again when a
-    check it belongs to holds: the check confirms the first reading independently.
+    With ``rescue``, a field whose only issue is that its readers disagree becomes valid again when a check
+    it belongs to holds: the check confirms the chosen reading independently.
     """
     out = dict(results)
-    confirmed: set[str] = set()
     for check in checks:
-        vals = [results[name].value for name in check.fields]
-        if any(not isinstance(v, int | float) for v in vals):
+        vals = _numbers(check, results)
+        if vals is None:
             reason = f"{check.kind} check unverifiable (a field is unreadable)"
-        elif check_holds(check, [float(v) for v in vals]):
-            confirmed.update(check.fields)
+        elif check_holds(check, vals):
             continue
         else:
-            pairs = ", ".join(f"{n}={v}" for n, v in zip(check.fields, vals, strict=True))
+            pairs = ", ".join(f"{n}={results[n].value}" for n in check.fields)
             reason = f"{check.kind} check failed: {pairs}"
         for name in check.fields:
             out[name] = out[name].invalidate(reason)
     if rescue:
-        for name in confirmed:
+        for name in confirmed_fields(checks, results):
             r = out[name]
-            if not r.valid and r.issues and all(i.startswith("second reading disagrees") for i in r.issues):
+            if not r.valid and r.issues and all(i.startswith(DISAGREE) for i in r.issues):
                 out[name] = replace(r, valid=True, issues=(*r.issues, "confirmed by cross-field check"))
     return out

@@ -1,9 +1,9 @@
-"""Per-field Tesseract reads with a character whitelist and per-character confidences.
+"""Per-field Tesseract reads with a character whitelist: the independent second reading of every field.
 
 The lead's :class:`~ocrpipe.recognition.tesseract.TesseractRecognizer` reads whole lines with one fixed
-configuration; a template field needs its own whitelist (``tessedit_char_whitelist``) and the *lowest*
-character confidence (one doubtful digit must flag the number), so fields are read here with tesserocr
-directly. Tesseract API objects are not thread-safe: each thread keeps its own, one per language.
+configuration; a template field needs its own whitelist (``tessedit_char_whitelist``) and language, so
+fields are read here with tesserocr directly. Tesseract API objects are not thread-safe: each thread keeps
+its own, one per language.
 """
 
 from __future__ import annotations
@@ -24,9 +24,7 @@ class Read:
 
     text: str
     confidence: float
-    """Mean character confidence, 0–1."""
-    min_confidence: float
-    """Lowest character confidence, 0–1 (0 when nothing was read)."""
+    """Tesseract's mean word confidence, 0–1 (0 when nothing was read)."""
 
 
 def prepare(crop: np.ndarray, pre: Preprocess) -> np.ndarray:
@@ -74,21 +72,7 @@ class FieldReader:
         api = self._api(lang)
         api.SetVariable("tessedit_char_whitelist", whitelist or "")
         api.SetImage(Image.fromarray(image))
-        api.Recognize()
-        chars: list[tuple[str, float]] = []
-        ri = api.GetIterator()
-        level = self._tesserocr.RIL.SYMBOL
-        if ri is not None:
-            for sym in self._tesserocr.iterate_level(ri, level):
-                try:
-                    ch = sym.GetUTF8Text(level)
-                except RuntimeError:  # an empty page: tesserocr raises instead of returning ""
-                    break
-                if ch:
-                    chars.append((ch, sym.Confidence(level) / 100.0))
-        text = api.GetUTF8Text().strip()
+        text = " ".join(api.GetUTF8Text().split())
+        confidence = api.MeanTextConf() / 100.0 if text else 0.0
         api.Clear()
-        if not chars:
-            return Read(text, 0.0, 0.0)
-        confs = [c for _, c in chars]
-        return Read(" ".join(text.split()), float(np.mean(confs)), float(min(confs)))
+        return Read(text, confidence)

@@ -1,8 +1,9 @@
 """Register a scanned page onto a template's reference rendering (shift, scale, rotation of a few degrees).
 
-The warp is found from pixels only: the reference centred on the scan at two scales as starting points,
-then ECC (enhanced correlation coefficient) maximisation with an affine motion model on a blurred two-level
-pyramid. The final correlation coefficient doubles as the layout-match score.
+The warp is found from pixels only: the reference centred on the scan at a few scales as starting points,
+each probed briefly, then ECC (enhanced correlation coefficient) maximisation with an affine motion model
+from the best start, coarse to fine on blurred pyramids (kept per page and per template, see
+:class:`Pyramid`). The final correlation coefficient doubles as the layout-match score.
 
 Convention: ``matrix`` (2×3) maps *reference* pixel coordinates to *scan* pixel coordinates, so a field
 region defined on the reference is cut from the scan by ``cv2.warpAffine(scan, matrix, ref_size,
@@ -70,9 +71,31 @@ def plausible(reg: Registration, init: np.ndarray, max_angle: float = 10.0) -> b
     return 0.7 * s0 <= reg.scale <= 1.3 * s0 and abs(reg.angle) <= max_angle and shear < 0.1
 
 
-def _level(gray: np.ndarray, factor: float, blur: float) -> np.ndarray:
-    small = cv2.resize(gray, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
-    return cv2.GaussianBlur(small.astype(np.float32), (0, 0), blur)
+class Pyramid:
+    """A grey image and its blurred float32 copies at the resize factors ECC works on.
+
+    Levels are built on first use and kept, so a page is resized once however many templates it is tried
+    against, and a template's reference once for the life of the engine. Safe to share between threads (a
+    race builds a level twice, harmlessly).
+    """
+
+    def __init__(self, image: np.ndarray) -> None:
+        self.gray = to_gray(image)
+        self._levels: dict[float, np.ndarray] = {}
+
+    def level(self, factor: float) -> np.ndarray:
+        """The image resized by ``factor`` (area interpolation) and blurred (more at the coarse levels)."""
+        out = self._levels.get(factor)
+        if out is None:
+            small = cv2.resize(self.gray, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+            blur = 1.5 if factor < 0.4 else 1.0
+            out = self._levels[factor] = cv2.GaussianBlur(small.astype(np.float32), (0, 0), blur)
+        return out
+
+
+def as_pyramid(image: np.ndarray | Pyramid) -> Pyramid:
+    """``image`` itself when it is already a :class:`Pyramid`, else a new one."""
+    return image if isinstance(image, Pyramid) else Pyramid(image)
 
 
 def _scaled(matrix: np.ndarray, ref_factor: float, scan_factor: float) -> np.ndarray:
@@ -83,48 +106,66 @@ def _scaled(matrix: np.ndarray, ref_factor: float, scan_factor: float) -> np.nda
     return m
 
 
-def _ecc(ref: np.ndarray, scan: np.ndarray, init: np.ndarray, iters: int, eps: float) -> tuple[np.ndarray, float]:
-    warp = init.astype(np.float32)
-    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, iters, eps)
-    score, warp = cv2.findTransformECC(ref, scan, warp, cv2.MOTION_AFFINE, criteria, None, 1)
-    return warp.astype(np.float64), float(score)
+def _ecc(ref: Pyramid, scan: Pyramid, matrix: np.ndarray, factor: float, iters: int) -> Registration:
+    """ECC at one pyramid level from ``matrix`` (full-resolution reference→scan); score −1 when it diverged."""
+    warp = _scaled(matrix, factor, factor).astype(np.float32)
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, iters, 1e-4)
+    try:
+        score, warp = cv2.findTransformECC(ref.level(factor), scan.level(factor), warp, cv2.MOTION_AFFINE,
+                                           criteria, None, 1)  # type: ignore[call-overload]
+    except cv2.error:
+        return Registration(matrix, -1.0)
+    return Registration(_scaled(warp.astype(np.float64), 1 / factor, 1 / factor), float(score))
 
 
-def _pyramid(ref_g: np.ndarray, scan_g: np.ndarray, matrix: np.ndarray,
-             levels: tuple[float, ...]) -> Registration:
-    score = -1.0
-    for factor in levels:
-        blur = 1.5 if factor < 0.4 else 1.0
-        ref_l, scan_l = _level(ref_g, factor, blur), _level(scan_g, factor, blur)
-        try:
-            m, score = _ecc(ref_l, scan_l, _scaled(matrix, factor, factor), 60, 1e-4)
-        except cv2.error:
-            return Registration(matrix, -1.0)
-        matrix = _scaled(m, 1 / factor, 1 / factor)
-    return Registration(matrix, score)
+PROBE_ITERS = 5
+"""ECC iterations a starting warp gets before the best start is chosen. Measured on generated printouts at
+⅛ resolution: from a start near the truth the correlation is at least 0.7 after four iterations (median
+0.98), while a wrong template's median stays near 0.3."""
 
 
-def register(reference: np.ndarray, scan: np.ndarray, *, levels: tuple[float, ...] = (0.125, 0.25),
-             init: np.ndarray | None = None) -> Registration:
-    """Register ``scan`` (grey or RGB) to ``reference`` (grey), coarse to fine over ``levels``.
+def register(reference: np.ndarray | Pyramid, scan: np.ndarray | Pyramid, *,
+             levels: tuple[float, ...] = (0.125, 0.25), init: np.ndarray | None = None,
+             shrink: tuple[float, ...] = (1.0, 0.94), give_up_below: float = -1.0,
+             enough: float = 1.0, iters: int = 40) -> Registration:
+    """Register ``scan`` to ``reference`` (grey/RGB arrays or pyramids), coarse to fine over ``levels``.
 
-    ``levels`` are resize factors applied to both images. Without ``init`` the first level is run from
-    each of :func:`center_inits` and the best plausible result continues; the last level's correlation is
-    the returned score (−1: no plausible registration).
+    ``levels`` are resize factors applied to both images. Without ``init`` every start of
+    :func:`center_inits` (fitted to the scan, scaled by each ``shrink``) gets a short probe at the first
+    level, until one reaches ``enough``, and only the best plausible one runs on. A best probe
+    correlation under ``give_up_below`` ends the search there (the caller rejects the layout anyway): a
+    wrong template costs a few iterations, not a full run. The last level's correlation is the returned
+    score (−1: no plausible registration).
     """
-    ref_g, scan_g = to_gray(reference), to_gray(scan)
-    starts = [init] if init is not None else center_inits(ref_g, scan_g)
-    best: Registration | None = None
-    for m0 in starts:
-        reg = _pyramid(ref_g, scan_g, m0, levels[:1])
-        if reg.score > -1 and plausible(reg, m0) and (best is None or reg.score > best.score):
-            best = reg
-    if best is None:
-        return Registration(starts[0], -1.0)
-    if len(levels) > 1:
-        fine = _pyramid(ref_g, scan_g, best.matrix, levels[1:])
-        if fine.score > -1 and plausible(fine, best.matrix):
-            return fine
+    ref, img = as_pyramid(reference), as_pyramid(scan)
+    first, rest = levels[0], levels[1:]
+    if init is not None:
+        best = _ecc(ref, img, init, first, iters)
+        best = best if best.score > -1 and plausible(best, init) else Registration(init, -1.0)
+    else:
+        best = Registration(np.zeros((2, 3)), -1.0)
+        starts = center_inits(ref.gray, img.gray, shrink)
+        start = starts[0]
+        for m0 in starts:
+            probe = _ecc(ref, img, m0, first, PROBE_ITERS)
+            if probe.score > best.score and plausible(probe, m0):
+                best, start = probe, m0
+                if best.score >= enough:
+                    break
+        if best.score <= -1:
+            return Registration(starts[0], -1.0)
+        if best.score < give_up_below:
+            return best
+        full = _ecc(ref, img, best.matrix, first, iters)
+        if full.score > -1 and plausible(full, start):
+            best = full
+    for factor in rest:
+        if best.score <= -1:
+            break
+        fine = _ecc(ref, img, best.matrix, factor, iters)
+        if fine.score <= -1 or not plausible(fine, best.matrix):
+            break
+        best = fine
     return best
 
 
@@ -132,6 +173,16 @@ def warp_to_reference(scan: np.ndarray, reg: Registration, size: tuple[int, int]
     """Resample the scan into the reference frame (``size`` = (width, height))."""
     return cv2.warpAffine(scan, reg.matrix, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                           borderMode=cv2.BORDER_REPLICATE)
+
+
+def warp_region(scan: np.ndarray, reg: Registration, box: tuple[int, int, int, int]) -> np.ndarray:
+    """Only the reference-frame box (x0, y0, x1, y1) of the registered scan: the same pixels as slicing
+    :func:`warp_to_reference`'s output, without resampling the rest of the page."""
+    x0, y0, x1, y1 = box
+    m = reg.matrix.copy()
+    m[:, 2] += reg.matrix[:, :2] @ np.array([x0, y0], np.float64)
+    return cv2.warpAffine(scan, m, (max(1, x1 - x0), max(1, y1 - y0)),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
 
 
 def tight_crop(crop: np.ndarray, margin: int = 6) -> np.ndarray:

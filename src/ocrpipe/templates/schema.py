@@ -28,6 +28,7 @@ A template describes one fixed layout (device, version, page)::
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -37,6 +38,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ocrpipe.templates.register import Pyramid
 from ocrpipe.types import ErrorCode, InputError
 
 Region = tuple[float, float, float, float]
@@ -75,10 +77,14 @@ class Anchor(_Strict):
 
 
 class Preprocess(_Strict):
-    """How a field crop is prepared for the recogniser."""
+    """How a field crop is prepared for the Tesseract reading (the neural readers take the crop as cut).
+
+    Binarising (Otsu) is the default: on generated printouts with scan noise and JPEG it lifts Tesseract's
+    field accuracy from about 88 % to 95 % (``benchmarks/templates.py`` reports the readers' agreement).
+    """
 
     scale: float = Field(1.5, gt=0.2, le=6)
-    binarize: bool = False
+    binarize: bool = True
     invert: bool = False
     pad: int = Field(12, ge=0, le=64)
 
@@ -189,6 +195,11 @@ class Template(_Strict):
             img = cv2.resize(img, tuple(self.size), interpolation=cv2.INTER_AREA)
         return img
 
+    @cached_property
+    def reference_pyramid(self) -> Pyramid:
+        """The reference's registration pyramid, built once per template and reused for every page."""
+        return Pyramid(self.reference_image)
+
     def pixel_box(self, region: Region) -> tuple[int, int, int, int]:
         """A fractional region in reference pixels (x0, y0, x1, y1)."""
         w, h = self.size
@@ -221,7 +232,7 @@ def builtin_templates() -> list[Template]:
     return [load_template(p) for p in sorted(BUILTIN_DIR.glob("*.yaml"))]
 
 
-def load_templates(paths: list[str | Path] | None = None) -> list[Template]:
+def load_templates(paths: Sequence[str | Path] | None = None) -> list[Template]:
     """Templates from files/folders (every ``*.yaml`` inside), or the built-in ones when ``paths`` is empty."""
     if not paths:
         return builtin_templates()

@@ -2,7 +2,8 @@
 
 ``Submit`` checks the upload cheaply (magic bytes, size, the image header's pixel count — never a full
 decode), stores it durably as a ``template`` job and answers; the template runner reads it in the
-background. ``GetResult`` and ``WatchResults`` read the same job store. Every call goes through
+background. ``GetResult`` and ``WatchResults`` read the same job store. Every call is counted by
+:class:`~ocrpipe.grpc.metrics.MetricsInterceptor` (the service's ``/metrics``) and then goes through
 :class:`~ocrpipe.security.grpc_auth.AuthInterceptor` (keys, scopes, rate limits); the servicer restricts
 reads to the caller's tenant and writes the audit log. Errors carry a stable code in the trailing metadata
 ``ocrpipe-error-code`` (see ``proto/ocrpipe/v1/ingest.proto`` for the table).
@@ -29,10 +30,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from ocrpipe import imageio
 from ocrpipe.grpc import ingest_pb2, ingest_pb2_grpc
+from ocrpipe.grpc.metrics import MetricsInterceptor
 from ocrpipe.security.grpc_auth import AuthInterceptor, add_port, current_principal
 from ocrpipe.security.keys import Principal
 from ocrpipe.security.settings import SecuritySettings
 from ocrpipe.service import errors
+from ocrpipe.service.metrics import Metrics
 from ocrpipe.service.models import Job, JobKind, JobStatus
 from ocrpipe.service.settings import ServiceSettings
 from ocrpipe.service.store import IdempotencyConflict, JobStore, as_utc
@@ -304,18 +307,20 @@ def bind_address(host: str, port: int) -> str:
 
 
 class IngestServer:
-    """The gRPC server of ``ocrpipe serve``: Ingest + health, keys and TLS as for REST."""
+    """The gRPC server of ``ocrpipe serve``: Ingest + health, keys and TLS as for REST, metrics in ``metrics``."""
 
     def __init__(self, settings: ServiceSettings, security: SecuritySettings, store: JobStore,
-                 runner: JobRunner) -> None:
+                 runner: JobRunner, metrics: Metrics) -> None:
         self.interceptor = AuthInterceptor(store.engine, security)
         options = [
             ("grpc.so_reuseport", 0),  # a second server on the same port must fail, not share it
             ("grpc.max_receive_message_length", settings.max_upload_bytes + 1024 * 1024),
             ("grpc.max_send_message_length", 64 * 1024 * 1024),
         ]
+        # Metrics first: the first interceptor wraps the rest, so calls refused by auth are counted too.
         self.server = grpc.server(ThreadPoolExecutor(settings.grpc_workers, thread_name_prefix="grpc"),
-                                  interceptors=[self.interceptor], options=options)
+                                  interceptors=[MetricsInterceptor(metrics), self.interceptor], options=options)
+        metrics.grpc_streams.labels(method=f"{SERVICE_NAME}/WatchResults").set(0)  # a series before any stream
         self.servicer = IngestServicer(settings, store, runner, self._audit)
         self.health = health.HealthServicer()
         ingest_pb2_grpc.add_IngestServicer_to_server(self.servicer, self.server)

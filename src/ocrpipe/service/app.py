@@ -101,7 +101,7 @@ def start_grpc(app: FastAPI, settings: ServiceSettings, store: JobStore, runner:
     state = getattr(app.state, "security", None)
     security = state.settings if state is not None else SecuritySettings()
     try:
-        server = IngestServer(settings, security, store, runner).start()
+        server = IngestServer(settings, security, store, runner, app.state.metrics).start()
     except RuntimeError as exc:  # grpc: "Failed to bind to address ..."
         if "grpc_port" in settings.model_fields_set:
             raise RuntimeError(f"cannot serve gRPC on {settings.host}:{settings.grpc_port}: {exc}") from exc

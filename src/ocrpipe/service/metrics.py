@@ -34,6 +34,14 @@ class Metrics:
                                      buckets=_LATENCY_BUCKETS, registry=r)
         self.errors = Counter("ocrpipe_errors_total", "Errors by stage and code", ["stage", "code"],
                               registry=r)
+        # gRPC ingestion: labelled by method and status code only, never by anything from the request.
+        self.grpc_calls = Counter("ocrpipe_grpc_calls_total", "gRPC calls by method and status code",
+                                  ["method", "code"], registry=r)
+        self.grpc_latency = Histogram("ocrpipe_grpc_call_duration_seconds",
+                                      "gRPC call latency (a server stream: until it ends)", ["method"],
+                                      buckets=_LATENCY_BUCKETS, registry=r)
+        self.grpc_streams = Gauge("ocrpipe_grpc_open_streams", "Open gRPC response streams (WatchResults)",
+                                  ["method"], registry=r)
 
     def observe_timings(self, timings_ms: dict[str, float]) -> None:
         for stage, ms in timings_ms.items():

@@ -8,6 +8,9 @@ both ways is handled once (only a ``sent`` row takes a result).
 
 While the server is down every call fails fast; one shared back-off (exponential, full jitter) spaces the
 attempts, and each change of the server's state is logged once with the number of files waiting.
+
+Retention runs at start-up and then once a day: ``done`` rows older than ``keep_days``, with their result
+JSON, leave the spool (:meth:`~ocrpipe.client.spool.Spool.expire`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import hashlib
 import json
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
@@ -27,7 +31,7 @@ import grpc
 from ocrpipe.client.backoff import Backoff
 from ocrpipe.client.connection import TERMINAL, CallError, Connection, Outcome
 from ocrpipe.client.results import ResultCommand, dumps, result_document
-from ocrpipe.client.spool import Entry, Spool, write_result
+from ocrpipe.client.spool import DAY_S, Entry, Spool, write_result
 from ocrpipe.client.watcher import DEFAULT_PATTERNS, FolderScanner, Found
 from ocrpipe.grpc import ingest_pb2
 
@@ -50,6 +54,8 @@ class WatchConfig:
     hook_backoff: Backoff = field(default_factory=lambda: Backoff(base_s=2.0, cap_s=300.0))
     device: str = ""
     exit_when_idle: bool = False
+    keep_days: float = 30.0
+    """Days a handed-on file stays in the spool (its row and result JSON); 0 keeps everything."""
 
 
 class _Gate:
@@ -162,6 +168,7 @@ class Agent:
         self.results: queue.Queue[ingest_pb2.JobResult] = queue.Queue()
         self.stream = _ResultStream(connection, self.results, self.wake, self.stopping, config.backoff)
         self.problems = 0  # files refused and result commands given up on in this run
+        self.next_upkeep = 0.0  # monotonic time of the next retention pass: at once, then daily
 
     def stop(self) -> None:
         """Finish the current step and return from :meth:`run` (signal handlers call this)."""
@@ -176,6 +183,7 @@ class Agent:
         self.stream.start()
         try:
             while not self.stopping.is_set():
+                self.upkeep()
                 self.step()
                 if self.config.exit_when_idle and self.idle():
                     log.info("nothing left to do: exiting (--exit-when-idle; %d problem(s))", self.problems)
@@ -196,6 +204,20 @@ class Agent:
         self.collect()
         self.hand_on()
         self.stream.follow({e.job_id for e in self.spool.in_state("sent") if e.job_id})
+
+    def upkeep(self) -> None:
+        """The retention pass, when it is due (never fatal: a spool that cannot be cleaned still works)."""
+        if self.config.keep_days <= 0 or time.monotonic() < self.next_upkeep:
+            return
+        self.next_upkeep = time.monotonic() + DAY_S
+        try:
+            gone = self.spool.expire(self.config.keep_days * DAY_S)
+        except (OSError, sqlite3.Error) as exc:
+            log.warning("retention pass failed (%s); next try in a day", exc)
+            return
+        if gone.rows or gone.files:
+            log.info("retention: removed %d handed-on file(s) older than %g days from the spool (%d file(s) "
+                     "deleted)", gone.rows, self.config.keep_days, gone.files)
 
     def idle(self) -> bool:
         c = self.spool.counts()

@@ -1,14 +1,16 @@
-"""``ocrpipe client send|watch``: the upload client's command line.
+"""``ocrpipe client send|watch|status``: the upload client's command line.
 
 Exit codes: 0 done; 1 a file was refused by the server, its job failed, or a result command gave up;
-2 usage error (bad option, spool in use); 3 the server could not be reached or refused this client (key,
-scope, TLS) before the deadline.
+2 usage error (bad option, spool in use, no spool to show); 3 the server could not be reached or refused this
+client (key, scope, TLS) before the deadline.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -18,7 +20,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add ``client send`` and ``client watch``."""
+    """Add ``client send``, ``client watch`` and ``client status``."""
     p = subparsers.add_parser("client", help="upload client: send printouts to an ocrpipe gRPC server",
                               description="Send images to an `ocrpipe serve --grpc-port` server and collect "
                                           "their results.")
@@ -61,8 +63,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                    help="longest wait between attempts while the server is down (default 60)")
     w.add_argument("--exit-when-idle", action="store_true",
                    help="exit once every file in DIR is done (for scripts and tests)")
+    w.add_argument("--keep-days", type=float, default=30.0, metavar="N",
+                   help="remove files handed on more than N days ago from the spool (row, result JSON), at "
+                        "start-up and daily; files not yet handed on are never removed; 0 keeps everything "
+                        "(default 30)")
     _connection_options(w)
     w.set_defaults(func=_cmd_watch)
+
+    st = sub.add_parser("status", help="what the spool holds: files per state, refused and waiting files",
+                        description="Counts per state, then every file refused by the server or not yet handed "
+                                    "on, with its error code. Read-only: works while `client watch` runs.")
+    st.add_argument("--spool", type=Path, default=Path("ocrpipe-spool"),
+                    help="spool directory of `client watch` (default ./ocrpipe-spool)")
+    st.add_argument("--json", action="store_true", help="print JSON: {spool, counts, files: [...]}")
+    st.add_argument("--limit", type=int, default=100, help="files listed in the text form (default 100)")
+    st.set_defaults(func=_cmd_status)
 
 
 def _connection_options(p: argparse.ArgumentParser) -> None:
@@ -147,6 +162,9 @@ def _cmd_watch(args: argparse.Namespace) -> int:
 
     if not args.folder.is_dir():
         return _fail(f"error [bad_option]: {args.folder} is not a folder", EXIT_USAGE)
+    if not math.isfinite(args.keep_days) or args.keep_days < 0:
+        return _fail("error [bad_option]: --keep-days must be a number of days >= 0 (0 keeps everything)",
+                     EXIT_USAGE)
     try:
         hook = ResultCommand(args.on_result, args.on_result_timeout) if args.on_result else None
         if hook is not None:
@@ -157,7 +175,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
             poll_interval_s=args.poll_interval, backoff=Backoff(base_s=min(1.0, args.max_backoff),
                                                                 cap_s=args.max_backoff),
             hook=hook, hook_retries=max(1, args.on_result_retries), device=args.device,
-            exit_when_idle=args.exit_when_idle)
+            exit_when_idle=args.exit_when_idle, keep_days=args.keep_days)
         connection = _connect(args)
         spool = Spool(args.spool)
     except (ClientError, ValueError) as exc:
@@ -170,3 +188,18 @@ def _cmd_watch(args: argparse.Namespace) -> int:
         return agent.run()
     finally:
         spool.close()
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from ocrpipe.client.errors import ClientError
+    from ocrpipe.client.status import read_status, render
+
+    try:
+        status = read_status(args.spool)
+    except ClientError as exc:
+        return _fail(f"error [{exc.code}]: {exc.message}", EXIT_USAGE)
+    if args.json:
+        sys.stdout.write(json.dumps(status, ensure_ascii=False, indent=1) + "\n")
+    else:
+        sys.stdout.write(render(status, max(0, args.limit)))
+    return EXIT_OK

@@ -15,6 +15,11 @@ The idempotency key sent with each upload is the sha256, so a resend after a los
 killed between the server's answer and the commit of ``sent``) gets the existing job back. ``next_try``
 (wall-clock seconds) is when a row is next due: the next upload attempt, the next result poll or the next
 run of the result command. A second client on the same spool is refused (``spool_locked``).
+
+Retention (:meth:`Spool.expire`) removes ``done`` rows with their result JSON and any queued copy once they
+are older than the retention window, and nothing else: a row not yet handed on stays whatever its age. The
+removed content's sha256 is kept in ``expired`` (no name, no job id), so a printout that turns up again later
+is still recognised and not uploaded a second time.
 """
 
 from __future__ import annotations
@@ -55,6 +60,10 @@ CREATE TABLE IF NOT EXISTS seen (
     mtime_ns INTEGER NOT NULL,
     sha256 TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS expired (
+    sha256 TEXT PRIMARY KEY,
+    removed REAL NOT NULL
+);
 """
 
 
@@ -81,6 +90,15 @@ class Entry:
 
 _COLUMNS = ("sha256, path, size, state, job_id, attempts, hook_attempts, next_try, error_code, error_message, "
             "result_path")
+DAY_S = 86400.0
+
+
+@dataclass(frozen=True)
+class Expired:
+    """What one retention pass removed."""
+
+    rows: int = 0
+    files: int = 0
 
 
 class Spool:
@@ -96,6 +114,7 @@ class Spool:
         self.db = sqlite3.connect(self.dir / "spool.sqlite3", isolation_level=None, timeout=10)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")  # a committed state survives power loss, not only kill -9
+        self.db.execute("PRAGMA secure_delete=ON")  # removed rows (file names) are overwritten, not left behind
         self.db.executescript(_SCHEMA)
         # A command that failed on every try in an earlier run gets a fresh set of tries in this one.
         with self._tx():
@@ -128,7 +147,7 @@ class Spool:
     def add(self, path: str, data: bytes, digest: str, mtime_ns: int) -> bool:
         """Take a completely written file in (its bytes go to ``blobs/``); False when its content is known."""
         blob = self.blobs / digest
-        known = self.get(digest) is not None
+        known = self.get(digest) is not None or self._expired(digest)
         if not known:
             _write_durably(blob, data)
         now = time.time()
@@ -165,6 +184,9 @@ class Spool:
     def in_state(self, *states: str) -> list[Entry]:
         marks = ",".join("?" * len(states))
         return self._rows(f"state IN ({marks}) ORDER BY created", states)
+
+    def _expired(self, digest: str) -> bool:
+        return self.db.execute("SELECT 1 FROM expired WHERE sha256=?", (digest,)).fetchone() is not None
 
     def counts(self) -> dict[str, int]:
         """Rows per state (every state present, zeros included)."""
@@ -217,6 +239,60 @@ class Spool:
 
     def _drop_blob(self, digest: str) -> None:
         (self.blobs / digest).unlink(missing_ok=True)
+
+    # ---- retention ------------------------------------------------------------------------------------
+
+    def expire(self, keep_s: float, now: float | None = None) -> Expired:
+        """Remove ``done`` rows handed on more than ``keep_s`` ago, their result JSON (and the command's
+        stderr beside it) and any copy of their bytes; then files in ``blobs/`` and ``results/`` older than
+        that which no row refers to (left by a crash between writing a file and committing its row). A file
+        that cannot be removed keeps its row for the next pass."""
+        now = time.time() if now is None else now
+        cutoff = now - keep_s
+        gone: list[str] = []
+        files = 0
+        for entry in self._rows("state='done' AND updated<?", (cutoff,)):
+            paths = [self.blobs / entry.sha256]
+            if entry.result_path:
+                paths += [Path(entry.result_path), Path(entry.result_path).with_suffix(".stderr.txt")]
+            try:
+                files += sum(_remove(p) for p in paths)
+            except OSError:
+                continue
+            gone.append(entry.sha256)
+        with self._tx():
+            for digest in gone:
+                self.db.execute("DELETE FROM files WHERE sha256=?", (digest,))
+                self.db.execute("INSERT OR IGNORE INTO expired (sha256, removed) VALUES (?, ?)", (digest, now))
+            # A path still in the folder keeps its row, so it is not even read again; the others go.
+            stale = [p for (p,) in self.db.execute("SELECT path FROM seen WHERE sha256 IN "
+                                                   "(SELECT sha256 FROM expired)") if not os.path.exists(p)]
+            self.db.executemany("DELETE FROM seen WHERE path=?", [(p,) for p in stale])
+        return Expired(len(gone), files + self._expire_orphans(cutoff))
+
+    def _expire_orphans(self, cutoff: float) -> int:
+        # By name, not by path: a spool given as a relative path once and an absolute one later is the same.
+        results = {Path(r) for (r,) in self.db.execute("SELECT result_path FROM files WHERE result_path IS NOT NULL")}
+        keep = {self.results: {n for r in results for n in (r.name, r.with_suffix(".stderr.txt").name)},
+                self.blobs: {d for (d,) in self.db.execute("SELECT sha256 FROM files")}}
+        removed = 0
+        for folder, names in keep.items():
+            for path in folder.iterdir():
+                try:
+                    if path.name not in names and path.is_file() and path.stat().st_mtime < cutoff:
+                        removed += _remove(path)
+                except OSError:
+                    continue
+        return removed
+
+
+def _remove(path: Path) -> bool:
+    """Delete ``path``; False when it was not there."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _write_durably(path: Path, data: bytes) -> None:

@@ -6,23 +6,23 @@ the client spool."""
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from testsupport.server import Server, child_env, kill9, stop_process
+
+from ocrpipe.security.devcerts import CertFiles
 
 SEED = 4242  # templates were checked on seed 11; other tests use 777, the benchmark 2026
 
-ENV = {**os.environ, "OCRPIPE_THREADS": "1", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+ENV = child_env(PYTHONUNBUFFERED="1")
 
 HOOK = '''
 import json, os, sys, time
@@ -34,95 +34,16 @@ with open(os.environ["HOOK_LOG"], "a", encoding="utf-8") as fh:
 '''
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+class GrpcServer(Server):
+    """``python -m ocrpipe serve --grpc-port P`` with its data (and SQLite database) in ``root/server-data``."""
 
+    serve_grpc = True
 
-def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-
-
-def _stop(proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(sig)
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-
-
-class GrpcServer:
-    """``python -m ocrpipe serve --grpc-port P`` with its own SQLite database; stopped at the end."""
-
-    def __init__(self, root: Path, *args: str) -> None:
-        self.data_dir = root / "server-data"
-        self.db_path = root / "server.db"
-        self.args = list(args)
-        self.port = free_port()
-        self.grpc_port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = root / "server.log"
-
-    @property
-    def target(self) -> str:
-        return f"localhost:{self.grpc_port}"
-
-    @property
-    def db_url(self) -> str:
-        return f"sqlite:///{self.db_path}"
-
-    def start(self, channel_options: dict[str, Any] | None = None, timeout: float = 120.0) -> float:
-        """Start and wait until the gRPC health service answers SERVING; returns that moment (monotonic)."""
-        import grpc
-        from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-        from ocrpipe.security.grpc_auth import client_channel
-
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the process
-        cmd = [sys.executable, "-m", "ocrpipe", "serve", "--port", str(self.port), "--grpc-port",
-               str(self.grpc_port), "--database-url", self.db_url, "--data-dir", str(self.data_dir), *self.args]
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=ENV)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
-            channel = client_channel(self.target, **(channel_options or {}))
-            try:
-                reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return time.monotonic()
-            except grpc.RpcError:
-                pass
-            finally:
-                channel.close()
-            time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"gRPC server did not become ready:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-6000:] if self.log_path.exists() else ""
-
-    def stop(self) -> None:
-        _stop(self.proc)
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
+    def __init__(self, root: Path, *args: str, tls: CertFiles | None = None) -> None:
+        super().__init__(root / "server-data", *args, env={"PYTHONUNBUFFERED": "1"}, tls=tls)
 
     def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        with sqlite3.connect(self.db_path) as db:
+        with sqlite3.connect(self.db_url.removeprefix("sqlite:///")) as db:
             return db.execute(sql, args).fetchall()
 
 
@@ -161,13 +82,11 @@ class WatchClient:
                          for i in range(1, self.runs + 1) if (self.root / f"client-{i}.log").exists())
 
     def stop(self) -> int | None:
-        _stop(self.proc)
+        stop_process(self.proc)
         return self.proc.returncode if self.proc else None
 
     def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
+        kill9(self.proc)
 
     def spool_rows(self) -> list[tuple[str, str, str | None, str | None]]:
         """(path, state, job_id, error_code) of every spooled file."""

@@ -15,10 +15,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from testsupport.server import wait_for
 
-from .conftest import ENV, GrpcServer, WatchClient, drop, sha256, wait_for
+from .conftest import ENV, GrpcServer, WatchClient, drop, sha256
 
 pytestmark = pytest.mark.integration
+
+
+def _server_and_folder(tmp_path: Path, cleanup: list[Any]) -> tuple[GrpcServer, Path]:
+    """The server (not started; stopped at the end) and the empty watched folder."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    server = GrpcServer(tmp_path)
+    cleanup.append(server)
+    return server, folder
 
 
 def _field_rows(server: GrpcServer) -> dict[str, int]:
@@ -31,11 +41,9 @@ def _expected_fields(printout: Path) -> int:
 
 def test_files_dropped_while_the_server_is_down_are_delivered_exactly_once(
         tmp_path: Path, printouts: list[Path], cleanup: list[Any]) -> None:
-    folder = tmp_path / "in"
-    folder.mkdir()
-    server = GrpcServer(tmp_path)
+    server, folder = _server_and_folder(tmp_path, cleanup)
     client = WatchClient(tmp_path, folder, server.target, "--insecure")
-    cleanup += [server, client]
+    cleanup.append(client)
     client.start()
 
     dropped = [drop(p, folder) for p in printouts[:-1]]
@@ -52,9 +60,9 @@ def test_files_dropped_while_the_server_is_down_are_delivered_exactly_once(
     time.sleep(3)  # a few more back-off rounds
     assert client.hook_runs() == []
 
-    ready_at = server.start()
+    server.start()
     wait_for(lambda: len(client.hook_runs()) >= len(dropped), 240, "every result handed on", every=0.1)
-    delivered_s = time.monotonic() - ready_at
+    delivered_s = time.monotonic() - server.ready_at
     wait_for(lambda: all(s in ("done", "failed") for s in client.states().values()), 30, "a quiet spool")
     time.sleep(2)  # would a duplicate upload or a second result-command run still happen?
     assert client.stop() == 0, client.log()
@@ -99,10 +107,7 @@ def test_files_dropped_while_the_server_is_down_are_delivered_exactly_once(
 
 def test_client_killed_mid_way_and_restarted_delivers_each_file_exactly_once(
         tmp_path: Path, printouts: list[Path], cleanup: list[Any]) -> None:
-    folder = tmp_path / "in"
-    folder.mkdir()
-    server = GrpcServer(tmp_path)
-    cleanup.append(server)
+    server, folder = _server_and_folder(tmp_path, cleanup)
     server.start()
 
     # A lost reply: this file reached the server before the watcher ever saw it.
@@ -145,11 +150,9 @@ def test_client_killed_mid_way_and_restarted_delivers_each_file_exactly_once(
 
 def test_server_killed_while_jobs_run_loses_nothing(tmp_path: Path, printouts: list[Path],
                                                      cleanup: list[Any]) -> None:
-    folder = tmp_path / "in"
-    folder.mkdir()
-    server = GrpcServer(tmp_path)
+    server, folder = _server_and_folder(tmp_path, cleanup)
     client = WatchClient(tmp_path, folder, server.target, "--insecure")
-    cleanup += [server, client]
+    cleanup.append(client)
     server.start()
     client.start()
     for p in printouts:
@@ -175,10 +178,7 @@ def test_server_killed_while_jobs_run_loses_nothing(tmp_path: Path, printouts: l
 
 def test_a_failing_result_command_is_retried_then_kept_for_the_next_start(
         tmp_path: Path, printouts: list[Path], cleanup: list[Any]) -> None:
-    folder = tmp_path / "in"
-    folder.mkdir()
-    server = GrpcServer(tmp_path)
-    cleanup.append(server)
+    server, folder = _server_and_folder(tmp_path, cleanup)
     server.start()
     for p in printouts[:2]:
         drop(p, folder)

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from testsupport.databases import create_keys
 
-from ocrpipe.security.devcerts import CertFiles, write_set
+from ocrpipe.security.devcerts import CertFiles
 
 from .conftest import ENV, GrpcServer, WatchClient, drop
 
@@ -21,27 +22,12 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> tuple[CertFiles, CertFiles]:
-    d = tmp_path_factory.mktemp("certs")
-    return write_set(d), write_set(d, prefix="rogue-")
-
-
-@pytest.fixture(scope="module")
 def tls_server(tmp_path_factory: pytest.TempPathFactory,
                certs: tuple[CertFiles, CertFiles]) -> Any:
-    from ocrpipe.security.keys import KeyStore
-    from ocrpipe.service.db import get_engine, migrate
-
-    good, _ = certs
-    root = tmp_path_factory.mktemp("tls-server")
-    server = GrpcServer(root, "--tls-cert", str(good.server_cert), "--tls-key", str(good.server_key),
-                        "--tls-client-ca", str(good.ca_cert))
-    engine = get_engine(server.db_url)
-    migrate(engine)
-    keys = {name: KeyStore(engine).create(name, scopes, "clinic-a")[1]
-            for name, scopes in (("clinic-pc", "submit,read"), ("viewer", "read"))}
-    engine.dispose()
-    server.start({"ca_file": good.ca_cert, "cert_file": good.client_cert, "key_file": good.client_key})
+    server = GrpcServer(tmp_path_factory.mktemp("tls-server"), tls=certs[0])
+    keys = create_keys(server.db_url, {"clinic-pc": {"scopes": "submit,read", "tenant": "clinic-a"},
+                                       "viewer": {"scopes": "read", "tenant": "clinic-a"}})
+    server.start()
     yield server, keys
     server.stop()
 

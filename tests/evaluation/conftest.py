@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw, ImageFont
+from testsupport.images import FONT
 
-FONT = "/usr/share/fonts/truetype/nanum/NanumGothic.ttf"
 LINES = ["대한민국 서울특별시 중구", "견적서 합계 12,000원", "Invoice total 345"]
 
 

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+from testsupport.server import Server, run_cli
 
 from ocrpipe.cli import main
 from ocrpipe.evaluation.loadtest import format_load, load_test
@@ -130,45 +125,14 @@ def test_bench_local_against_tesseract(
     assert ours["peak_rss_mb"] > 50
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture()
 def server(tmp_path: Path) -> Iterator[str]:
-    """A real ``ocrpipe serve`` process on a free port."""
-    port = _free_port()
-    env = {**os.environ, "OCRPIPE_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 -- owned by the process
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ocrpipe", "serve", "--port", str(port), "--data-dir", str(tmp_path / "data")],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
+    """A real ``ocrpipe serve`` process on a free port; its URL."""
+    srv = Server(tmp_path / "data").start()
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, (tmp_path / "server.log").read_text()
-            try:
-                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        else:
-            pytest.fail("server did not become ready:\n" + (tmp_path / "server.log").read_text())
-        yield url
+        yield srv.url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        srv.stop()
 
 
 def test_load_test_sequential_vs_batched(server: str, labelled_folder: Path, tmp_path: Path) -> None:
@@ -188,24 +152,8 @@ def test_load_test_sequential_vs_batched(server: str, labelled_folder: Path, tmp
 
 
 def test_load_test_with_api_key(server: str, labelled_folder: Path, tmp_path: Path) -> None:
-    created = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ocrpipe",
-            "keys",
-            "create",
-            "--name",
-            "bench",
-            "--scopes",
-            "submit,read",
-            "--data-dir",
-            str(tmp_path / "data"),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    created = run_cli("keys", "create", "--name", "bench", "--scopes", "submit,read", data_dir=tmp_path / "data")
+    assert created.returncode == 0, created.stderr
     key = created.stdout.strip().splitlines()[-1]
     files = [labelled_folder / "images" / "p1.png"]
     with pytest.raises(RuntimeError, match="API key"):

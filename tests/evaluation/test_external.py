@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ocrpipe.evaluation.engines import make_engine
 from ocrpipe.evaluation.external import ExternalEngine, parse_response
 from ocrpipe.types import ErrorCode, InputError, OcrError
+
+
+def _clova_word(text: str, confidence: float, line_break: bool, x0: int, y0: int, x1: int, y1: int) -> dict[str, Any]:
+    """One word as CLOVA OCR's V2 response carries it (an axis-aligned box, clockwise from the top left)."""
+    corners = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+    return {"valueType": "ALL", "inferText": text, "inferConfidence": confidence, "type": "NORMAL",
+            "lineBreak": line_break, "boundingPoly": {"vertices": [{"x": x, "y": y} for x, y in corners]}}
+
 
 CLOVA = {
     "version": "V2",
@@ -22,51 +31,9 @@ CLOVA = {
             "inferResult": "SUCCESS",
             "message": "SUCCESS",
             "fields": [
-                {
-                    "valueType": "ALL",
-                    "inferText": "대한",
-                    "inferConfidence": 0.99,
-                    "type": "NORMAL",
-                    "lineBreak": False,
-                    "boundingPoly": {
-                        "vertices": [
-                            {"x": 10, "y": 10},
-                            {"x": 50, "y": 10},
-                            {"x": 50, "y": 30},
-                            {"x": 10, "y": 30},
-                        ]
-                    },
-                },
-                {
-                    "valueType": "ALL",
-                    "inferText": "민국",
-                    "inferConfidence": 0.98,
-                    "type": "NORMAL",
-                    "lineBreak": True,
-                    "boundingPoly": {
-                        "vertices": [
-                            {"x": 60, "y": 10},
-                            {"x": 100, "y": 10},
-                            {"x": 100, "y": 30},
-                            {"x": 60, "y": 30},
-                        ]
-                    },
-                },
-                {
-                    "valueType": "ALL",
-                    "inferText": "서울",
-                    "inferConfidence": 0.97,
-                    "type": "NORMAL",
-                    "lineBreak": True,
-                    "boundingPoly": {
-                        "vertices": [
-                            {"x": 10, "y": 50},
-                            {"x": 50, "y": 50},
-                            {"x": 50, "y": 70},
-                            {"x": 10, "y": 70},
-                        ]
-                    },
-                },
+                _clova_word("대한", 0.99, False, 10, 10, 50, 30),
+                _clova_word("민국", 0.98, True, 60, 10, 100, 30),
+                _clova_word("서울", 0.97, True, 10, 50, 50, 70),
             ],
         }
     ],

@@ -1,34 +1,27 @@
-"""Fixtures of the gRPC ingestion tests: ONE real ``ocrpipe serve --grpc-port`` process for the whole folder
-(mutual TLS with throw-away certificates, API keys of two tenants, small size limits), generated printouts
-on a seed the templates were not tuned on, and both database back ends for the store tests."""
+"""Fixtures of the gRPC ingestion tests: one real ``ocrpipe serve --grpc-port`` process for the whole folder
+(mutual TLS with throw-away certificates, API keys of two tenants, small size limits) and generated printouts
+on a seed the templates were not tuned on."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from .ingest_helpers import GrpcServer, Printout, create_keys, make_printouts, pg_database
+from testsupport.databases import create_keys
+
+from .ingest_helpers import GrpcServer, Printout, make_printouts
 
 MAX_UPLOAD_MB = 2
 MAX_PIXELS = 4_000_000
-KEYS = {"a_rw": ("submit,read", "clinic-a"), "a_read": ("read", "clinic-a"), "a_submit": ("submit", "clinic-a"),
-        "b_rw": ("submit,read", "clinic-b"), "a_gone": ("submit,read", "clinic-a")}
+KEYS = {name: {"scopes": scopes, "tenant": tenant} for name, (scopes, tenant) in {
+    "a_rw": ("submit,read", "clinic-a"), "a_read": ("read", "clinic-a"), "a_submit": ("submit", "clinic-a"),
+    "b_rw": ("submit,read", "clinic-b"), "a_gone": ("submit,read", "clinic-a")}.items()}
 
 
 @pytest.fixture(scope="session")
 def printouts() -> dict[str, Printout]:
     return make_printouts()
-
-
-@pytest.fixture(scope="session")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """A throw-away CA with server/client certificates, and a second, untrusted one."""
-    from ocrpipe.security.devcerts import write_set
-
-    d = tmp_path_factory.mktemp("certs")
-    return write_set(d), write_set(d, prefix="rogue-")
 
 
 @pytest.fixture(scope="session")
@@ -44,13 +37,3 @@ def server(tmp_path_factory: pytest.TempPathFactory, certs: Any) -> Iterator[tup
         yield srv, keys
     finally:
         srv.stop()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Both back ends: a SQLite file and (when reachable) a throw-away PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'jobs.db'}"
-        return
-    with pg_database() as url:
-        yield url

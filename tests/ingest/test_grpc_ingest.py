@@ -15,10 +15,12 @@ import grpc
 import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from .ingest_helpers import GrpcServer, Printout, error_code, png, query, rpc_error, wait_result
+from testsupport.images import png
 
 from ocrpipe.grpc import ingest_pb2 as pb
 from ocrpipe.service.template_jobs import value_text
+
+from .ingest_helpers import GrpcServer, Printout, error_code, query, rpc_error, wait_result
 
 pytestmark = pytest.mark.integration
 Server = tuple[GrpcServer, dict[str, str]]
@@ -146,7 +148,7 @@ def test_bad_input_is_refused_with_stable_codes(server: Server) -> None:
         (pb.SubmitRequest(image=png()[:30]), grpc.StatusCode.INVALID_ARGUMENT, "corrupt_image"),
         (pb.SubmitRequest(image=png(), exam_id="x" * 129), grpc.StatusCode.INVALID_ARGUMENT, "invalid_argument"),
         (pb.SubmitRequest(image=png(), filename="a\x00.png"), grpc.StatusCode.INVALID_ARGUMENT, "invalid_argument"),
-        (pb.SubmitRequest(image=png(size=(2100, 2100))), grpc.StatusCode.RESOURCE_EXHAUSTED, "image_too_large"),
+        (pb.SubmitRequest(image=png(2100, 2100)), grpc.StatusCode.RESOURCE_EXHAUSTED, "image_too_large"),
         (pb.SubmitRequest(image=big), grpc.StatusCode.RESOURCE_EXHAUSTED, "file_too_large"),
         (pb.SubmitRequest(image=big + bytes(1024 * 1024)), grpc.StatusCode.RESOURCE_EXHAUSTED, None),  # by gRPC
     ]

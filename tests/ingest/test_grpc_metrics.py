@@ -12,15 +12,18 @@ import grpc
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from testsupport.databases import create_keys
+from testsupport.images import png
 
 from ocrpipe.grpc import ingest_pb2 as pb
 
-from .ingest_helpers import GrpcServer, create_keys, png, rpc_error
+from .ingest_helpers import GrpcServer, rpc_error
 
 pytestmark = pytest.mark.integration
 
 INGEST = "ocrpipe.v1.Ingest"
-KEYS = {"pc1-rw": ("submit,read", "clinic-metrics"), "pc1-read": ("read", "clinic-metrics")}
+KEYS = {"pc1-rw": {"scopes": "submit,read", "tenant": "clinic-metrics"},
+        "pc1-read": {"scopes": "read", "tenant": "clinic-metrics"}}
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from .ingest_helpers import GrpcServer, Printout, pg_database, query, wait_result
+from testsupport.databases import pg_database
 
 from ocrpipe.grpc import ingest_pb2 as pb
+
+from .ingest_helpers import GrpcServer, Printout, query, wait_result
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import grpc
 import pytest
-from .ingest_helpers import GrpcServer, Printout, error_code, query
 
 from ocrpipe.grpc import ingest_pb2 as pb
+
+from .ingest_helpers import GrpcServer, Printout, error_code, query
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -15,9 +14,12 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from .ingest_helpers import ENV, GrpcServer, Printout, error_code, free_port, png, query, rpc_error, wait_result
+from testsupport.images import png
+from testsupport.server import free_port, run_cli
 
 from ocrpipe.grpc import ingest_pb2 as pb
+
+from .ingest_helpers import GrpcServer, Printout, error_code, query, rpc_error, wait_result
 
 pytestmark = pytest.mark.integration
 Server = tuple[GrpcServer, dict[str, str]]
@@ -88,9 +90,8 @@ def test_tls_handshake(server: Server, certs: Any) -> None:
     assert err.code() == grpc.StatusCode.UNAVAILABLE
 
 
-def _serve(data_dir: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "ocrpipe", "serve", "--port", str(free_port()), "--data-dir", str(data_dir), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=ENV)
+def _serve(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_cli("serve", "--port", str(free_port()), *args, data_dir=data_dir)
 
 
 def test_open_bind_without_keys_is_refused(tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from .ingest_helpers import png
 from sqlalchemy import func, select, text
+from testsupport.images import png
 
 from ocrpipe.grpc.models import FieldRow
 from ocrpipe.security.retention import delete_job
@@ -63,7 +63,7 @@ def test_migration_0004_keeps_jobs_and_field_rows(tmp_path: Path) -> None:
 def test_runners_claim_only_their_kind(db_url: str, tmp_path: Path) -> None:
     store = _store(db_url, tmp_path)
     ocr, _ = store.create(png(), filename="a.png", content_type="image/png")
-    tpl, _ = store.create(png(size=(65, 32)), filename="b.png", content_type="image/png",
+    tpl, _ = store.create(png(65, 32), filename="b.png", content_type="image/png",
                           kind=JobKind.TEMPLATE.value, device="ARK-530", exam_id="E7")
     claimed = store.claim("w:1:x", 30, kinds=[JobKind.TEMPLATE.value])
     assert claimed is not None and claimed.id == tpl.id

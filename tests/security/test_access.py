@@ -11,8 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from .conftest import SecServer, create_keys, db_url, png, run_cli, text_page, wait_job
+from testsupport.databases import create_keys
+from testsupport.images import png, text_page
+from testsupport.server import Server, run_cli, wait_job
 
 pytestmark = pytest.mark.integration
 
@@ -29,22 +30,21 @@ PATIENT_ID = "73052291"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecServer]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data = tmp_path_factory.mktemp("access")
-    keys = create_keys(data, KEYS)
+    srv = Server(data, "--max-wait-ms", "5",
+                 env={"OCRPIPE_MAX_UPLOAD_MB": "1", "OCRPIPE_RETENTION_HOURS": "1",
+                      "OCRPIPE_SWEEP_INTERVAL_S": "1", "OCRPIPE_MAX_PIXELS": "20000000"})
+    srv.keys = create_keys(srv.db_url, KEYS)  # type: ignore[attr-defined]
     revoked = run_cli("keys", "revoke", "gone", data_dir=data)
     assert revoked.returncode == 0, revoked.stderr
-    srv = SecServer(data, "--max-wait-ms", "5",
-                    env={"OCRPIPE_MAX_UPLOAD_MB": "1", "OCRPIPE_RETENTION_HOURS": "1",
-                         "OCRPIPE_SWEEP_INTERVAL_S": "1", "OCRPIPE_MAX_PIXELS": "20000000"})
-    srv.keys = keys  # type: ignore[attr-defined]
     srv.start()
     yield srv
     srv.stop()
 
 
 @pytest.fixture(scope="module")
-def clients(server: SecServer) -> Iterator[dict[str, httpx.Client]]:
+def clients(server: Server) -> Iterator[dict[str, httpx.Client]]:
     out = {name: server.client(key) for name, key in server.keys.items()}  # type: ignore[attr-defined]
     out["anonymous"] = server.client()
     yield out
@@ -66,12 +66,12 @@ def submit(client: httpx.Client, data: bytes, name: str = "page.png", **headers:
     return resp.json()["id"]
 
 
-def db_rows(server: SecServer, sql: str, *args: object) -> list[tuple]:
-    with sqlite3.connect(db_url(server.data_dir).removeprefix("sqlite:///")) as conn:
+def db_rows(server: Server, sql: str, *args: object) -> list[tuple]:
+    with sqlite3.connect(server.db_url.removeprefix("sqlite:///")) as conn:
         return conn.execute(sql, args).fetchall()
 
 
-def database_bytes(server: SecServer) -> bytes:
+def database_bytes(server: Server) -> bytes:
     """The raw bytes of the SQLite database and its write-ahead log."""
     files = sorted(server.data_dir.glob("ocrpipe.db*"))
     return b"".join(f.read_bytes() for f in files)
@@ -89,7 +89,7 @@ def test_no_key_answers_401(clients: dict[str, httpx.Client], method: str, path:
     assert resp.headers["www-authenticate"].startswith("Bearer")
 
 
-def test_bad_keys_answer_401(server: SecServer, clients: dict[str, httpx.Client]) -> None:
+def test_bad_keys_answer_401(server: Server, clients: dict[str, httpx.Client]) -> None:
     key_id = server.keys["clinic-a"].split("_")[1]  # type: ignore[attr-defined]
     for auth in ("Basic dXNlcjpwYXNz", "Bearer nonsense", f"Bearer ocp_{key_id}_{'x' * 43}", "Token abc"):
         resp = httpx.get(server.url + "/v1/jobs", headers={"Authorization": auth})
@@ -101,7 +101,7 @@ def test_revoked_key_answers_401(clients: dict[str, httpx.Client]) -> None:
     assert "revoked" in body["error"]["message"]
 
 
-def test_revoking_with_the_cli_takes_effect_on_the_running_server(server: SecServer) -> None:
+def test_revoking_with_the_cli_takes_effect_on_the_running_server(server: Server) -> None:
     made = run_cli("keys", "create", "--name", "cli-made", "--scopes", "read", data_dir=server.data_dir)
     assert made.returncode == 0, made.stderr
     key = made.stdout.strip()
@@ -177,7 +177,7 @@ def test_idempotency_keys_are_per_tenant(clients: dict[str, httpx.Client]) -> No
 # ---- deletion, audit, retention ----------------------------------------------------------------------
 
 
-def test_delete_removes_upload_result_and_rows_and_is_audited(server: SecServer,
+def test_delete_removes_upload_result_and_rows_and_is_audited(server: Server,
                                                               clients: dict[str, httpx.Client]) -> None:
     a = clients["clinic-a"]
     job_id = submit(a, text_page([f"환자 성명: {PATIENT}"]), name=f"{PATIENT}.png")
@@ -203,7 +203,7 @@ def test_delete_removes_upload_result_and_rows_and_is_audited(server: SecServer,
     assert cli.returncode == 0 and "delete_job" in cli.stdout
 
 
-def test_sweeper_removes_jobs_older_than_the_retention(server: SecServer,
+def test_sweeper_removes_jobs_older_than_the_retention(server: Server,
                                                        clients: dict[str, httpx.Client]) -> None:
     a = clients["clinic-a"]
     old, fresh = submit(a, png(90, 40)), submit(a, png(91, 40))
@@ -211,7 +211,7 @@ def test_sweeper_removes_jobs_older_than_the_retention(server: SecServer,
     wait_job(a, fresh)
     (upload,) = db_rows(server, "SELECT upload_path FROM ocr_jobs WHERE id = ?", old)[0]
     two_hours_ago = (datetime.now(UTC) - timedelta(hours=2)).replace(tzinfo=None).isoformat(sep=" ")
-    with sqlite3.connect(db_url(server.data_dir).removeprefix("sqlite:///")) as conn:
+    with sqlite3.connect(server.db_url.removeprefix("sqlite:///")) as conn:
         conn.execute("UPDATE ocr_jobs SET created_at = ?, finished_at = ? WHERE id = ?",
                      (two_hours_ago, two_hours_ago, old))
     deadline = time.monotonic() + 30  # the sweeper runs every second in this server
@@ -226,7 +226,7 @@ def test_sweeper_removes_jobs_older_than_the_retention(server: SecServer,
 # ---- nothing of the document in logs or metrics ------------------------------------------------------
 
 
-def test_logs_and_metrics_never_contain_document_content(server: SecServer,
+def test_logs_and_metrics_never_contain_document_content(server: Server,
                                                          clients: dict[str, httpx.Client]) -> None:
     a = clients["clinic-a"]
     page = text_page([f"환자 성명: {PATIENT}", f"등록번호 {PATIENT_ID}"])
@@ -253,7 +253,7 @@ def test_logs_and_metrics_never_contain_document_content(server: SecServer,
     assert "IHDR" not in log and "\\x89PNG" not in log
 
 
-def test_guessing_keys_is_throttled_per_address(server: SecServer, clients: dict[str, httpx.Client]) -> None:
+def test_guessing_keys_is_throttled_per_address(server: Server, clients: dict[str, httpx.Client]) -> None:
     """Runs last: after 30 bad keys a minute this address gets 429 before any key is verified; keys the
     server already verified keep working, so a guesser cannot lock a clinic out."""
     assert clients["clinic-a"].get("/v1/jobs").status_code == 200  # verified before the attack

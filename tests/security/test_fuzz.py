@@ -22,8 +22,8 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
     response_schema_conformance,
     status_code_conformance,
 )
-
-from .conftest import SecServer, create_keys, pg_database  # noqa: E402
+from testsupport.databases import create_keys, pg_database  # noqa: E402
+from testsupport.server import Server  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -32,15 +32,14 @@ EXAMPLES = int(os.environ.get("OCRPIPE_FUZZ_EXAMPLES", "12"))
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def fuzz_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecServer]:
+def fuzz_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The server on SQLite, then on PostgreSQL (stricter about text: NUL bytes, lengths)."""
     data = tmp_path_factory.mktemp(f"fuzz-{request.param}")
     with contextlib.ExitStack() as stack:
         url = stack.enter_context(pg_database()) if request.param == "postgres" else None
-        keys = create_keys(data, {"fuzzer": {"scopes": "submit,read,admin", "rate_limit": 1e6}}, url)
         args = ["--database-url", url] if url else []
-        srv = SecServer(data, "--max-wait-ms", "5", *args,
-                        env={"OCRPIPE_MAX_UPLOAD_MB": "1", "OCRPIPE_MAX_PAGES": "3"})
+        srv = Server(data, "--max-wait-ms", "5", *args, env={"OCRPIPE_MAX_UPLOAD_MB": "1", "OCRPIPE_MAX_PAGES": "3"})
+        keys = create_keys(srv.db_url, {"fuzzer": {"scopes": "submit,read,admin", "rate_limit": 1e6}})
         srv.key = keys["fuzzer"]  # type: ignore[attr-defined]
         srv.start()
         stack.callback(srv.stop)
@@ -57,7 +56,7 @@ def app_schema() -> dict[str, Any]:
 schema = schemathesis.openapi.from_dict(app_schema())
 
 
-def test_the_fuzzed_schema_is_the_one_the_server_serves(fuzz_server: SecServer) -> None:
+def test_the_fuzzed_schema_is_the_one_the_server_serves(fuzz_server: Server) -> None:
     import httpx
 
     assert httpx.get(fuzz_server.url + "/openapi.json").json() == app_schema()
@@ -66,12 +65,12 @@ def test_the_fuzzed_schema_is_the_one_the_server_serves(fuzz_server: SecServer) 
 @schema.parametrize()
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
           suppress_health_check=list(HealthCheck))
-def test_api_conforms_to_its_schema(case: Any, fuzz_server: SecServer) -> None:
+def test_api_conforms_to_its_schema(case: Any, fuzz_server: Server) -> None:
     case.call_and_validate(base_url=fuzz_server.url, headers={"Authorization": f"Bearer {fuzz_server.key}"},  # type: ignore[attr-defined]
                            checks=CHECKS, timeout=60)
 
 
-def test_nul_bytes_found_by_fuzzing_are_refused_not_500(fuzz_server: SecServer) -> None:
+def test_nul_bytes_found_by_fuzzing_are_refused_not_500(fuzz_server: Server) -> None:
     """Regression: on PostgreSQL a NUL in a job id was a 500 (its text cannot hold NUL)."""
     import httpx
 

@@ -9,22 +9,21 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from testsupport.databases import create_keys
+from testsupport.images import png
+from testsupport.server import Server, run_cli
 
 from ocrpipe.security.tls import client_ssl_context
-
-from .conftest import SecServer, create_keys, png, run_cli
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, certs) -> Iterator[SecServer]:  # type: ignore[no-untyped-def]
+def server(tmp_path_factory: pytest.TempPathFactory, certs) -> Iterator[Server]:  # type: ignore[no-untyped-def]
     good, _ = certs
     data = tmp_path_factory.mktemp("tls")
-    keys = create_keys(data, {"clinic": {"scopes": "submit,read"}, "ops": {"scopes": "admin"}})
-    srv = SecServer(data, "--tls-cert", str(good.server_cert), "--tls-key", str(good.server_key),
-                    "--tls-client-ca", str(good.ca_cert), "--metrics-auth",
-                    tls_ca=good.ca_cert, client_cert=(good.client_cert, good.client_key))
+    srv = Server(data, "--metrics-auth", tls=good)  # mutual TLS with the good set
+    keys = create_keys(srv.db_url, {"clinic": {"scopes": "submit,read"}, "ops": {"scopes": "admin"}})
     srv.key = keys["clinic"]  # type: ignore[attr-defined]
     srv.admin_key = keys["ops"]  # type: ignore[attr-defined]
     srv.start()
@@ -32,7 +31,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, certs) -> Iterator[SecServe
     srv.stop()
 
 
-def test_mutual_tls_handshake_and_a_job_over_https(server: SecServer) -> None:
+def test_mutual_tls_handshake_and_a_job_over_https(server: Server) -> None:
     with server.client(server.key) as c:  # type: ignore[attr-defined]
         resp = c.post("/v1/jobs", files={"file": ("a.png", png(), "image/png")})
         assert resp.status_code == 202, resp.text
@@ -42,7 +41,7 @@ def test_mutual_tls_handshake_and_a_job_over_https(server: SecServer) -> None:
             assert anonymous.get("/v1/jobs").status_code == 401  # TLS does not replace the API key
 
 
-def test_metrics_can_require_an_admin_key(server: SecServer) -> None:
+def test_metrics_can_require_an_admin_key(server: Server) -> None:
     with server.client() as anonymous, server.client(server.key) as clinic, \
             server.client(server.admin_key) as admin:  # type: ignore[attr-defined]
         assert anonymous.get("/metrics").status_code == 401
@@ -52,7 +51,7 @@ def test_metrics_can_require_an_admin_key(server: SecServer) -> None:
         assert anonymous.get("/healthz").status_code == 200  # probes stay open
 
 
-def test_client_refuses_a_server_signed_by_an_unknown_ca(server: SecServer, certs) -> None:  # type: ignore[no-untyped-def]
+def test_client_refuses_a_server_signed_by_an_unknown_ca(server: Server, certs) -> None:  # type: ignore[no-untyped-def]
     good, rogue = certs
     ctx = client_ssl_context(rogue.ca_cert, good.client_cert, good.client_key)
     with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
@@ -61,7 +60,7 @@ def test_client_refuses_a_server_signed_by_an_unknown_ca(server: SecServer, cert
         httpx.get(server.url + "/healthz")  # the system trust store does not know the test CA
 
 
-def test_server_refuses_clients_without_a_trusted_certificate(server: SecServer, certs) -> None:  # type: ignore[no-untyped-def]
+def test_server_refuses_clients_without_a_trusted_certificate(server: Server, certs) -> None:  # type: ignore[no-untyped-def]
     good, rogue = certs
     for ctx in (client_ssl_context(good.ca_cert),  # no client certificate
                 client_ssl_context(good.ca_cert, rogue.client_cert, rogue.client_key)):  # unknown issuer
@@ -69,12 +68,12 @@ def test_server_refuses_clients_without_a_trusted_certificate(server: SecServer,
             httpx.get(server.url + "/healthz", verify=ctx).raise_for_status()
 
 
-def test_plain_http_is_not_served_on_the_tls_port(server: SecServer) -> None:
+def test_plain_http_is_not_served_on_the_tls_port(server: Server) -> None:
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"http://127.0.0.1:{server.port}/healthz", timeout=5).raise_for_status()
 
 
-def test_server_certificate_matches_the_requested_host(server: SecServer, certs) -> None:  # type: ignore[no-untyped-def]
+def test_server_certificate_matches_the_requested_host(server: Server, certs) -> None:  # type: ignore[no-untyped-def]
     good, _ = certs
     ctx = client_ssl_context(good.ca_cert, good.client_cert, good.client_key)
     with (socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw,

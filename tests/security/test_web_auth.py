@@ -3,45 +3,29 @@ sends it with every API call (also for the page image), and shows the refusal wh
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from .conftest import SecServer, create_keys, text_page
+from testsupport.databases import create_keys
+from testsupport.images import text_page
+from testsupport.server import Server
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = os.environ.get("OCRPIPE_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
-
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecServer]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data = tmp_path_factory.mktemp("webauth")
-    srv = SecServer(data, "--max-wait-ms", "5")
-    srv.key = create_keys(data, {"desk": {"scopes": "submit,read"}})["desk"]  # type: ignore[attr-defined]
+    srv = Server(data, "--max-wait-ms", "5")
+    srv.key = create_keys(srv.db_url, {"desk": {"scopes": "submit,read"}})["desk"]  # type: ignore[attr-defined]
     srv.start()
     yield srv
     srv.stop()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        b.close()
-
-
-def test_the_page_asks_for_the_key_and_uses_it(server: SecServer, browser: Any, tmp_path: Path) -> None:
+def test_the_page_asks_for_the_key_and_uses_it(server: Server, browser: Any, tmp_path: Path) -> None:
     image = tmp_path / "page.png"
     image.write_bytes(text_page(["검사 결과 2026"]))
     page = browser.new_page()
@@ -62,7 +46,7 @@ def test_the_page_asks_for_the_key_and_uses_it(server: SecServer, browser: Any, 
     page.close()
 
 
-def test_without_a_key_the_page_shows_the_refusal(server: SecServer, browser: Any, tmp_path: Path) -> None:
+def test_without_a_key_the_page_shows_the_refusal(server: Server, browser: Any, tmp_path: Path) -> None:
     image = tmp_path / "page.png"
     image.write_bytes(text_page(["x"]))
     page = browser.new_context().new_page()  # a fresh tab: no key stored

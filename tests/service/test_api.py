@@ -13,8 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from .conftest import Server, png_bytes
+from testsupport.images import png
+from testsupport.server import Server, wait_job
 
 pytestmark = pytest.mark.integration
 
@@ -32,16 +32,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def client(server: Server) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, timeout=120) as c:
         yield c
-
-
-def wait_job(client: httpx.Client, job_id: str, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] in ("succeeded", "failed"):
-            return job
-        time.sleep(0.3)
-    raise AssertionError(f"job {job_id} did not finish")
 
 
 def assert_error(resp: httpx.Response, status: int, code: str) -> None:
@@ -121,7 +111,7 @@ def test_job_lifecycle_idempotency_and_listing(client: httpx.Client, sample_png:
     assert created.headers["location"] == f"/v1/jobs/{job_id}"
     replay = client.post("/v1/jobs", files=files, headers={"Idempotency-Key": "same-upload-1"})
     assert replay.status_code == 200 and replay.json()["id"] == job_id
-    other = client.post("/v1/jobs", files={"file": ("x.png", png_bytes(), "image/png")},
+    other = client.post("/v1/jobs", files={"file": ("x.png", png(), "image/png")},
                         headers={"Idempotency-Key": "same-upload-1"})
     assert_error(other, 409, "idempotency_conflict")
 
@@ -139,7 +129,7 @@ def test_job_lifecycle_idempotency_and_listing(client: httpx.Client, sample_png:
 
 
 def test_failed_job_reports_stage_and_code(client: httpx.Client) -> None:
-    truncated = png_bytes(300, 200, 0)[:120]
+    truncated = png(300, 200, 0)[:120]
     job_id = client.post("/v1/jobs", files={"file": ("cut.png", truncated, "image/png")}).json()["id"]
     job = wait_job(client, job_id)
     assert job["status"] == "failed"
@@ -209,20 +199,20 @@ def send_file(path: str, name: str, data: bytes | Callable[[], bytes], ctype: st
 
 
 def _many_files(c: httpx.Client) -> httpx.Response:
-    files = [("files", (f"{i}.png", png_bytes(), "image/png")) for i in range(9)]
+    files = [("files", (f"{i}.png", png(), "image/png")) for i in range(9)]
     return c.post("/v1/batch_ocr", files=files)
 
 
 def _raw_png_body(c: httpx.Client) -> httpx.Response:
-    return c.post("/v1/ocr", content=png_bytes(), headers={"content-type": "image/png"})
+    return c.post("/v1/ocr", content=png(), headers={"content-type": "image/png"})
 
 
 BAD_INPUTS = {
-    "no file": (send_file("/v1/ocr", "a.png", png_bytes(), field="other"), 400, "invalid_argument"),
+    "no file": (send_file("/v1/ocr", "a.png", png(), field="other"), 400, "invalid_argument"),
     "zero bytes": (send_file("/v1/ocr", "a.png", b""), 400, "empty_input"),
     "not an image": (send_file("/v1/ocr", "a.png", b"hello, not an image" * 10),
                      415, "unsupported_media_type"),
-    "truncated image": (send_file("/v1/ocr", "a.png", png_bytes(400, 300, 0)[:150]), 400, "corrupt_image"),
+    "truncated image": (send_file("/v1/ocr", "a.png", png(400, 300, 0)[:150]), 400, "corrupt_image"),
     "decompression bomb": (send_file("/v1/ocr", "bomb.png", decompression_bomb), 413, "image_too_large"),
     "1000-page pdf": (send_file("/v1/ocr", "big.pdf", thousand_page_pdf, "application/pdf"),
                       413, "too_many_pages"),

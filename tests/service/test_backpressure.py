@@ -8,8 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from .conftest import Server
+from testsupport.server import Server
 
 pytestmark = pytest.mark.integration
 

@@ -9,30 +9,27 @@ from pathlib import Path
 
 import httpx
 import pytest
+from testsupport.images import png
+from testsupport.server import Server, wait_job
 
-from .conftest import Server, WebhookReceiver, png_bytes
+from .conftest import WebhookReceiver
 
 pytestmark = pytest.mark.integration
 
 
-def multipage_pdf(png: bytes, pages: int) -> bytes:
+def multipage_pdf(image: bytes, pages: int) -> bytes:
     """A PDF whose every page is the sample image (about one second of OCR per page)."""
     from PIL import Image
 
-    img = Image.open(io.BytesIO(png)).convert("RGB")
+    img = Image.open(io.BytesIO(image)).convert("RGB")
     buf = io.BytesIO()
     img.save(buf, "PDF", save_all=True, append_images=[img] * (pages - 1), resolution=150)
     return buf.getvalue()
 
 
-def poll(client: httpx.Client, job_id: str, until: set[str], timeout: float = 180) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] in until:
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} never reached {until}")
+def poll(client: httpx.Client, job_id: str, until: set[str]) -> dict:
+    """Often (a six-page job is "running" for a few seconds only) and long (the machine is shared)."""
+    return wait_job(client, job_id, timeout=180, until=until, every=0.1)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -79,7 +76,7 @@ def test_failed_jobs_alert_the_webhook_with_rate_limit_and_summary(tmp_path: Pat
     try:
         with httpx.Client(base_url=server.url, timeout=60) as client:
             assert client.get("/readyz").json()["database"] == "postgresql"
-            bad = png_bytes(300, 200, 0)[:100]
+            bad = png(300, 200, 0)[:100]
             ids = [client.post("/v1/jobs", files={"file": (f"bad{i}.png", bad, "image/png")}).json()["id"]
                    for i in range(3)]
             for job_id in ids:

@@ -1,0 +1,38 @@
+"""Generated images: plain PNGs of a chosen size (limits, plumbing, bad-input checks) and pages of Korean
+text the real engine reads."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+FONT = "/usr/share/fonts/truetype/nanum/NanumGothic.ttf"
+
+
+def encode_png(image: Any) -> bytes:
+    """PNG bytes of a PIL image or of an RGB/grey array."""
+    from PIL import Image
+
+    img = image if isinstance(image, Image.Image) else Image.fromarray(image)
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def png(width: int = 64, height: int = 32, color: int = 255) -> bytes:
+    """A plain RGB PNG of one grey level (white unless told)."""
+    from PIL import Image
+
+    return encode_png(Image.new("RGB", (width, height), (color, color, color)))
+
+
+def text_page(lines: list[str], size: int = 40) -> bytes:
+    """A white PNG page with ``lines`` rendered in a Korean font."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(FONT, size)
+    img = Image.new("RGB", (1000, 60 + 90 * len(lines)), "white")
+    draw = ImageDraw.Draw(img)
+    for i, line in enumerate(lines):
+        draw.text((40, 40 + 90 * i), line, font=font, fill="black")
+    return encode_png(img)

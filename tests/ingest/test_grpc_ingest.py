@@ -57,9 +57,6 @@ def _check_fields(res: pb.JobResult, printout: Printout) -> None:
     assert sum(f.valid for f in res.fields) >= len(res.fields) // 2
 
 
-@pytest.mark.xfail(strict=False, reason="known bug, issue 6: WatchResults intermittently never sends one finished "
-                   "job (every fresh watch from the same `since` misses it; GetResult and the rows are right) — "
-                   "the upload client's GetResult polling covers it; root cause not found yet")
 def test_printouts_are_read_into_rows_and_streamed(server: Server, printouts: dict[str, Printout]) -> None:
     srv, keys = server
     stub = srv.stub(keys["a_rw"])

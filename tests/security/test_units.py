@@ -3,13 +3,14 @@ per-tenant idempotency, deletion of dependent rows, and the OpenAPI error docume
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
 
-from ocrpipe.security.auth import bearer_token, required_scope, scoped_idempotency_key
+from ocrpipe.security.auth import SecurityState, bearer_token, required_scope, scoped_idempotency_key
 from ocrpipe.security.keys import KeyAdminError, KeyExists, KeyStore, Principal, Scope, parse_scopes
 from ocrpipe.security.openapi import document
 from ocrpipe.security.ratelimit import RateLimiter
@@ -50,6 +51,50 @@ def test_revocation_is_immediate_also_through_another_store(engine: Engine) -> N
     admin_side.revoke("k1")
     assert server_side.authenticate(key) is None
     assert server_side.any_keys()  # revoked keys still count: revoking all never opens the API
+
+
+class _SlowKeyStore(KeyStore):
+    """The real key store, whose 'are there keys?' query takes long (as a cold first query can)."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        self.asking, self.answer = threading.Event(), threading.Event()
+
+    def any_keys(self) -> bool:
+        self.asking.set()
+        self.answer.wait(10)
+        return super().any_keys()
+
+
+def test_auth_is_enforced_for_calls_that_arrive_while_the_first_check_runs(engine: Engine) -> None:
+    """Regression: the first check stamped 'checked' before asking the database, so a call arriving while
+    that query ran got the stale 'no keys' answer and went through unauthenticated (its job stored without
+    a tenant)."""
+    KeyStore(engine).create("clinic-a", "submit,read")
+    keys, state = _SlowKeyStore(engine), SecurityState(SecuritySettings())
+    first: list[bool] = []
+    asker = threading.Thread(target=lambda: first.append(state.enforced(keys)))
+    asker.start()
+    assert keys.asking.wait(10)
+    assert state.enforced_cached() is None  # not "False": nobody has answered yet
+    second: list[bool] = []
+    waiter = threading.Thread(target=lambda: second.append(state.enforced(keys)))
+    waiter.start()
+    waiter.join(0.3)
+    assert waiter.is_alive()  # waits for the answer in flight instead of assuming one
+    keys.answer.set()
+    asker.join(10)
+    waiter.join(10)
+    assert first == second == [True] and state.enforced_cached() is True
+
+
+def test_no_keys_is_cached_only_from_the_answer(engine: Engine) -> None:
+    state, keys = SecurityState(SecuritySettings()), KeyStore(engine)
+    assert state.enforced_cached() is None
+    assert state.enforced(keys) is False and state.enforced_cached() is False  # answered: cached a while
+    keys.create("clinic-a", "read")
+    state._checked = 0.0  # the cache has expired
+    assert state.enforced_cached() is None and state.enforced(keys) is True
 
 
 def test_key_validation(engine: Engine) -> None:

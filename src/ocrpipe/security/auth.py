@@ -54,8 +54,10 @@ class SecurityState:
         self.failures = RateLimiter()  # failed authentications per peer address
         self._keys: KeyStore | None = None
         self._enforced = settings.auth == "required"
-        self._checked = 0.0
+        self._checked: float | None = None
+        """When the database last answered whether keys exist (None: never)."""
         self._lock = threading.Lock()
+        self._check_lock = threading.Lock()
 
     def bind(self, engine: Any) -> KeyStore:
         """The key store on ``engine`` (created on first use)."""
@@ -65,21 +67,27 @@ class SecurityState:
             return self._keys
 
     def enforced_cached(self) -> bool | None:
-        """The cached answer of :meth:`enforced`, or None when it is due to ask the database again."""
+        """The cached answer of :meth:`enforced`, or None when it is due to ask the database (again)."""
         if self._enforced:
             return True
-        return False if time.monotonic() - self._checked < self.RECHECK_S else None
+        checked = self._checked
+        return False if checked is not None and time.monotonic() - checked < self.RECHECK_S else None
 
     def enforced(self, keys: KeyStore) -> bool:
-        """Whether keys are required now; once true it stays true for the life of the process."""
+        """Whether keys are required now; once true it stays true for the life of the process.
+
+        Fails closed under concurrency: callers that arrive while the database is being asked wait for
+        its answer (a cold first query can take seconds); the cached "no keys" answer only counts from the
+        moment the database gave it, never from the moment it was asked.
+        """
         if self._enforced:
             return True
-        now = time.monotonic()
-        if now - self._checked >= self.RECHECK_S:
-            self._checked = now
-            if keys.any_keys():
-                self._enforced = True
-        return self._enforced
+        with self._check_lock:
+            if self.enforced_cached() is None:
+                if keys.any_keys():
+                    self._enforced = True
+                self._checked = time.monotonic()
+            return self._enforced
 
 
 def security_state(app: FastAPI) -> SecurityState:

@@ -62,21 +62,14 @@ def main(argv: list[str] | None = None) -> int:
     score = Score()
     stages: dict[str, list[float]] = defaultdict(list)
     run_template = engine.run_image
-    arbitrated = [0]
-    if engine.arbiter is not None:  # count the crops the arbiter reads (instrumentation only)
-        arbiter_recognize = engine.arbiter.recognize
-
-        def counted(crops: Any) -> Any:
-            arbitrated[0] += len(crops)
-            return arbiter_recognize(crops)
-
-        engine.arbiter.recognize = counted  # type: ignore[method-assign]
-
+    reads: dict[str, int] = defaultdict(int)
     def run(img: np.ndarray) -> tuple[TemplateResult | None, Match]:
         """``engine.run_image``, keeping each page's stage timings."""
         result, match = run_template(img)
         for k, v in (result.timings_ms if result else {}).items():
             stages[k].append(v)
+        for k, n in (result.reads if result else {}).items():
+            reads[k] += n
         return result, match
 
     engine.run_image = run  # type: ignore[method-assign, assignment]
@@ -107,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         "template_ms_median": round(tpl_med, 1), "pipeline_ms_median": round(pipe_med, 1),
         "speedup_median": round(pipe_med / tpl_med, 2),
         "template_stages_ms": {k: round(statistics.fmean(v), 2) for k, v in stages.items()},
-        "arbitrated_fields_per_page": round(arbitrated[0] / len(pages), 3),
+        "reads_per_page": {k: round(n / len(pages), 2) for k, n in reads.items()},
         "pipeline_engine": pipeline.engine_name,
         "template_readers": [engine.recognizer.name, engine.reader.name,
                              engine.arbiter.name if engine.arbiter else None],
@@ -124,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"template mode {tpl_mean:.0f} ms/page (median {tpl_med:.0f}) vs full pipeline {pipe_mean:.0f} ms/page "
           f"(median {pipe_med:.0f}): {pipe_mean / tpl_mean:.1f}x faster (medians {pipe_med / tpl_med:.1f}x)")
     print("template stages (ms, mean): " + ", ".join(f"{k} {v}" for k, v in result["template_stages_ms"].items())
-          + f"; arbiter read {result['arbitrated_fields_per_page']} fields/page")
+          + "; fields read per page: " + ", ".join(f"{k} {v}" for k, v in result["reads_per_page"].items()))
     print(f"wrote {args.out}")
     return 0 if summary["numeric_silently_wrong"] == 0 else 1
 

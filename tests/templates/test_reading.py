@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ocrpipe.templates.consensus import Reading, decide, settled
-from ocrpipe.templates.fields import DISAGREE, FieldResult, apply_checks, confirmed_fields
+from ocrpipe.templates.fields import DISAGREE, ONE_READING, FieldResult, apply_checks, confirmed_fields
 from ocrpipe.templates.schema import Check, FieldSpec
 
 AXIS = FieldSpec(name="ax", region=(0.1, 0.1, 0.2, 0.2), type="number", whitelist="0123456789",
@@ -94,6 +94,23 @@ def test_a_holding_check_confirms_a_disputed_reading() -> None:
     wrong_d = FieldResult("d", "number", 43.99, "43.99", 0.99, True)
     assert confirmed_fields([check], {"mm": disputed, "d": wrong_d}) == set()
     out = apply_checks([check], {"mm": disputed, "d": wrong_d}, rescue=True)
+    assert not out["mm"].valid and not out["d"].valid
+
+
+def test_a_single_reading_is_valid_only_through_a_holding_check() -> None:
+    mm = FieldSpec(name="mm", region=(0.1, 0.1, 0.2, 0.2), type="number", validation={"regex": r"^\d\.\d{2}$"})
+    d = FieldSpec(name="d", region=(0.1, 0.1, 0.2, 0.2), type="number", validation={"regex": r"^\d{2}\.\d{2}$"})
+    check = Check(kind="reciprocal", fields=["mm", "d"], constant=337.5, tolerance=0.006)
+    lone = decide([_ko(mm, "7.85")])
+    assert not lone.valid and lone.issues == (ONE_READING,)
+
+    def result(spec: FieldSpec, text: str) -> FieldResult:
+        v = decide([_ko(spec, text)])
+        return FieldResult(spec.name, "number", v.value, v.raw, v.confidence, v.valid, issues=v.issues)
+
+    out = apply_checks([check], {"mm": result(mm, "7.85"), "d": result(d, "42.99")}, rescue=True)
+    assert out["mm"].valid and out["d"].valid and "confirmed by cross-field check" in out["mm"].issues
+    out = apply_checks([check], {"mm": result(mm, "7.85"), "d": result(d, "42.39")}, rescue=True)
     assert not out["mm"].valid and not out["d"].valid
 
 

@@ -139,6 +139,29 @@ def test_stage_timings_and_readers_are_reported(engine) -> None:
 
 
 @pytest.mark.integration
+def test_fields_a_holding_check_confirms_skip_the_second_reading(engine) -> None:
+    """The keratometry pairs (D = 337.5 / mm) and SE = sph + cyl/2 confirm confident primary readings, so
+    Tesseract reads only the other fields; the values are those of the full double reading."""
+    from ocrpipe.templates.engine import TemplateEngine
+    from ocrpipe.templates.fields import ONE_READING
+
+    img, _ = make_page(LAYOUTS["ark_v1"], np.random.default_rng(21))
+    result, _ = engine.run_image(img)
+    assert result is not None and result.reads["primary"] == len(result.fields) == 20
+    assert result.reads["second"] < 20
+    skipped = [f for f in result.fields if ONE_READING in f.issues]
+    assert len(skipped) == 20 - result.reads["second"]
+    assert all(f.valid and "confirmed by cross-field check" in f.issues for f in skipped)
+    ark = next(t for t in engine.templates if t.name == "ark_v1")
+    assert {f.name for f in skipped} <= {n for c in ark.checks for n in c.fields}
+    full_engine = TemplateEngine(engine.templates, recognizer=engine.recognizer, reader=engine.reader,
+                                 arbiter=engine.arbiter, skip_checked=False)
+    full, _ = full_engine.run_image(img)
+    assert full is not None and full.reads["second"] == 20
+    assert [(f.name, f.value, f.valid) for f in full.fields] == [(f.name, f.value, f.valid) for f in result.fields]
+
+
+@pytest.mark.integration
 def test_a_printout_smaller_in_the_scan_is_still_registered(engine) -> None:
     """A page shrunk to 85 % inside the scan: the fast starts find only a local optimum (or nothing); the
     wider starts recover the true registration."""

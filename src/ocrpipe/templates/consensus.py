@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ocrpipe.templates.fields import DISAGREE, parse_field, validate
+from ocrpipe.templates.fields import DISAGREE, ONE_READING, parse_field, validate
 from ocrpipe.templates.schema import FieldSpec
 
 
@@ -88,7 +88,9 @@ def decide(readings: list[Reading], *, confirm: bool = True) -> Verdict:
     best = min(members, key=lambda m: len(m.issues))
     issues = best.issues
     vetoed = any(r.veto and r.value is not None and r.value != value for r in readings)
-    if confirm and (len(members) < 2 or vetoed):
+    if confirm and len(readings) == 1:
+        issues = (*issues, ONE_READING)
+    elif confirm and (len(members) < 2 or vetoed):
         others = ", ".join(f"{r.reader} {r.text!r}" for r in readings if r is not best)
         issues = (*issues, f"{DISAGREE} ({others})")
     return Verdict(best.value, best.text, best.confidence, issues, len(members))

@@ -9,7 +9,8 @@ general pipeline (:meth:`process`). Pyramids are built once per page and once pe
 
 Reading (see :mod:`ocrpipe.templates.consensus`): only the field regions are resampled from the grey scan.
 Every field crop of a page goes to the primary neural recogniser in one width-bucketed batch, and every
-field is read a second time by Tesseract with the field's whitelist. A field whose two readings do not
+field is read a second time by Tesseract with the field's whitelist — except the fields whose confident
+primary readings a cross-field check already confirms (:data:`CHECKED_SKIP_ABOVE`). A field whose two readings do not
 agree on a valid value, or whose primary reading is doubtful, is read a third time by a different neural
 model (batched over the page) unless a cross-field check that holds already confirms it. A value is valid
 only when two different readers produced it and no neural reader saw something else.
@@ -45,6 +46,13 @@ DOUBT_BELOW = 0.9
 agrees: both can misread the dotted zero of a monospace font as ``8`` alike. Measured on generated
 printouts (9,300 fields): the one wrong primary reading Tesseract agreed with scored 0.74, every wrong
 primary reading scored under 0.94, and 3 % of all fields score under 0.9."""
+CHECKED_SKIP_ABOVE = DOUBT_BELOW
+"""Primary confidence from which a field confirmed by a cross-field check that holds on the primary values
+alone (e.g. K in D = 337.5 / K in mm to 0.006; SE = sph + cyl/2; the mean of three IOP readings) skips the
+second reading. Such a check is the stronger confirmation: a misread digit breaks the identity unless
+another field of the check is misread to match it exactly, while Tesseract alone misreads about one field in
+twenty. It is the confirmation :func:`~ocrpipe.templates.fields.apply_checks` already accepts for a value
+only one reader produced."""
 MAX_ANGLE = 10.0
 SCALE_RANGE = (0.25, 5.0)
 COARSE = 0.125
@@ -111,6 +119,8 @@ class TemplateResult:
     angle: float = 0.0
     scale: float = 1.0
     timings_ms: dict[str, float] = field(default_factory=dict)
+    reads: dict[str, int] = field(default_factory=dict)
+    """Field crops read by each reader: ``primary``, ``second`` (Tesseract) and ``arbiter``."""
 
     @property
     def valid(self) -> bool:
@@ -175,18 +185,20 @@ class TemplateEngine:
 
     ``recognizer`` reads every field first, ``reader`` (Tesseract) second, ``arbiter`` third where needed.
     With ``double_read=False`` only the first reading is taken and validation alone decides validity
-    (for authoring, never for stored results).
+    (for authoring, never for stored results). With ``skip_checked`` (the default) a field whose confident
+    primary reading is confirmed by a cross-field check that holds is not read a second time.
     """
 
     def __init__(self, templates: list[Template] | None = None, *, recognizer: Recognizer | None = None,
                  reader: FieldReader | None = None, arbiter: Recognizer | None = None, threads: int = 1,
-                 double_read: bool = True) -> None:
+                 double_read: bool = True, skip_checked: bool = True) -> None:
         from ocrpipe.recognition import load_recognizer
 
         self.templates = list(templates) if templates is not None else load_templates()
         self.recognizer = recognizer or load_recognizer(DEFAULT_RECOGNIZER)
         self.reader = reader or FieldReader()
         self.double_read = double_read
+        self.skip_checked = skip_checked
         self.arbiter = arbiter or (load_recognizer(DEFAULT_ARBITER) if double_read else None)
         self.threads = max(1, threads)
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="template") if self.threads > 1 else None
@@ -261,6 +273,17 @@ class TemplateEngine:
         indices = range(len(specs))
         return list(self._pool.map(one, indices)) if self._pool is not None else [one(i) for i in indices]
 
+    def _confirmed_by_checks(self, tpl: Template, specs: list[FieldSpec], boxes: list[tuple[int, int, int, int]],
+                             readings: list[list[Reading]], reg: Registration) -> set[int]:
+        """Fields whose primary reading needs no second reading: confident (:data:`CHECKED_SKIP_ABOVE`),
+        valid on its own, and part of a cross-field check that holds with the primary values alone."""
+        if not self.skip_checked or not tpl.checks:
+            return set()
+        firsts = self._verdicts(tpl, boxes, readings, reg)
+        confirmed = confirmed_fields(tpl.checks, firsts)
+        return {i for i, s in enumerate(specs) if s.name in confirmed and not readings[i][0].issues
+                and readings[i][0].confidence >= CHECKED_SKIP_ABOVE}
+
     def _verdicts(self, tpl: Template, boxes: list[tuple[int, int, int, int]], readings: list[list[Reading]],
                   reg: Registration) -> dict[str, FieldResult]:
         """Field results from the readings so far, cross-field checks applied."""
@@ -273,7 +296,8 @@ class TemplateEngine:
         return apply_checks(tpl.checks, results, rescue=True)
 
     def extract(self, image: np.ndarray | Pyramid, tpl: Template, reg: Registration,
-                timings: dict[str, float] | None = None) -> tuple[FieldResult, ...]:
+                timings: dict[str, float] | None = None,
+                reads: dict[str, int] | None = None) -> tuple[FieldResult, ...]:
         """Read every field of ``tpl`` from ``image`` registered by ``reg``; cross-checks applied.
 
         Only the field regions (and anchor search windows) are resampled from the grey scan. Every field
@@ -294,9 +318,13 @@ class TemplateEngine:
                     for s, r in zip(specs, self.recognizer.recognize(rgb), strict=True)]
         t2 = time.perf_counter()
         timings.update(crop=(t1 - t0) * 1000, read_primary=(t2 - t1) * 1000)
+        checked_by: set[int] = set()
         if self.double_read:
-            for got, second in zip(readings, self._second(specs, crops), strict=True):
-                got.append(second)
+            checked_by = self._confirmed_by_checks(tpl, specs, boxes, readings, reg)
+            todo = [i for i in range(len(specs)) if i not in checked_by]
+            for i, second in zip(todo, self._second([specs[i] for i in todo], [crops[i] for i in todo]),
+                                 strict=True):
+                readings[i].append(second)
         t3 = time.perf_counter()
         checked = self._verdicts(tpl, boxes, readings, reg)
         confirmed = confirmed_fields(tpl.checks, checked)
@@ -309,6 +337,9 @@ class TemplateEngine:
                 readings[i].insert(0, Reading.of(specs[i], self.arbiter.name, r.text, r.confidence))
             checked = self._verdicts(tpl, boxes, readings, reg)
         timings.update(read_second=(t3 - t2) * 1000, read_arbiter=(time.perf_counter() - t3) * 1000)
+        if reads is not None:
+            reads.update(primary=len(specs), second=len(specs) - len(checked_by) if self.double_read else 0,
+                         arbiter=len(undecided) if self.arbiter is not None else 0)
         return tuple(checked[s.name] for s in specs)
 
     def run_image(self, image: np.ndarray) -> tuple[TemplateResult | None, Match]:
@@ -321,11 +352,12 @@ class TemplateEngine:
             return None, match
         tpl, reg = match.template, match.registration
         timings = {"match": (t1 - t0) * 1000}
-        fields = self.extract(page, tpl, reg, timings)
+        reads: dict[str, int] = {}
+        fields = self.extract(page, tpl, reg, timings, reads)
         t2 = time.perf_counter()
         timings.update(read=(t2 - t1) * 1000, total=(t2 - t0) * 1000)
         return TemplateResult(tpl.name, tpl.device, tpl.version, tpl.page, reg.score, fields, reg.angle, reg.scale,
-                              timings), match
+                              timings, reads), match
 
     def process(self, image: np.ndarray, pipeline: Any | None = None) -> dict[str, Any]:
         """Template mode when a template matches, else the general pipeline; the result says which."""

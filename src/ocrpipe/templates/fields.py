@@ -21,6 +21,8 @@ from ocrpipe.templates.schema import Check, FieldSpec
 
 DISAGREE = "readings disagree"
 """Prefix of the issue a field gets when no two independent readers agree on its value."""
+ONE_READING = "only one reading"
+"""The issue of a field read by one reader only (its value still needs a cross-field check to be valid)."""
 
 _MINUS = dict.fromkeys(map(ord, "\u2212\u2012\u2013\u2014\u2010\u2011\ufe63\uff0d"), "-")
 _DIGIT_LOOKALIKES = str.maketrans({"O": "0", "o": "0", "D": "0", "Q": "0", "l": "1", "I": "1", "|": "1",
@@ -189,6 +191,6 @@ def apply_checks(checks: list[Check], results: dict[str, FieldResult], *, rescue
     if rescue:
         for name in confirmed_fields(checks, results):
             r = out[name]
-            if not r.valid and r.issues and all(i.startswith(DISAGREE) for i in r.issues):
+            if not r.valid and r.issues and all(i.startswith((DISAGREE, ONE_READING)) for i in r.issues):
                 out[name] = replace(r, valid=True, issues=(*r.issues, "confirmed by cross-field check"))
     return out

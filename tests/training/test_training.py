@@ -108,6 +108,21 @@ def test_synthetic_lines_are_deterministic_and_32_high():
         assert img_a.shape[0] == 32 and img_a.shape[1] <= 200 and img_a.dtype == np.uint8
 
 
+def test_scanner_chain_keeps_texts_and_determinism_and_degrades_the_images():
+    from ocrpipe.training.synth import LineSynth
+
+    plain, again = LineSynth(seed=5, max_width=200), LineSynth(seed=5, max_width=200, scan_chain=0.0)
+    scanned, scanned2 = (LineSynth(seed=5, max_width=200, scan_chain=1.0) for _ in range(2))
+    changed = 0
+    for i in range(6):
+        (p, text), (q, _) = plain.sample(i), again.sample(i)
+        assert np.array_equal(p, q)  # scan_chain 0 is the earlier phases' stream, sample for sample
+        (s, s_text), (s2, _) = scanned.sample(i), scanned2.sample(i)
+        assert s_text == text and np.array_equal(s, s2) and s.shape == p.shape
+        changed += not np.array_equal(s, p)
+    assert changed == 6
+
+
 def test_label_is_the_text_drawn_when_a_line_is_shortened_to_fit():
     import random
 

@@ -105,8 +105,11 @@ class LineSynth:
     """Renders random document-like text lines; deterministic per ``(seed, index)``."""
 
     def __init__(self, seed: int = 0, max_width: int = 400, min_chars: int = 1, max_chars: int = 25,
-                 fonts: tuple[FontFace, ...] | None = None) -> None:
+                 fonts: tuple[FontFace, ...] | None = None, scan_chain: float = 0.0) -> None:
         self.seed = seed
+        self.scan_chain = scan_chain
+        """Share of lines that get the whole office-scanner chain at once (blur, then sensor noise, then
+        JPEG) on top of the independent effects; 0 keeps the phase-1–3 stream unchanged."""
         self.max_width = max_width
         self.min_chars = min_chars
         self.max_chars = max_chars
@@ -136,6 +139,8 @@ class LineSynth:
         img, box = self._geometry(img, box, rng)
         crop = self._crop(img, box, rng)
         crop = self._degrade(crop, rng)
+        if self.scan_chain > 0 and rng.random() < self.scan_chain:
+            crop = self._scanner(crop, rng)
         return self._to_height(crop, rng), text
 
     # --- steps ------------------------------------------------------------------------------------------
@@ -347,6 +352,16 @@ class LineSynth:
             if ok:
                 img = cv2.imdecode(enc, cv2.IMREAD_GRAYSCALE)
         return img
+
+    @staticmethod
+    def _scanner(img: np.ndarray, rng: random.Random) -> np.ndarray:
+        """A cheap scanner or a re-scanned copy, all effects together (the single effects of
+        :meth:`_degrade` rarely coincide): optics blur, sensor noise, then strong JPEG."""
+        out = cv2.GaussianBlur(img.astype(np.float32), (0, 0), rng.uniform(0.5, 1.3))
+        nrng = np.random.default_rng(rng.getrandbits(32))
+        out = np.clip(out + nrng.normal(0, rng.uniform(4, 13), out.shape), 0, 255).astype(np.uint8)
+        ok, enc = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, rng.randint(40, 75)])
+        return cv2.imdecode(enc, cv2.IMREAD_GRAYSCALE) if ok else out
 
     def _to_height(self, img: np.ndarray, rng: random.Random) -> np.ndarray:
         h, w = img.shape

@@ -49,6 +49,9 @@ class TrainConfig:
     anneal_by_time: bool = False
     """Cosine-decay the learning rate over ``--max-minutes`` of wall time instead of over ``steps`` (for
     a fixed time budget on a shared machine, where the number of steps is unknown in advance)."""
+    scan_chain: float = 0.0
+    """Share of training lines given the whole scanner chain (see ``LineSynth.scan_chain``); validation
+    stays on the plain stream so CER figures compare across phases."""
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
@@ -63,8 +66,9 @@ class TrainConfig:
 class SynthLines(Dataset):
     """``LineSynth`` samples by index (the synthesiser is created lazily in each worker process)."""
 
-    def __init__(self, seed: int, size: int, max_width: int, max_chars: int) -> None:
+    def __init__(self, seed: int, size: int, max_width: int, max_chars: int, scan_chain: float = 0.0) -> None:
         self.seed, self.size, self.max_width, self.max_chars = seed, size, max_width, max_chars
+        self.scan_chain = scan_chain
         self._synth: LineSynth | None = None
 
     def __len__(self) -> int:
@@ -72,7 +76,8 @@ class SynthLines(Dataset):
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, str]:
         if self._synth is None:
-            self._synth = LineSynth(seed=self.seed, max_width=self.max_width, max_chars=self.max_chars)
+            self._synth = LineSynth(seed=self.seed, max_width=self.max_width, max_chars=self.max_chars,
+                                    scan_chain=self.scan_chain)
         return self._synth.sample(index)
 
 
@@ -178,7 +183,8 @@ def train(config: TrainConfig, out_dir: Path, *, resume: bool = False, init: Pat
                    for j in range(0, len(val_set), 50)]
     stop_at = min(config.steps, max_steps if max_steps is not None else config.steps)
     loader = DataLoader(
-        SynthLines(config.seed, 10**9, config.max_width, config.max_chars), batch_size=config.batch_size,
+        SynthLines(config.seed, 10**9, config.max_width, config.max_chars, config.scan_chain),
+        batch_size=config.batch_size,
         sampler=range(offset + step * config.batch_size, offset + stop_at * config.batch_size),
         num_workers=config.workers,
         collate_fn=collate, persistent_workers=config.workers > 0,

@@ -58,27 +58,3 @@ def test_ctc_composes_conjoining_jamo_into_syllables():
     probs = _onehot([1, 0, 2, 3, 0, 4, 2, 0, 5], 6)[None]
     (res,) = ctc_greedy_decode(probs, charset)
     assert res.text == "각나1"
-
-
-class _Fixed:
-    def __init__(self, name, results):
-        self.name, self.results, self.seen = name, results, []
-
-    def models(self):
-        return []
-
-    def recognize(self, crops):
-        self.seen.append(len(crops))
-        return [self.results[int(c[0, 0, 0])] for c in crops]
-
-
-def test_hybrid_asks_the_second_recogniser_only_about_doubtful_lines():
-    from ocrpipe.recognition.hybrid import HybridRecognizer
-    from ocrpipe.types import RecResult
-
-    crops = [np.full((4, 4, 3), i, np.uint8) for i in range(3)]
-    first = _Fixed("a", [RecResult("sure", 0.99), RecResult("unsure", 0.5), RecResult("bad", 0.2)])
-    second = _Fixed("b", [None, RecResult("better", 0.9), RecResult("worse", 0.1)])
-    out = HybridRecognizer(first, second, threshold=0.95).recognize(crops)
-    assert [r.text for r in out] == ["sure", "better", "bad"]
-    assert second.seen == [2]

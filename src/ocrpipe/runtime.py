@@ -137,6 +137,12 @@ def create_session(path: Path, *, threads: int | None = None, device: str | None
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads or default_threads()
     opts.inter_op_num_threads = 1
+    # ONNX Runtime's worker threads busy-wait after each run by default. In ocrpipe a model run is followed
+    # by other CPU work on other threads (Tesseract reads, the next page's decoding, template matching), and
+    # a spinning thread takes a core from it: on 2 cores, template mode's two Tesseract threads gained
+    # nothing until spinning was off (40 -> 34 ms a page). OCRPIPE_ORT_SPIN=1 restores the default.
+    opts.add_session_config_entry("session.intra_op.allow_spinning",
+                                  "1" if os.environ.get("OCRPIPE_ORT_SPIN") == "1" else "0")
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
     providers = ["CPUExecutionProvider"]

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from ocrpipe.recognition.base import Recognizer
+from ocrpipe.runtime import default_threads
 from ocrpipe.templates.consensus import Reading, decide, settled
 from ocrpipe.templates.fields import FieldResult, apply_checks, confirmed_fields
 from ocrpipe.templates.reader import FieldReader, prepare
@@ -186,11 +187,12 @@ class TemplateEngine:
     ``recognizer`` reads every field first, ``reader`` (Tesseract) second, ``arbiter`` third where needed.
     With ``double_read=False`` only the first reading is taken and validation alone decides validity
     (for authoring, never for stored results). With ``skip_checked`` (the default) a field whose confident
-    primary reading is confirmed by a cross-field check that holds is not read a second time.
+    primary reading is confirmed by a cross-field check that holds is not read a second time. ``threads``
+    Tesseract reads run in parallel (default: 2, or 1 with ``OCRPIPE_THREADS=1``).
     """
 
     def __init__(self, templates: list[Template] | None = None, *, recognizer: Recognizer | None = None,
-                 reader: FieldReader | None = None, arbiter: Recognizer | None = None, threads: int = 1,
+                 reader: FieldReader | None = None, arbiter: Recognizer | None = None, threads: int | None = None,
                  double_read: bool = True, skip_checked: bool = True) -> None:
         from ocrpipe.recognition import load_recognizer
 
@@ -200,7 +202,7 @@ class TemplateEngine:
         self.double_read = double_read
         self.skip_checked = skip_checked
         self.arbiter = arbiter or (load_recognizer(DEFAULT_ARBITER) if double_read else None)
-        self.threads = max(1, threads)
+        self.threads = max(1, threads if threads is not None else min(2, default_threads()))
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="template") if self.threads > 1 else None
         for t in self.templates:  # build the reference pyramids once, before threads share the templates
             for factor in (COARSE, *FINE):
@@ -233,12 +235,19 @@ class TemplateEngine:
                 return Candidate(tpl.name, reg.score, False, f"pixel rule {i} failed (mean {mean:.0f})"), reg
         return Candidate(tpl.name, reg.score, True), reg
 
+    def _each_template(self, page: Pyramid, starts: tuple[float, ...]) -> list[tuple[Candidate, Registration]]:
+        """Every template tried against ``page`` (in parallel on the engine's threads: ECC releases the GIL)."""
+        if self._pool is None:
+            return [self._candidate(t, page, starts) for t in self.templates]
+        return list(self._pool.map(lambda t: self._candidate(t, page, starts), self.templates))
+
     def match(self, image: np.ndarray | Pyramid) -> Match:
         """Pick the template for ``image`` (RGB or grey, or its :class:`Pyramid`) from pixels alone."""
         page = image if isinstance(image, Pyramid) else Pyramid(image)
-        results = [self._candidate(t, page, STARTS) for t in self.templates]
+        page.level(COARSE)  # built once, before the templates are tried side by side
+        results = self._each_template(page, STARTS)
         if not any(c.rules_ok for c, _ in results):
-            results = [self._candidate(t, page, STARTS + WIDE_STARTS) for t in self.templates]
+            results = self._each_template(page, STARTS + WIDE_STARTS)
         ok = [(c, r, t) for (c, r), t in zip(results, self.templates, strict=True) if c.rules_ok]
         candidates = tuple(c for c, _ in results)
         if not ok:
@@ -263,15 +272,16 @@ class TemplateEngine:
         w, h = tpl.size
         return max(0, x0 + dx), max(0, y0 + dy), min(w, x1 + dx), min(h, y1 + dy)
 
-    def _second(self, specs: list[FieldSpec], crops: list[np.ndarray]) -> list[Reading]:
-        """Tesseract's reading of every field (with the field's language, whitelist and preprocessing)."""
-        def one(i: int) -> Reading:
-            s = specs[i]
-            read = self.reader.read(prepare(crops[i], s.preprocess), lang=s.lang, whitelist=s.whitelist)
-            return Reading.of(s, self.reader.name, read.text, read.confidence, veto=False)
+    def _tesseract(self, spec: FieldSpec, crop: np.ndarray) -> Reading:
+        """Tesseract's reading of one field (with the field's language, whitelist and preprocessing)."""
+        read = self.reader.read(prepare(crop, spec.preprocess), lang=spec.lang, whitelist=spec.whitelist)
+        return Reading.of(spec, self.reader.name, read.text, read.confidence, veto=False)
 
-        indices = range(len(specs))
-        return list(self._pool.map(one, indices)) if self._pool is not None else [one(i) for i in indices]
+    def _second(self, specs: list[FieldSpec], crops: list[np.ndarray]) -> list[Reading]:
+        """Tesseract's reading of every given field (in parallel on the engine's threads)."""
+        if self._pool is None:
+            return [self._tesseract(s, c) for s, c in zip(specs, crops, strict=True)]
+        return list(self._pool.map(self._tesseract, specs, crops))
 
     def _confirmed_by_checks(self, tpl: Template, specs: list[FieldSpec], boxes: list[tuple[int, int, int, int]],
                              readings: list[list[Reading]], reg: Registration) -> set[int]:
@@ -314,6 +324,11 @@ class TemplateEngine:
         crops = [tight_crop(warp_region(gray, reg, b)) for b in boxes]
         rgb = [cv2.cvtColor(c, cv2.COLOR_GRAY2RGB) for c in crops]
         t1 = time.perf_counter()
+        # Fields outside every cross-field check are always read by Tesseract: with threads, those reads
+        # start now and run beside the primary's batch (read_primary then includes the overlap).
+        in_checks = {n for c in tpl.checks for n in c.fields} if self.skip_checked else set()
+        early = {i: self._pool.submit(self._tesseract, s, crops[i]) for i, s in enumerate(specs)
+                 if s.name not in in_checks} if self.double_read and self._pool is not None else {}
         readings = [[Reading.of(s, self.recognizer.name, r.text, r.confidence)]
                     for s, r in zip(specs, self.recognizer.recognize(rgb), strict=True)]
         t2 = time.perf_counter()
@@ -321,10 +336,10 @@ class TemplateEngine:
         checked_by: set[int] = set()
         if self.double_read:
             checked_by = self._confirmed_by_checks(tpl, specs, boxes, readings, reg)
-            todo = [i for i in range(len(specs)) if i not in checked_by]
-            for i, second in zip(todo, self._second([specs[i] for i in todo], [crops[i] for i in todo]),
-                                 strict=True):
-                readings[i].append(second)
+            todo = [i for i in range(len(specs)) if i not in checked_by and i not in early]
+            rest = dict(zip(todo, self._second([specs[i] for i in todo], [crops[i] for i in todo]), strict=True))
+            for i in sorted({*early, *todo}):
+                readings[i].append(early[i].result() if i in early else rest[i])
         t3 = time.perf_counter()
         checked = self._verdicts(tpl, boxes, readings, reg)
         confirmed = confirmed_fields(tpl.checks, checked)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ocrpipe.recognition.base import Recognizer
 
-DEFAULT_RECOGNIZER = "tesseract"
+DEFAULT_RECOGNIZER = "hybrid"
 """What ``auto`` means today. Switched to the trained neural model once it beats Tesseract on ko_docs."""
 
 

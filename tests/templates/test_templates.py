@@ -155,7 +155,7 @@ def test_fields_a_holding_check_confirms_skip_the_second_reading(engine) -> None
     ark = next(t for t in engine.templates if t.name == "ark_v1")
     assert {f.name for f in skipped} <= {n for c in ark.checks for n in c.fields}
     full_engine = TemplateEngine(engine.templates, recognizer=engine.recognizer, reader=engine.reader,
-                                 arbiter=engine.arbiter, skip_checked=False)
+                                 arbiter=engine.arbiter, skip_checked=False, threads=1)  # the sequential path
     full, _ = full_engine.run_image(img)
     assert full is not None and full.reads["second"] == 20
     assert [(f.name, f.value, f.valid) for f in full.fields] == [(f.name, f.value, f.valid) for f in result.fields]

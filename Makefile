@@ -1,6 +1,7 @@
 # Quick start:  make run                    — install what is missing, then start the service (SQLite default)
 #               make run FILE=page.png     — install what is missing, then print the text of page.png
 #               make test                  — install what is missing, then run the whole test suite
+#               make test-fast             — unit tests only (no servers, databases or full engine runs)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -14,13 +15,16 @@ APT_PACKAGES := python3-venv tesseract-ocr tesseract-ocr-kor tesseract-ocr-eng f
 FILE ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-dev system-deps serve lint clean
+.PHONY: run test test-fast install install-dev system-deps serve lint clean
 
 run: install
 	@if [ -n "$(FILE)" ]; then $(BIN)/ocrpipe ocr $(FILE); else $(BIN)/ocrpipe serve; fi
 
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: install-dev
+	$(BIN)/python -m pytest -m "not integration and not postgres" $(PYTEST_ARGS)
 
 system-deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

@@ -169,8 +169,8 @@ def micro(recognizer: str, pages: list[bytes], budgets: list[int], repeat: int =
     import numpy as np
     from PIL import Image
 
-    from ocrpipe.pipeline import Pipeline, PipelineConfig
-    from ocrpipe.service.ocr import crop_aspect, padded_width
+    from ocrpipe.engine.pipeline import Pipeline, PipelineConfig
+    from ocrpipe.server.scheduling.engine import crop_aspect, padded_width
 
     pipe = Pipeline(PipelineConfig(recognizer=recognizer))
     crops = []
@@ -235,7 +235,7 @@ def main() -> int:
     ap.add_argument("--out", default=str(RESULTS / "batching.json"))
     args = ap.parse_args()
 
-    from ocrpipe.runtime import load_manifest
+    from ocrpipe.engine.runtime import load_manifest
 
     recognizer = args.recognizer or ("ko_rec" if "ko_rec" in load_manifest() else "ppocrv4_rec_ch")
     pages = [make_page(seed) for seed in range(8)]

@@ -29,7 +29,7 @@ DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "ko_docs"
 
 
 def load_pages(inputs: list[str], limit: int) -> tuple[list[np.ndarray], str]:
-    from ocrpipe.imageio import load_pages as decode
+    from ocrpipe.engine.decode import load_pages as decode
 
     paths: list[Path] = []
     source = "files"
@@ -57,7 +57,7 @@ class TesseractPage:
     def __init__(self, lang: str = "kor+eng") -> None:
         import tesserocr
 
-        from ocrpipe.recognition.tesseract import find_tessdata
+        from ocrpipe.engine.recognize.tesseract import find_tessdata
 
         self.api = tesserocr.PyTessBaseAPI(path=find_tessdata(lang), lang=lang, psm=tesserocr.PSM.AUTO)
 

@@ -23,7 +23,7 @@ hold the evaluation sets' ground-truth text and readings of their images: keep t
 (``shared/data/README.md``); only ``summary.md`` is committed.
 
 **Score**: each rule picks one reading per crop; the chosen texts are put back on the crops' boxes, ordered
-like the pipeline does (:func:`ocrpipe.order.reading_order`) and scored with
+like the pipeline does (:func:`ocrpipe.engine.order.reading_order`) and scored with
 :func:`ocrpipe.evaluation.scoring.score_document` -- the same numbers ``ocrpipe eval`` prints (line CER where
 the dataset has line boxes, else page CER). ``tess%`` is the share of crops a rule sends to Tesseract and
 ``tess s/pg`` the Tesseract seconds per page that costs (measured single-thread, per crop). ``oracle`` takes,
@@ -45,14 +45,15 @@ from typing import Any
 import numpy as np
 from rapidfuzz.distance import Levenshtein
 
-from ocrpipe import imageio, order
+from ocrpipe.document import Document, Line, Page, RecResult, quad_to_box
+from ocrpipe.engine import decode as imageio
+from ocrpipe.engine import order
+from ocrpipe.engine.recognize import hybrid
+from ocrpipe.engine.recognize.tesseract import latin_share, prepare_line
 from ocrpipe.evaluation import geometry
 from ocrpipe.evaluation import metrics as m
 from ocrpipe.evaluation.dataset import Dataset, load_dataset
 from ocrpipe.evaluation.scoring import Prediction, aggregate, score_document
-from ocrpipe.recognition import hybrid
-from ocrpipe.recognition.tesseract import latin_share, prepare_line
-from ocrpipe.types import Document, Line, Page, RecResult, quad_to_box
 
 OUT = Path(__file__).resolve().parent / "results" / "hybrid_lines"
 
@@ -302,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
             records = load_records(path)
         else:
             if pipeline is None:
-                from ocrpipe.pipeline import Pipeline, PipelineConfig
+                from ocrpipe.engine.pipeline import Pipeline, PipelineConfig
 
                 pipeline = Pipeline(PipelineConfig(recognizer="hybrid"))
             t0 = time.perf_counter()

@@ -39,8 +39,8 @@ def make_lines(n: int) -> list[np.ndarray]:
 
 
 def load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from ocrpipe import runtime
-    from ocrpipe.recognition.ctc import CTCRecognizer
+    from ocrpipe.engine import runtime
+    from ocrpipe.engine.recognize.ctc import CTCRecognizer
 
     if args.onnx:
         digest = hashlib.sha256(Path(args.onnx).read_bytes()).hexdigest()
@@ -68,7 +68,7 @@ def main() -> int:
     ap.add_argument("--out", default=str(HERE / "results" / "rec_throughput.json"))
     args = ap.parse_args()
 
-    from ocrpipe.recognition.tesseract import TesseractRecognizer
+    from ocrpipe.engine.recognize.tesseract import TesseractRecognizer
 
     rec = load(args)
     lines = make_lines(args.lines)

@@ -77,8 +77,8 @@ def pct(values: list[float], q: int) -> float:
 
 
 def key_verification_ms(data: Path) -> dict[str, float]:
-    from ocrpipe.security.keys import KeyStore
-    from ocrpipe.service.db import get_engine
+    from ocrpipe.server.security.keys import KeyStore
+    from ocrpipe.server.storage.db import get_engine
 
     store = KeyStore(get_engine(f"sqlite:///{data / 'ocrpipe.db'}"))
     _, key = store.create("bench-verify", "read")
@@ -96,8 +96,8 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    from ocrpipe.security.keys import KeyStore
-    from ocrpipe.service.db import get_engine, migrate
+    from ocrpipe.server.security.keys import KeyStore
+    from ocrpipe.server.storage.db import get_engine, migrate
 
     tmp = Path(tempfile.mkdtemp(prefix="ocrpipe-secbench-"))
     (tmp / "open").mkdir()

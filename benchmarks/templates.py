@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ocrpipe.printouts import generate
+from ocrpipe.synth.printouts import generate
 from ocrpipe.templates.engine import Match, TemplateEngine, TemplateResult
 from ocrpipe.templates.evaluate import Score, load_truths, score_page
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from testsupport.databases import pg_database
 
-from ocrpipe.security.devcerts import CertFiles, write_set
+from ocrpipe.server.security.devcerts import CertFiles, write_set
 
 CHROMIUM = os.environ.get("OCRPIPE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

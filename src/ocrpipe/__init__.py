@@ -3,18 +3,8 @@
 The public API is re-exported here; everything else is private and may change.
 """
 
-from ocrpipe.types import (
-    Document,
-    EngineError,
-    ErrorCode,
-    InputError,
-    Line,
-    ModelInfo,
-    OcrError,
-    Page,
-    RecResult,
-    Stage,
-)
+from ocrpipe.document import Document, Line, ModelInfo, Page, RecResult
+from ocrpipe.errors import EngineError, ErrorCode, InputError, OcrError, Stage
 
 __version__ = "0.1.0"
 
@@ -36,9 +26,9 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    # Lazy so that importing ocrpipe.types (e.g. from the trainer) does not load ONNX Runtime.
+    # Lazy so that importing ocrpipe.document (e.g. from the trainer) does not load ONNX Runtime.
     if name in ("Pipeline", "PipelineConfig"):
-        from ocrpipe import pipeline
+        from ocrpipe.engine import pipeline
 
         return getattr(pipeline, name)
     raise AttributeError(name)

@@ -12,11 +12,11 @@ import importlib
 import sys
 from pathlib import Path
 
-from ocrpipe.types import EngineError, InputError, OcrError
+from ocrpipe.errors import EngineError, InputError, OcrError
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_ENGINE = 0, 1, 2, 3
 
-SUBCOMMAND_MODULES: list[str] = ["ocrpipe.service.cli", "ocrpipe.evaluation.cli", "ocrpipe.security.cli",
+SUBCOMMAND_MODULES: list[str] = ["ocrpipe.server.cli", "ocrpipe.evaluation.cli", "ocrpipe.server.security.cli",
                                   "ocrpipe.training.cli", "ocrpipe.templates.cli", "ocrpipe.client.cli"]
 
 SAMPLE = Path(__file__).resolve().parent / "assets" / "sample_ko.png"
@@ -35,8 +35,8 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
 
 def pipeline_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """Build a Pipeline from the engine options shared by several subcommands."""
-    from ocrpipe.pipeline import Pipeline, PipelineConfig
-    from ocrpipe.preprocess import PreprocessConfig
+    from ocrpipe.engine.pipeline import Pipeline, PipelineConfig
+    from ocrpipe.engine.preprocess import PreprocessConfig
 
     config = PipelineConfig(
         recognizer=args.recognizer,
@@ -50,7 +50,7 @@ def pipeline_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def
 def _cmd_ocr(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ocrpipe import render
+    from ocrpipe.export import render
 
     files = [Path(f) for f in args.files]
     if not files:
@@ -90,7 +90,7 @@ def _cmd_ocr(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from ocrpipe import runtime
+    from ocrpipe.engine import runtime
 
     pipeline = pipeline_from_args(args)
     in_use = {m.name for m in pipeline.models()}

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ocrpipe.render import korean_font_path
+from ocrpipe.export.render import korean_font_path
 
 SAMPLE_LINES = (
     "ocrpipe 한국어 문서 인식 예시",

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from testsupport.server import Server, child_env, kill9, stop_process
 
-from ocrpipe.security.devcerts import CertFiles
+from ocrpipe.server.security.devcerts import CertFiles
 
 SEED = 4242  # templates were checked on seed 11; other tests use 777, the benchmark 2026
 
@@ -108,7 +108,7 @@ class WatchClient:
 @pytest.fixture(scope="module")
 def printouts(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Eight generated printouts (every layout twice) on an unseen seed."""
-    from ocrpipe.printouts import generate
+    from ocrpipe.synth.printouts import generate
 
     return generate(tmp_path_factory.mktemp("printouts"), 8, SEED)
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from testsupport.databases import create_keys
 
-from ocrpipe.security.devcerts import CertFiles
+from ocrpipe.server.security.devcerts import CertFiles
 
 from .conftest import ENV, GrpcServer, WatchClient, drop
 

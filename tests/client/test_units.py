@@ -22,7 +22,7 @@ from ocrpipe.client.errors import ClientError
 from ocrpipe.client.results import ResultCommand, result_document
 from ocrpipe.client.spool import Spool
 from ocrpipe.client.watcher import FolderScanner
-from ocrpipe.grpc import ingest_pb2
+from ocrpipe.protocol import ingest_pb2
 
 # ---- back-off ------------------------------------------------------------------------------------------
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from rapidfuzz.distance import Levenshtein
 
-from ocrpipe.recognition.hybrid import (
+from ocrpipe.document import RecResult
+from ocrpipe.engine.recognize.hybrid import (
     THRESHOLD,
     WEIGHT,
     binarise,
@@ -14,7 +15,6 @@ from ocrpipe.recognition.hybrid import (
     has_hangul,
     should_ask,
 )
-from ocrpipe.types import RecResult
 
 
 def test_only_unsure_primary_readings_are_asked():
@@ -89,8 +89,8 @@ def _cer(gt: str, pred: str) -> float:
 
 @pytest.mark.integration
 def test_real_hybrid_reads_korean_and_english_lines():
-    from ocrpipe.recognition import load_recognizer
-    from ocrpipe.recognition.tesseract import TesseractRecognizer
+    from ocrpipe.engine.recognize import load_recognizer
+    from ocrpipe.engine.recognize.tesseract import TesseractRecognizer
 
     hybrid = load_recognizer("hybrid")
     assert isinstance(hybrid.latin, TesseractRecognizer) and hybrid.latin.lang == "eng"

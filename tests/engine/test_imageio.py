@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ocrpipe import imageio
-from ocrpipe.types import ErrorCode, InputError
+from ocrpipe.engine import decode as imageio
+from ocrpipe.errors import ErrorCode, InputError
 
 
 def _encode(fmt: str, img: Image.Image | None = None, **kw) -> bytes:

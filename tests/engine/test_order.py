@@ -1,7 +1,7 @@
 """Reading order: rows top-down and left to right, columns one after the other, tables row by row."""
 
-from ocrpipe.order import reading_order
-from ocrpipe.types import Line
+from ocrpipe.document import Line
+from ocrpipe.engine.order import reading_order
 
 
 def _line(text, x0, y0, x1, y1):

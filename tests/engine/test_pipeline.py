@@ -10,8 +10,8 @@ from PIL import Image
 from rapidfuzz.distance import Levenshtein
 
 from ocrpipe import Document, ErrorCode, InputError, Pipeline
-from ocrpipe.preprocess import PreprocessConfig
-from ocrpipe.render import to_hocr
+from ocrpipe.engine.preprocess import PreprocessConfig
+from ocrpipe.export.render import to_hocr
 from ocrpipe.samples import render_page
 
 pytestmark = pytest.mark.integration

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ocrpipe.detection.postprocess import DBParams, boxes_from_map, order_quad, unclip
+from ocrpipe.engine.detect.postprocess import DBParams, boxes_from_map, order_quad, unclip
 
 
 def _map(shape, rects, value=0.9):

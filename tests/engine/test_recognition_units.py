@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from ocrpipe.crop import crop_quad
-from ocrpipe.preprocess import PreprocessConfig, apply, estimate_skew, rotate
-from ocrpipe.recognition.ctc import ctc_greedy_decode
+from ocrpipe.engine.crop import crop_quad
+from ocrpipe.engine.preprocess import PreprocessConfig, apply, estimate_skew, rotate
+from ocrpipe.engine.recognize.ctc import ctc_greedy_decode
 
 
 def _onehot(seq, classes):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from ocrpipe.errors import ErrorCode, InputError
 from ocrpipe.evaluation import bench
-from ocrpipe.types import ErrorCode, InputError
 
 
 def test_collect_inputs_from_files_plain_folders_and_datasets(tmp_path: Path) -> None:

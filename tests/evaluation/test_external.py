@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from ocrpipe.errors import ErrorCode, InputError, OcrError
 from ocrpipe.evaluation.engines import make_engine
 from ocrpipe.evaluation.external import ExternalEngine, parse_response
-from ocrpipe.types import ErrorCode, InputError, OcrError
 
 
 def _clova_word(text: str, confidence: float, line_break: bool, x0: int, y0: int, x1: int, y1: int) -> dict[str, Any]:

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from ocrpipe.document import Document, Line, Page
+from ocrpipe.errors import ErrorCode, InputError
 from ocrpipe.evaluation import Prediction, aggregate, evaluate_folder, load_dataset, score_document
 from ocrpipe.evaluation.metrics import Region
-from ocrpipe.types import Document, ErrorCode, InputError, Line, Page
 
 
 def quad(x0: float, y0: float, x1: float, y1: float) -> list[list[float]]:

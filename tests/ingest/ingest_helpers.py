@@ -16,9 +16,9 @@ import pytest
 from testsupport.images import encode_png
 from testsupport.server import Server
 
-from ocrpipe.grpc import ingest_pb2, ingest_pb2_grpc
-from ocrpipe.security.grpc_auth import client_channel
-from ocrpipe.service.db import get_engine
+from ocrpipe.protocol import ingest_pb2, ingest_pb2_grpc
+from ocrpipe.server.security.grpc_auth import client_channel
+from ocrpipe.server.storage.db import get_engine
 
 SEED = 5150  # templates were checked on seed 11; template tests use 777, the benchmark 2026, the client 4242
 ERROR_CODE = "ocrpipe-error-code"
@@ -35,7 +35,7 @@ class Printout:
 
 def make_printouts(seed: int = SEED) -> dict[str, Printout]:
     """One scanned printout per layout."""
-    from ocrpipe.printouts import LAYOUTS, make_page
+    from ocrpipe.synth.printouts import LAYOUTS, make_page
 
     rng = np.random.default_rng(seed)
     out = {}

@@ -17,8 +17,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from testsupport.images import png
 
-from ocrpipe.grpc import ingest_pb2 as pb
-from ocrpipe.service.template_jobs import value_text
+from ocrpipe.protocol import ingest_pb2 as pb
+from ocrpipe.server.scheduling.template_jobs import value_text
 
 from .ingest_helpers import GrpcServer, Printout, error_code, query, rpc_error, wait_result
 

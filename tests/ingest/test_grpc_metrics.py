@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from testsupport.databases import create_keys
 from testsupport.images import png
 
-from ocrpipe.grpc import ingest_pb2 as pb
+from ocrpipe.protocol import ingest_pb2 as pb
 
 from .ingest_helpers import GrpcServer, rpc_error
 

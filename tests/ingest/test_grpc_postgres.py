@@ -10,7 +10,7 @@ import httpx
 import pytest
 from testsupport.databases import pg_database
 
-from ocrpipe.grpc import ingest_pb2 as pb
+from ocrpipe.protocol import ingest_pb2 as pb
 
 from .ingest_helpers import GrpcServer, Printout, query, wait_result
 

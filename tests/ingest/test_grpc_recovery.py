@@ -11,7 +11,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from ocrpipe.grpc import ingest_pb2 as pb
+from ocrpipe.protocol import ingest_pb2 as pb
 
 from .ingest_helpers import GrpcServer, Printout, error_code, query
 

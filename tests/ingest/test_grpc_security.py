@@ -17,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from testsupport.images import png
 from testsupport.server import free_port, run_cli
 
-from ocrpipe.grpc import ingest_pb2 as pb
+from ocrpipe.protocol import ingest_pb2 as pb
 
 from .ingest_helpers import GrpcServer, Printout, error_code, query, rpc_error, wait_result
 

@@ -11,12 +11,12 @@ from pathlib import Path
 from sqlalchemy import func, select, text
 from testsupport.images import png
 
-from ocrpipe.grpc.models import FieldRow
-from ocrpipe.security.retention import delete_job
-from ocrpipe.service.db import current_revision, get_engine, migrate
-from ocrpipe.service.models import Job, JobKind
-from ocrpipe.service.store import JobStore
-from ocrpipe.service.template_jobs import value_text
+from ocrpipe.server.scheduling.template_jobs import value_text
+from ocrpipe.server.storage.db import current_revision, get_engine, migrate
+from ocrpipe.server.storage.fields import FieldRow
+from ocrpipe.server.storage.jobs import JobStore
+from ocrpipe.server.storage.models import Job, JobKind
+from ocrpipe.server.storage.retention import delete_job
 
 
 def _store(db_url: str, tmp_path: Path) -> JobStore:

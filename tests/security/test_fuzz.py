@@ -48,7 +48,7 @@ def fuzz_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
 
 def app_schema() -> dict[str, Any]:
     """The OpenAPI document the server publishes (built from the app without starting it)."""
-    from ocrpipe.service.app import create_app
+    from ocrpipe.server.app import create_app
 
     return create_app().openapi()
 

@@ -13,7 +13,7 @@ from testsupport.databases import create_keys
 from testsupport.images import png
 from testsupport.server import Server, run_cli
 
-from ocrpipe.security.tls import client_ssl_context
+from ocrpipe.server.security.tls import client_ssl_context
 
 pytestmark = pytest.mark.integration
 

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from ocrpipe.security.auth import SecurityState, bearer_token, required_scope, scoped_idempotency_key
-from ocrpipe.security.keys import KeyAdminError, KeyExists, KeyStore, Principal, Scope, parse_scopes
-from ocrpipe.security.openapi import document
-from ocrpipe.security.ratelimit import RateLimiter
-from ocrpipe.security.retention import delete_job, dependent_columns
-from ocrpipe.security.settings import SecuritySettings, UnsafeBind, check_bind, is_loopback
-from ocrpipe.service.db import get_engine, migrate
-from ocrpipe.service.store import JobStore
+from ocrpipe.server.security.auth import SecurityState, bearer_token, required_scope, scoped_idempotency_key
+from ocrpipe.server.security.keys import KeyAdminError, KeyExists, KeyStore, Principal, Scope, parse_scopes
+from ocrpipe.server.security.openapi import document
+from ocrpipe.server.security.ratelimit import RateLimiter
+from ocrpipe.server.security.settings import SecuritySettings, UnsafeBind, check_bind, is_loopback
+from ocrpipe.server.storage.db import get_engine, migrate
+from ocrpipe.server.storage.jobs import JobStore
+from ocrpipe.server.storage.retention import delete_job, dependent_columns
 
 
 @pytest.fixture
@@ -219,8 +219,8 @@ def test_log_filter_redacts_content_but_keeps_ids() -> None:
     import json
     import logging
 
-    from ocrpipe.security.logfilter import install as redact_content
-    from ocrpipe.service.logconfig import JsonFormatter
+    from ocrpipe.server.logconfig import JsonFormatter
+    from ocrpipe.server.security.logfilter import install as redact_content
 
     out = io.StringIO()
     handler = redact_content(logging.StreamHandler(out))

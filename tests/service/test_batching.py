@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from ocrpipe.batching import BatcherOverloaded, DynamicBatcher
+from ocrpipe.server.scheduling.batcher import BatcherOverloaded, DynamicBatcher
 
 
 class Recorder:

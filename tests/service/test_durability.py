@@ -128,8 +128,8 @@ def test_sigterm_mid_job_requeues_it_and_the_next_start_finishes_it(tmp_path: Pa
         assert time.monotonic() - start < 20
     finally:
         server.stop()
-    from ocrpipe.service.db import get_engine
-    from ocrpipe.service.store import JobStore
+    from ocrpipe.server.storage.db import get_engine
+    from ocrpipe.server.storage.jobs import JobStore
 
     engine = get_engine(f"sqlite:///{tmp_path / 'data' / 'ocrpipe.db'}")
     view = JobStore(engine, tmp_path / "data" / "uploads").get(job_id)

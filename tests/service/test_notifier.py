@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from ocrpipe.service.notifier import Notifier
+from ocrpipe.server.notifier import Notifier
 
 from .conftest import WebhookReceiver
 

@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from ocrpipe.service.ocr import crop_aspect, lower_thread_priority, padded_width
+from ocrpipe.server.scheduling.engine import crop_aspect, lower_thread_priority, padded_width
 
 
 def test_padded_width_counts_crops_times_the_widest_at_48px() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from ocrpipe.service.settings import ServiceSettings
+from ocrpipe.server.settings import ServiceSettings
 
 
 def test_defaults_and_sqlite_location(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

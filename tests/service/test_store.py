@@ -11,9 +11,9 @@ import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, update
 
-from ocrpipe.service.db import alembic_config, current_revision, get_engine, migrate
-from ocrpipe.service.models import Job
-from ocrpipe.service.store import IdempotencyConflict, JobStore, utcnow
+from ocrpipe.server.storage.db import alembic_config, current_revision, get_engine, migrate
+from ocrpipe.server.storage.jobs import IdempotencyConflict, JobStore, utcnow
+from ocrpipe.server.storage.models import Job
 
 
 @pytest.fixture

@@ -116,7 +116,7 @@ def test_a_single_reading_is_valid_only_through_a_holding_check() -> None:
 
 @pytest.mark.integration
 def test_ctc_batches_bound_padding_and_match_single_reads() -> None:
-    from ocrpipe.recognition import load_recognizer
+    from ocrpipe.engine.recognize import load_recognizer
 
     rec = load_recognizer("ko_rec")
     widths = {i: w for i, w in enumerate([40, 44, 52, 60, 90, 100, 118, 300, 310])}

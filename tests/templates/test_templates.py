@@ -7,12 +7,12 @@ import cv2
 import numpy as np
 import pytest
 
-from ocrpipe.printouts import LAYOUTS, make_page
-from ocrpipe.printouts.render import render_clean
+from ocrpipe.errors import InputError
+from ocrpipe.synth.printouts import LAYOUTS, make_page
+from ocrpipe.synth.printouts.render import render_clean
 from ocrpipe.templates.fields import apply_checks, check_holds, normalize_number, parse_field, validate
 from ocrpipe.templates.register import Pyramid, register, warp_region, warp_to_reference
 from ocrpipe.templates.schema import Check, FieldSpec, Template, builtin_templates
-from ocrpipe.types import InputError
 
 
 def test_builtin_templates_load_and_cover_layouts() -> None:

@@ -54,8 +54,8 @@ def pg_database() -> Iterator[str]:
 def create_keys(db_url: str, specs: Mapping[str, Mapping[str, Any]], revoke: Iterable[str] = ()) -> dict[str, str]:
     """Keys ``name -> {scopes, tenant?, rate_limit?}`` in the database at ``db_url`` (migrated first), then
     the keys named in ``revoke`` revoked again; returns name -> secret."""
-    from ocrpipe.security.keys import KeyStore
-    from ocrpipe.service.db import get_engine, migrate
+    from ocrpipe.server.security.keys import KeyStore
+    from ocrpipe.server.storage.db import get_engine, migrate
 
     engine = get_engine(db_url)
     try:

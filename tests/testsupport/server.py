@@ -20,7 +20,7 @@ import httpx
 from .databases import sqlite_url
 
 if TYPE_CHECKING:
-    from ocrpipe.security.devcerts import CertFiles
+    from ocrpipe.server.security.devcerts import CertFiles
 
 FINISHED = frozenset({"succeeded", "failed"})
 
@@ -91,7 +91,7 @@ class Server:
     """``python -m ocrpipe serve`` in a subprocess on a free port; stdout+stderr (the JSON log) go to
     ``log_path``, appended to across restarts.
 
-    ``tls``: a :mod:`ocrpipe.security.devcerts` set; the server presents its certificate and requires a
+    ``tls``: a :mod:`ocrpipe.server.security.devcerts` set; the server presents its certificate and requires a
     client one (mutual TLS), and the test's own HTTP calls use that set's CA and client certificate.
     """
 
@@ -139,7 +139,7 @@ class Server:
         """``verify`` for httpx: the set's CA and client certificate under TLS."""
         if self.tls is None:
             return True
-        from ocrpipe.security.tls import client_ssl_context
+        from ocrpipe.server.security.tls import client_ssl_context
 
         return client_ssl_context(self.tls.ca_cert, self.tls.client_cert, self.tls.client_key)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from rapidfuzz.distance import Levenshtein
 
-from ocrpipe import runtime
+from ocrpipe.engine import runtime
 from ocrpipe.samples import render_page
 
 LINES = ("대한민국 헌법 제1조", "계약 기간은 2026년 3월까지", "담당자 연락처 010-1234-5678")
@@ -16,7 +16,7 @@ LINES = ("대한민국 헌법 제1조", "계약 기간은 2026년 3월까지", "
 def recognizer():
     if "ko_rec" not in runtime.load_manifest():
         pytest.skip("no ko_rec model in the manifest")
-    from ocrpipe.recognition import load_recognizer
+    from ocrpipe.engine.recognize import load_recognizer
 
     return load_recognizer("ko_rec")
 

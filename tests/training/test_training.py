@@ -59,8 +59,8 @@ def test_tiny_training_run_resumes_and_exports(tmp_path: Path):
                                           threads=1)
     assert 0.0 <= value <= 5.0 and len(examples) == 3 and all(isinstance(t, str) for _, t in examples)
 
-    from ocrpipe import runtime
-    from ocrpipe.recognition.ctc import CTCRecognizer
+    from ocrpipe.engine import runtime
+    from ocrpipe.engine.recognize.ctc import CTCRecognizer
 
     spec = runtime.ModelSpec(name="tiny", kind="recognizer", source=f"file:{tmp_path / 'tiny.onnx'}",
                              sha256=info["sha256"])
@@ -89,7 +89,7 @@ def test_greedy_decode_composes_jamo():
 
 
 def test_charset_is_ks_x_1001_plus_ascii_and_document_symbols():
-    from ocrpipe.training.charset import build_charset, ksx1001_hangul
+    from ocrpipe.synth.charset import build_charset, ksx1001_hangul
 
     hangul = ksx1001_hangul()
     assert len(hangul) == 2350 and "가" in hangul and "똠" not in hangul  # 똠 is famously missing from KS X 1001
@@ -99,7 +99,7 @@ def test_charset_is_ks_x_1001_plus_ascii_and_document_symbols():
 
 
 def test_synthetic_lines_are_deterministic_and_32_high():
-    from ocrpipe.training.synth import LineSynth
+    from ocrpipe.synth.lines import LineSynth
 
     a, b = LineSynth(seed=3, max_width=200), LineSynth(seed=3, max_width=200)
     for i in range(5):
@@ -109,7 +109,7 @@ def test_synthetic_lines_are_deterministic_and_32_high():
 
 
 def test_scanner_chain_keeps_texts_and_determinism_and_degrades_the_images():
-    from ocrpipe.training.synth import LineSynth
+    from ocrpipe.synth.lines import LineSynth
 
     plain, again = LineSynth(seed=5, max_width=200), LineSynth(seed=5, max_width=200, scan_chain=0.0)
     scanned, scanned2 = (LineSynth(seed=5, max_width=200, scan_chain=1.0) for _ in range(2))
@@ -126,7 +126,7 @@ def test_scanner_chain_keeps_texts_and_determinism_and_degrades_the_images():
 def test_label_is_the_text_drawn_when_a_line_is_shortened_to_fit():
     import random
 
-    from ocrpipe.training.synth import LineSynth
+    from ocrpipe.synth.lines import LineSynth
 
     synth = LineSynth(seed=0, max_width=96)
     text = "가나다라마바사아자차카타파하 가나다라마바사"

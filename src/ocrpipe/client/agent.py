@@ -33,7 +33,7 @@ from ocrpipe.client.connection import TERMINAL, CallError, Connection, Outcome
 from ocrpipe.client.results import ResultCommand, dumps, result_document
 from ocrpipe.client.spool import DAY_S, Entry, Spool, write_result
 from ocrpipe.client.watcher import DEFAULT_PATTERNS, FolderScanner, Found
-from ocrpipe.grpc import ingest_pb2
+from ocrpipe.protocol import ingest_pb2
 
 log = logging.getLogger("ocrpipe.client")
 

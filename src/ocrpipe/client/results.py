@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ocrpipe.grpc import ingest_pb2
+from ocrpipe.protocol import ingest_pb2
 
 
 def result_document(result: ingest_pb2.JobResult, *, source: str | None, sha256: str | None) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import grpc
 from ocrpipe.client.backoff import Backoff
 from ocrpipe.client.connection import TERMINAL, CallError, Connection, Outcome
 from ocrpipe.client.errors import ClientError
-from ocrpipe.grpc import ingest_pb2
+from ocrpipe.protocol import ingest_pb2
 
 log = logging.getLogger("ocrpipe.client")
 

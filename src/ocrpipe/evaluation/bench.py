@@ -63,7 +63,7 @@ def register(subparsers: Any) -> None:
 
 def collect_inputs(inputs: list[str], limit: int | None = None) -> list[Path]:
     """Files from paths: a folder with labels.jsonl contributes its labelled images, others their images."""
-    from ocrpipe.types import ErrorCode, InputError
+    from ocrpipe.errors import ErrorCode, InputError
 
     files: list[Path] = []
     if not inputs:

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from ocrpipe.errors import ErrorCode, InputError
 from ocrpipe.evaluation.metrics import Region
-from ocrpipe.types import ErrorCode, InputError
 
 LABELS = "labels.jsonl"
 

@@ -24,19 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from ocrpipe.document import Document, Line, Page, quad_to_box
+from ocrpipe.errors import EngineError, ErrorCode, InputError, OcrError, Stage
 from ocrpipe.evaluation.metrics import Region
 from ocrpipe.evaluation.scoring import Prediction
-from ocrpipe.types import (
-    Document,
-    EngineError,
-    ErrorCode,
-    InputError,
-    Line,
-    OcrError,
-    Page,
-    Stage,
-    quad_to_box,
-)
 
 ENGINE_HELP = "ocrpipe, ocrpipe-tesseract, ocrpipe:RECOGNIZER, tesseract, rapidocr, or external:PATH"
 
@@ -58,7 +49,7 @@ class PipelineEngine(Engine):
     """ocrpipe's own pipeline (default or with the Tesseract line recogniser)."""
 
     def __init__(self, name: str = "ocrpipe", recognizer: str | None = None) -> None:
-        from ocrpipe.pipeline import Pipeline, PipelineConfig
+        from ocrpipe.engine.pipeline import Pipeline, PipelineConfig
 
         self.name = name
         self.pipeline = Pipeline.default() if recognizer is None else Pipeline(PipelineConfig(recognizer=recognizer))
@@ -80,7 +71,7 @@ class TesseractPageEngine(Engine):
     def __init__(self, lang: str = "kor+eng", psm: int = 3) -> None:
         import tesserocr
 
-        from ocrpipe.recognition.tesseract import find_tessdata
+        from ocrpipe.engine.recognize.tesseract import find_tessdata
 
         self._t = tesserocr
         self.lang, self.psm = lang, psm
@@ -159,7 +150,7 @@ class RapidOcrEngine(Engine):
         self.engine = RapidOCR()
 
     def __call__(self, path: Path, dpi: float | None = None) -> Prediction:
-        from ocrpipe import order
+        from ocrpipe.engine import order
 
         t0 = time.perf_counter()
         result, elapse = self.engine(str(path))

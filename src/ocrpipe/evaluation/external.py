@@ -29,10 +29,11 @@ from typing import Any
 
 import numpy as np
 
+from ocrpipe.document import Document, Line, Page, quad_to_box
+from ocrpipe.errors import ErrorCode, InputError
 from ocrpipe.evaluation.engines import Engine
 from ocrpipe.evaluation.metrics import Region
 from ocrpipe.evaluation.scoring import Prediction
-from ocrpipe.types import Document, ErrorCode, InputError, Line, Page, quad_to_box
 
 
 class ExternalEngine(Engine):
@@ -129,7 +130,7 @@ def _quad(points: Any) -> np.ndarray:
 
 
 def _doc(engine: str, lines: list[Line]) -> Document:
-    from ocrpipe import order
+    from ocrpipe.engine import order
 
     ordered = order.reading_order(lines)[0] if lines else []
     w = int(max((p[0] for ln in lines for p in ln.box), default=0))

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ocrpipe.document import Document
+from ocrpipe.errors import OcrError
 from ocrpipe.evaluation import metrics as m
 from ocrpipe.evaluation.dataset import Dataset, Sample, load_dataset
-from ocrpipe.types import Document, OcrError
 
 COUNT_METRICS = ("page_cer", "cer", "wer", "line_cer")
 MATCH_METRICS = ("word_f1", "detection", "e2e", "kor_e2e")

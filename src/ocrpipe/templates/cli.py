@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def _load_image(path: str) -> np.ndarray:
-    from ocrpipe import imageio
+    from ocrpipe.engine import decode as imageio
 
     return imageio.load_pages(path)[0]
 
@@ -60,7 +60,7 @@ def _template(spec: str):  # type: ignore[no-untyped-def]
     for t in builtin_templates():
         if t.name == spec:
             return t
-    from ocrpipe.types import ErrorCode, InputError
+    from ocrpipe.errors import ErrorCode, InputError
 
     names = ", ".join(t.name for t in builtin_templates())
     raise InputError(ErrorCode.FILE_NOT_FOUND, f"template {spec!r} is neither a file nor a built-in ({names})",

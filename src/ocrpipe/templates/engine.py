@@ -27,8 +27,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ocrpipe.recognition.base import Recognizer
-from ocrpipe.runtime import default_threads
+from ocrpipe.engine.recognize.base import Recognizer
+from ocrpipe.engine.runtime import default_threads
 from ocrpipe.templates.consensus import Reading, decide, settled
 from ocrpipe.templates.fields import FieldResult, apply_checks, confirmed_fields
 from ocrpipe.templates.reader import FieldReader, prepare
@@ -194,7 +194,7 @@ class TemplateEngine:
     def __init__(self, templates: list[Template] | None = None, *, recognizer: Recognizer | None = None,
                  reader: FieldReader | None = None, arbiter: Recognizer | None = None, threads: int | None = None,
                  double_read: bool = True, skip_checked: bool = True) -> None:
-        from ocrpipe.recognition import load_recognizer
+        from ocrpipe.engine.recognize import load_recognizer
 
         self.templates = list(templates) if templates is not None else load_templates()
         self.recognizer = recognizer or load_recognizer(DEFAULT_RECOGNIZER)
@@ -382,7 +382,7 @@ class TemplateEngine:
             out["candidates"] = [c.to_dict() for c in match.candidates]
             return out
         if pipeline is None:
-            from ocrpipe.pipeline import Pipeline
+            from ocrpipe.engine.pipeline import Pipeline
 
             pipeline = Pipeline.default()
         doc = pipeline.run_image(image)

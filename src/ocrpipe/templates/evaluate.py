@@ -1,9 +1,9 @@
-"""Score template mode against generated printouts (``python -m ocrpipe.printouts`` ground truth).
+"""Score template mode against generated printouts (``python -m ocrpipe.synth.printouts`` ground truth).
 
 Per field: *correct* (value equals the truth), *valid* (the engine vouches for it), and the one outcome
 that must never happen, *silently wrong* (valid but not correct). Per page: was the right template chosen.
 
-    python -m ocrpipe.printouts --out DIR --n 200 --seed 31337
+    python -m ocrpipe.synth.printouts --out DIR --n 200 --seed 31337
     python -m ocrpipe.templates.evaluate DIR [--out summary.json]
 """
 
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     """Print (and optionally write) the summary; exit 1 when a number was silently wrong."""
     ap = argparse.ArgumentParser(prog="python -m ocrpipe.templates.evaluate", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("folder", help="a folder written by python -m ocrpipe.printouts")
+    ap.add_argument("folder", help="a folder written by python -m ocrpipe.synth.printouts")
     ap.add_argument("--out", help="write the summary as JSON here")
     args = ap.parse_args(argv)
     summary = evaluate(TemplateEngine(), args.folder).summary()

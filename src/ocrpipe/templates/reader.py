@@ -1,6 +1,6 @@
 """Per-field Tesseract reads with a character whitelist: the independent second reading of every field.
 
-The lead's :class:`~ocrpipe.recognition.tesseract.TesseractRecognizer` reads whole lines with one fixed
+The lead's :class:`~ocrpipe.engine.recognize.tesseract.TesseractRecognizer` reads whole lines with one fixed
 configuration; a template field needs its own whitelist (``tessedit_char_whitelist``) and language, so
 fields are read here with tesserocr directly. Tesseract API objects are not thread-safe: each thread keeps
 its own, one per language.
@@ -49,7 +49,7 @@ class FieldReader:
     def __init__(self, tessdata: str | None = None) -> None:
         import tesserocr
 
-        from ocrpipe.recognition.tesseract import find_tessdata
+        from ocrpipe.engine.recognize.tesseract import find_tessdata
 
         self._tesserocr = tesserocr
         self._tessdata = tessdata

@@ -38,8 +38,8 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ocrpipe.errors import ErrorCode, InputError
 from ocrpipe.templates.register import Pyramid
-from ocrpipe.types import ErrorCode, InputError
 
 Region = tuple[float, float, float, float]
 

@@ -40,7 +40,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _dump(args: argparse.Namespace) -> int:
-    from ocrpipe.training.synth import dump_samples
+    from ocrpipe.synth.lines import dump_samples
 
     labels = dump_samples(Path(args.out), n=args.n, seed=args.seed)
     print(f"wrote {args.n} samples and {labels}")

@@ -3,7 +3,7 @@
 Hangul is predicted as conjoining jamo (NFD: initial consonant, vowel, optional final consonant) rather than
 as 2,350 whole syllables: ~70 output symbols instead of 2,350, each seen far more often, so the model learns
 from much less data, and any syllable — also those outside KS X 1001 — can be spelled. Decoders NFC-compose
-the jamo back into syllables (``ocrpipe.recognition.ctc`` does).
+the jamo back into syllables (``ocrpipe.engine.recognize.ctc`` does).
 
 Stages, with shapes for an input of width W (height is fixed at 32)::
 
@@ -21,7 +21,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from ocrpipe.training.charset import build_charset
+from ocrpipe.synth.charset import build_charset
 
 HEIGHT = 32
 STRIDE = 4

@@ -51,7 +51,8 @@ def crnn_from_onnx(path: str | Path, calibration: Iterable[torch.Tensor]) -> CRN
     """
     weights, nodes, _ = _initializers(Path(path))
     convs = [(weights[i[1]], weights[i[2]]) for op, i in nodes if op == "Conv"]
-    lstms = [tuple(weights.get(name) for name in i[1:4]) for op, i in nodes if op == "LSTM"]
+    lstms = [(weights[i[1]], weights[i[2]], weights.get(i[3]) if len(i) > 3 else None)
+             for op, i in nodes if op == "LSTM"]
     matmul = next(weights[i[1]] for op, i in nodes if op == "MatMul" and i[1] in weights)
     fc_bias = weights["model.fc.bias"]
     hidden = lstms[0][1].shape[-1]  # R: (dirs, 4H, H)
@@ -79,6 +80,7 @@ def crnn_from_onnx(path: str | Path, calibration: Iterable[torch.Tensor]) -> CRN
     # Measure with BN as the exact folded affine map (identity statistics), so later layers see the
     # activations the exported model produces.
     for bn, (_, c) in zip(bn_layers, convs, strict=True):
+        assert bn.running_mean is not None and bn.running_var is not None  # track_running_stats is on
         bn.running_mean.zero_()
         bn.running_var.fill_(1.0 - bn.eps)
         bn.weight.data.fill_(1.0)
@@ -92,6 +94,7 @@ def crnn_from_onnx(path: str | Path, calibration: Iterable[torch.Tensor]) -> CRN
     for k, (bn, (_, c)) in enumerate(zip(bn_layers, convs, strict=True)):
         mean = sums[k] / max(1, counts[k])
         var = (squares[k] / max(1, counts[k]) - mean * mean).clamp_min(1e-6)
+        assert bn.running_mean is not None and bn.running_var is not None
         bn.running_mean.copy_(mean.float())
         bn.running_var.copy_(var.float())
         bn.weight.data = torch.sqrt(var + bn.eps).float()

@@ -22,8 +22,8 @@ from rapidfuzz.distance import Levenshtein
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from ocrpipe.synth.lines import LineSynth
 from ocrpipe.training.model import CRNN, HEIGHT, STRIDE, build_vocab, greedy_decode, tokenize
-from ocrpipe.training.synth import LineSynth
 
 
 @dataclass(frozen=True)

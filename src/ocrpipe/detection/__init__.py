@@ -1,6 +1,0 @@
-"""Text detection: a DB-style detector on ONNX Runtime with numpy/OpenCV post-processing."""
-
-from ocrpipe.detection.postprocess import DBParams, boxes_from_map, order_quad
-from ocrpipe.detection.predictor import Detection, TextDetector
-
-__all__ = ["DBParams", "Detection", "TextDetector", "boxes_from_map", "order_quad"]

@@ -1,0 +1,122 @@
+"""The one result tree: quads, recognised lines, pages, documents and model descriptions.
+
+Every stage takes plain numpy arrays and returns frozen dataclasses; nothing here holds hidden state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+Point = tuple[float, float]
+Box = tuple[Point, Point, Point, Point]
+"""Four corners in original-image pixels, clockwise from top-left."""
+
+
+def quad_to_box(quad: np.ndarray) -> Box:
+    """Convert a (4, 2) array to a hashable, JSON-friendly box of rounded floats."""
+    q = np.asarray(quad, dtype=np.float64).reshape(4, 2)
+    return tuple((round(float(x), 1), round(float(y), 1)) for x, y in q)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, slots=True)
+class RecResult:
+    """The output of a recogniser for one line crop."""
+
+    text: str
+    confidence: float
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One recognised text line."""
+
+    text: str
+    confidence: float
+    box: Box
+    det_score: float = 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "confidence": round(float(self.confidence), 4),
+            "box": [[x, y] for x, y in self.box],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a document, its lines already in reading order."""
+
+    index: int
+    width: int
+    height: int
+    lines: tuple[Line, ...]
+    blocks: tuple[tuple[int, ...], ...] = ()
+    """Indices into ``lines`` grouped by block/column, in reading order."""
+
+    @property
+    def text(self) -> str:
+        return "\n".join(line.text for line in self.lines if line.text)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "width": self.width,
+            "height": self.height,
+            "lines": [line.to_dict() for line in self.lines],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """What a stage runs: shown by ``ocrpipe models`` and in every Document."""
+
+    name: str
+    kind: str
+    version: str
+    sha256: str | None
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "version": self.version,
+            "sha256": self.sha256,
+            "source": self.source,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """The result of running the pipeline on one file."""
+
+    engine: str
+    pages: tuple[Page, ...]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    models: tuple[ModelInfo, ...] = ()
+
+    @property
+    def text(self) -> str:
+        """Page texts in reading order: lines joined by ``\\n``, pages by ``\\f``."""
+        return "\f".join(page.text for page in self.pages)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "engine": self.engine,
+            "pages": [page.to_dict() for page in self.pages],
+            "text": self.text,
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+            "models": [m.to_dict() for m in self.models],
+        }
+
+
+def boxes_of(lines: Sequence[Line]) -> np.ndarray:
+    """Stack line boxes into an (N, 4, 2) float32 array."""
+    if not lines:
+        return np.zeros((0, 4, 2), np.float32)
+    return np.asarray([line.box for line in lines], dtype=np.float32)

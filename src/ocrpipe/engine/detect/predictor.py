@@ -1,0 +1,132 @@
+"""The detector predictor: resize + normalise → ONNX session → DB post-processing."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ocrpipe.document import ModelInfo
+from ocrpipe.engine import runtime
+from ocrpipe.engine.detect.postprocess import DBParams, boxes_from_map, order_quad
+from ocrpipe.errors import EngineError, ErrorCode, Stage
+
+TILE_ASPECT = 2.5
+"""Images longer than this many times their width (or the reverse) are detected in tiles."""
+TILE_OVERLAP = 256
+"""Overlap between tiles in original pixels: more than the height of any line we expect to read."""
+
+
+@dataclass(frozen=True)
+class Detection:
+    """Quads (N, 4, 2) float32 in the input image's pixels, clockwise from top-left, and scores (N,)."""
+
+    quads: np.ndarray
+    scores: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.quads)
+
+
+class TextDetector:
+    """A DB text detector (PP-OCRv4 by default). Thread-safe: ONNX Runtime sessions are."""
+
+    def __init__(self, spec: runtime.ModelSpec, session: Any, *, limit_side: int = 2400, min_side: int = 736,
+                 params: DBParams | None = None) -> None:
+        self.spec = spec
+        self.session = session
+        self.input_name = session.get_inputs()[0].name
+        self.limit_side = limit_side
+        self.min_side = min_side
+        self.params = params or DBParams()
+        self.stride = int(spec.meta.get("stride", 32))
+        self.mean = np.asarray(spec.meta.get("mean", [0.5, 0.5, 0.5]), np.float32).reshape(1, 1, 3)
+        self.std = np.asarray(spec.meta.get("std", [0.5, 0.5, 0.5]), np.float32).reshape(1, 1, 3)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @classmethod
+    def from_name(cls, name: str = "ppocrv4_det", *, limit_side: int = 2400, thresh: float = 0.3,
+                  box_thresh: float = 0.5, unclip_ratio: float = 1.6, min_size: float = 3.0) -> TextDetector:
+        spec, session = runtime.load_model(name)
+        params = DBParams(thresh=thresh, box_thresh=box_thresh, unclip_ratio=unclip_ratio, min_size=min_size)
+        return cls(spec, session, limit_side=limit_side, params=params)
+
+    def info(self) -> ModelInfo:
+        return self.spec.info()
+
+    def target_size(self, width: int, height: int) -> tuple[int, int]:
+        """Network input size: long side ≤ ``limit_side``, short side ≥ ``min_side``, multiples of the stride."""
+        scale = 1.0
+        if min(width, height) < self.min_side:
+            scale = self.min_side / min(width, height)
+        if max(width, height) * scale > self.limit_side:
+            scale = self.limit_side / max(width, height)
+        s = self.stride
+        new_w = max(s, int(math.ceil(width * scale / s)) * s)
+        new_h = max(s, int(math.ceil(height * scale / s)) * s)
+        return new_w, new_h
+
+    def probability_map(self, image: np.ndarray) -> np.ndarray:
+        """The text-probability map at network resolution for an RGB image."""
+        height, width = image.shape[:2]
+        new_w, new_h = self.target_size(width, height)
+        resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+        bgr = resized[..., ::-1].astype(np.float32) / 255.0  # PP-OCR models were trained on BGR input
+        x = ((bgr - self.mean) / self.std).transpose(2, 0, 1)[None]
+        try:
+            out = self.session.run(None, {self.input_name: np.ascontiguousarray(x)})[0]
+        except Exception as exc:
+            raise EngineError(ErrorCode.ENGINE_FAILURE, f"detector failed: {exc}", stage=Stage.DETECT) from exc
+        return out[0, 0]
+
+    def __call__(self, image: np.ndarray) -> Detection:
+        height, width = image.shape[:2]
+        if height < 4 or width < 4:
+            return Detection(np.zeros((0, 4, 2), np.float32), np.zeros((0,), np.float32))
+        if max(height, width) > self.limit_side and max(height, width) > TILE_ASPECT * min(height, width):
+            return self._detect_tiled(image)
+        return Detection(*self._detect_whole(image))
+
+    def _detect_whole(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        height, width = image.shape[:2]
+        prob = self.probability_map(image)
+        # The map covers the resized image; scale back to the original size.
+        return boxes_from_map(prob, (width, height), self.params)
+
+    def _detect_tiled(self, image: np.ndarray) -> Detection:
+        """Elongated images (long web pages, receipts, scrolling screenshots) would be shrunk until their
+        text vanished; instead detect overlapping tiles along the long side at a readable scale. A box is
+        kept by the tile whose core (the tile minus half the overlap at inner edges) holds its centre."""
+        vertical = image.shape[0] >= image.shape[1]
+        work = image if vertical else np.ascontiguousarray(image.transpose(1, 0, 2))
+        length, short = work.shape[:2]
+        scale = min(1.0, self.limit_side / short)
+        tile = int(self.limit_side / scale)
+        overlap = min(tile // 4, int(TILE_OVERLAP / scale))
+        starts = list(range(0, max(1, length - overlap), tile - overlap))
+        quads, scores = [], []
+        for k, start in enumerate(starts):
+            end = min(length, start + tile)
+            q, sc = self._detect_whole(work[start:end])
+            if not len(q):
+                continue
+            q = q.copy()
+            q[:, :, 1] += start
+            centre = q[:, :, 1].mean(axis=1)
+            lo = start + overlap / 2 if k > 0 else -np.inf
+            hi = end - overlap / 2 if end < length else np.inf
+            keep = (centre >= lo) & (centre < hi)
+            quads.append(q[keep])
+            scores.append(sc[keep])
+        if not quads:
+            return Detection(np.zeros((0, 4, 2), np.float32), np.zeros((0,), np.float32))
+        all_q, all_s = np.concatenate(quads), np.concatenate(scores)
+        if not vertical:  # undo the transpose: swap x/y and restore clockwise-from-top-left order
+            all_q = np.stack([order_quad(q[:, ::-1]) for q in all_q]) if len(all_q) else all_q
+        return Detection(all_q.astype(np.float32), all_s.astype(np.float32))

@@ -1,0 +1,32 @@
+"""Line recognisers behind one interface: Tesseract LSTM and neural CTC models on ONNX Runtime."""
+
+from __future__ import annotations
+
+from ocrpipe.engine.recognize.base import Recognizer
+
+DEFAULT_RECOGNIZER = "hybrid"
+"""What ``auto`` means: our ``ko_rec`` for every line, Tesseract for the lines it is unsure of (see
+:mod:`ocrpipe.engine.recognize.hybrid`). Better than the Tesseract path on ko_docs, ko_product_images, en_sroie
+and en_funsd and faster than it; ``--recognizer tesseract`` remains available."""
+
+
+def load_recognizer(name: str = "auto") -> Recognizer:
+    """A recogniser by name: ``auto``, ``tesseract`` / ``tesseract:LANGS``, ``hybrid`` (the neural model with
+    Tesseract re-reading its doubtful lines), or a CTC model in the registry."""
+    if name == "auto":
+        name = DEFAULT_RECOGNIZER
+    if name == "hybrid":
+        from ocrpipe.engine.recognize.hybrid import HybridRecognizer
+
+        return HybridRecognizer(load_recognizer("ko_rec"), load_recognizer("tesseract"))
+    if name == "tesseract" or name.startswith("tesseract:"):
+        from ocrpipe.engine.recognize.tesseract import TesseractRecognizer
+
+        lang = name.partition(":")[2] or "kor+eng"
+        return TesseractRecognizer(lang)
+    from ocrpipe.engine.recognize.ctc import CTCRecognizer
+
+    return CTCRecognizer.from_name(name)
+
+
+__all__ = ["DEFAULT_RECOGNIZER", "Recognizer", "load_recognizer"]

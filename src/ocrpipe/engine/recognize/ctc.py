@@ -1,0 +1,138 @@
+"""A neural CTC line recogniser on ONNX Runtime.
+
+Loads any CTC model from the registry whose ONNX metadata carries its charset (``character``, one symbol
+per line; class 0 is the CTC blank): ocrpipe's own Korean model (``ko_rec``, gray input, height 32) or the
+PP-OCRv4 zh/en model inside ``rapidocr_onnxruntime`` (BGR input, height 48, space appended as last class).
+Crops are resized to the model height, sorted by width and batched so that no crop is padded by more than
+``max_pad`` of its width (compute grows with the padded width: one batch of mixed widths costs more than
+several homogeneous ones), padded with their background colour, and decoded greedily.
+"""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from collections.abc import Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ocrpipe.document import ModelInfo, RecResult
+from ocrpipe.engine import runtime
+from ocrpipe.errors import EngineError, ErrorCode, Stage
+
+
+def ctc_greedy_decode(probs: np.ndarray, charset: Sequence[str], lengths: np.ndarray | None = None
+                      ) -> list[RecResult]:
+    """Best-path decoding of (N, T, C) probabilities: collapse repeats, drop blanks (class 0).
+
+    ``lengths`` (N,) limits each row to its valid time steps (the rest is padding). Confidence is the
+    mean probability of the emitted symbols. The text is NFC-normalised, so a model whose charset spells
+    Hangul as conjoining jamo (initial, vowel, final) yields composed syllables.
+    """
+    best = probs.argmax(axis=2)
+    best_p = probs.max(axis=2)
+    results = []
+    for n in range(probs.shape[0]):
+        t_max = int(lengths[n]) if lengths is not None else probs.shape[1]
+        idx, p = best[n, :t_max], best_p[n, :t_max]
+        keep = np.ones_like(idx, dtype=bool)
+        keep[1:] = idx[1:] != idx[:-1]
+        keep &= idx != 0
+        chars = [charset[i - 1] for i in idx[keep] if i - 1 < len(charset)]
+        conf = float(p[keep].mean()) if keep.any() else 0.0
+        results.append(RecResult(unicodedata.normalize("NFC", "".join(chars)), conf))
+    return results
+
+
+class CTCRecognizer:
+    """Neural CTC recogniser (thread-safe; batches internally)."""
+
+    def __init__(self, spec: runtime.ModelSpec, session: Any, *, batch_size: int = 32,
+                 max_width: int = 3200, max_pad: float = 0.25) -> None:
+        self.spec = spec
+        self.session = session
+        self.name = spec.name
+        self.batch_size = batch_size
+        meta = session.get_modelmeta().custom_metadata_map
+        if "character" not in meta:
+            raise EngineError(ErrorCode.MODEL_NOT_FOUND, f"model {spec.name} has no 'character' metadata")
+        self.charset = meta["character"].split("\n")
+        if spec.meta.get("space_char"):
+            self.charset.append(" ")
+        inp = session.get_inputs()[0]
+        self.input_name = inp.name
+        self.height = int(spec.meta.get("input_height", meta.get("input_height", inp.shape[2])))
+        self.channels = int(spec.meta.get("channels", meta.get("input_channels", inp.shape[1])))
+        self.mean = float(spec.meta.get("mean", meta.get("mean", 0.5)))
+        self.std = float(spec.meta.get("std", meta.get("std", 0.5)))
+        self.bgr = self.channels == 3 and bool(spec.meta.get("bgr", True))
+        self.max_width = max_width
+        self.max_pad = max_pad
+
+    @classmethod
+    def from_name(cls, name: str, **kwargs: Any) -> CTCRecognizer:
+        spec, session = runtime.load_model(name)
+        return cls(spec, session, **kwargs)
+
+    def models(self) -> list[ModelInfo]:
+        return [self.spec.info()]
+
+    def _resize(self, crop: np.ndarray) -> np.ndarray:
+        img = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY) if self.channels == 1 and crop.ndim == 3 else crop
+        if self.bgr and img.ndim == 3:
+            img = img[..., ::-1]
+        h, w = img.shape[:2]
+        new_w = min(self.max_width, max(1, int(math.ceil(w * self.height / max(h, 1)))))
+        interp = cv2.INTER_AREA if h > self.height else cv2.INTER_LINEAR
+        return cv2.resize(np.ascontiguousarray(img), (new_w, self.height), interpolation=interp)
+
+    def _batch(self, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        width = max(8, max(img.shape[1] for img in images))
+        width = int(math.ceil(width / 8) * 8)
+        c = self.channels
+        x = np.empty((len(images), c, self.height, width), np.float32)
+        widths = np.zeros(len(images), np.int64)
+        for i, img in enumerate(images):
+            arr = img.astype(np.float32).reshape(self.height, img.shape[1], c)
+            edge = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]]).reshape(-1, c)
+            background = np.median(edge, axis=0)
+            padded = np.empty((self.height, width, c), np.float32)
+            padded[:] = background
+            padded[:, : img.shape[1]] = arr
+            x[i] = ((padded / 255.0 - self.mean) / self.std).transpose(2, 0, 1)
+            widths[i] = img.shape[1]
+        return x, widths
+
+    def _chunks(self, order: list[int], widths: dict[int, int]) -> list[list[int]]:
+        """Consecutive runs of the width-sorted crops: at most ``batch_size`` each, and none whose narrowest
+        crop would be padded by more than ``max_pad`` of its width."""
+        chunks: list[list[int]] = []
+        for i in order:
+            if chunks and len(chunks[-1]) < self.batch_size and \
+                    widths[i] <= widths[chunks[-1][0]] * (1 + self.max_pad):
+                chunks[-1].append(i)
+            else:
+                chunks.append([i])
+        return chunks
+
+    def recognize(self, crops: Sequence[np.ndarray]) -> list[RecResult]:
+        """One result per crop; crops are grouped by width so padding stays small."""
+        results: list[RecResult | None] = [None] * len(crops)
+        valid = [i for i, c in enumerate(crops) if c.size and min(c.shape[:2]) >= 2]
+        for i in set(range(len(crops))) - set(valid):
+            results[i] = RecResult("", 0.0)
+        resized = {i: self._resize(crops[i]) for i in valid}
+        order = sorted(valid, key=lambda i: resized[i].shape[1])
+        for chunk in self._chunks(order, {i: resized[i].shape[1] for i in valid}):
+            x, widths = self._batch([resized[i] for i in chunk])
+            try:
+                probs = self.session.run(None, {self.input_name: x})[0]
+            except Exception as exc:
+                raise EngineError(ErrorCode.ENGINE_FAILURE, f"recogniser {self.name} failed: {exc}",
+                                  stage=Stage.RECOGNIZE) from exc
+            steps = np.ceil(widths / x.shape[3] * probs.shape[1]).astype(np.int64)
+            for i, res in zip(chunk, ctc_greedy_decode(probs, self.charset, steps), strict=True):
+                results[i] = res
+        return [r if r is not None else RecResult("", 0.0) for r in results]

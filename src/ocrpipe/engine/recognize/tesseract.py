@@ -1,0 +1,160 @@
+"""Tesseract LSTM as a line recogniser (``kor+eng`` via tesserocr), tuned for single-line crops.
+
+Each crop is converted to gray, scaled to a fixed x-height-friendly height, padded with background and read
+with page-segmentation mode 7 (one text line). A small pool of ``PyTessBaseAPI`` objects (one per worker
+thread; an API object is not thread-safe) reads crops in parallel: tesserocr releases the GIL while
+Tesseract runs. (No OMP_THREAD_LIMIT is set: the tesserocr wheel's libtesseract is built without OpenMP, and
+setting it process-wide deadlocks torch's OpenMP thread pool.)
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from ocrpipe.document import ModelInfo, RecResult
+from ocrpipe.engine import runtime
+from ocrpipe.errors import EngineError, ErrorCode, Stage
+
+TESSDATA_CANDIDATES = (
+    "/usr/share/tesseract-ocr/5/tessdata",
+    "/usr/share/tesseract-ocr/4.00/tessdata",
+    "/usr/share/tessdata",
+    "/usr/local/share/tessdata",
+)
+
+
+def find_tessdata(langs: str) -> str:
+    """The tessdata folder holding every ``+``-separated language (``TESSDATA_PREFIX`` first)."""
+    wanted = [f"{lang}.traineddata" for lang in langs.split("+")]
+    env = os.environ.get("TESSDATA_PREFIX")
+    for folder in ([env] if env else []) + list(TESSDATA_CANDIDATES):
+        if folder and all((Path(folder) / w).is_file() for w in wanted):
+            return folder
+    raise EngineError(
+        ErrorCode.MODEL_NOT_FOUND,
+        f"Tesseract language data {', '.join(wanted)} not found; install it with "
+        "`apt-get install tesseract-ocr-kor tesseract-ocr-eng` or set TESSDATA_PREFIX",
+    )
+
+
+def prepare_line(crop: np.ndarray, height: int = 48, pad: int = 12) -> Image.Image:
+    """Gray, scaled to ``height`` px, padded with the background colour (Tesseract wants margins)."""
+    gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY) if crop.ndim == 3 else crop
+    h, w = gray.shape
+    scale = height / max(h, 1)
+    new_w = max(1, int(round(w * scale)))
+    interp = cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA
+    gray = cv2.resize(gray, (new_w, height), interpolation=interp)
+    border = int(np.median(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])))
+    gray = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=border)
+    return Image.fromarray(gray)
+
+
+def latin_share(text: str) -> float:
+    """Share of ASCII letters among the non-space characters."""
+    chars = [c for c in text if not c.isspace()]
+    if not chars:
+        return 0.0
+    return sum(c.isascii() and c.isalpha() for c in chars) / len(chars)
+
+
+class TesseractRecognizer:
+    """Reads line crops with Tesseract's LSTM engine.
+
+    ``lang="kor+eng"`` with ``route=True`` (the default) does not load Tesseract's combined model: the
+    combined model often reads Korean words as Latin look-alikes. Each line is read with the first
+    language; lines that come out mostly Latin, or with a confidence below ``retry_below`` (the Korean
+    model reads English as confident-looking digit soup only rarely), are read again with the others,
+    and the most confident reading wins. ``route=False`` passes ``lang`` to Tesseract unchanged.
+    """
+
+    def __init__(self, lang: str = "kor+eng", *, threads: int | None = None, height: int = 48,
+                 psm: int = 7, route: bool = True, latin_threshold: float = 0.4, retry_below: float = 0.8,
+                 variables: dict[str, str] | None = None) -> None:
+        import tesserocr
+
+        self._tesserocr = tesserocr
+        self.lang = lang
+        self.height = height
+        self.psm = psm
+        self.tessdata = find_tessdata(lang)
+        self.threads = threads or runtime.default_threads()
+        self.variables = dict(variables or {})
+        self.latin_threshold = latin_threshold
+        self.retry_below = retry_below
+        self.name = f"tesseract-{lang}"
+        langs = lang.split("+") if route else [lang]
+        self._pools: dict[str, queue.SimpleQueue] = {}
+        for code in langs:
+            self._pools[code] = queue.SimpleQueue()
+            for _ in range(self.threads):
+                self._pools[code].put(self._new_api(code))
+        self._models: list[ModelInfo] | None = None
+        self._executor = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="tesseract")
+
+    def _new_api(self, lang: str):  # type: ignore[no-untyped-def]
+        tesserocr = self._tesserocr
+        api = tesserocr.PyTessBaseAPI(path=self.tessdata, lang=lang, psm=self.psm,
+                                      oem=tesserocr.OEM.LSTM_ONLY)
+        for key, value in self.variables.items():
+            api.SetVariable(key, value)
+        return api
+
+    @contextmanager
+    def _api(self, lang: str) -> Iterator[object]:
+        pool = self._pools[lang]
+        api = pool.get()
+        try:
+            yield api
+        finally:
+            pool.put(api)
+
+    def _read(self, image: Image.Image, lang: str) -> RecResult:
+        with self._api(lang) as api:
+            api.SetImage(image)  # type: ignore[attr-defined]
+            text = api.GetUTF8Text()  # type: ignore[attr-defined]
+            conf = api.MeanTextConf()  # type: ignore[attr-defined]
+        text = " ".join(text.split())
+        return RecResult(text, max(0.0, min(1.0, conf / 100.0)) if text else 0.0)
+
+    def _read_one(self, crop: np.ndarray) -> RecResult:
+        if crop.size == 0 or min(crop.shape[:2]) < 2:
+            return RecResult("", 0.0)
+        image = prepare_line(crop, self.height)
+        first, *others = self._pools
+        best = self._read(image, first)
+        if others and (best.confidence < self.retry_below or latin_share(best.text) >= self.latin_threshold):
+            for lang in others:
+                alt = self._read(image, lang)
+                if alt.confidence > best.confidence:
+                    best = alt
+        return best
+
+    def recognize(self, crops: Sequence[np.ndarray]) -> list[RecResult]:
+        """One result per crop, read in parallel by the API pool."""
+        if not crops:
+            return []
+        try:
+            return list(self._executor.map(self._read_one, crops))
+        except RuntimeError as exc:
+            raise EngineError(ErrorCode.ENGINE_FAILURE, f"tesseract failed: {exc}", stage=Stage.RECOGNIZE) from exc
+
+    def models(self) -> list[ModelInfo]:
+        if self._models is None:
+            version = self._tesserocr.tesseract_version().split()[1]
+            self._models = [
+                ModelInfo(name=f"tesseract/{lang}", kind="recognizer", version=f"tesseract {version}",
+                          sha256=runtime.sha256_file(Path(self.tessdata) / f"{lang}.traineddata"),
+                          source=str(Path(self.tessdata) / f"{lang}.traineddata"))
+                for lang in self.lang.split("+")
+            ]
+        return list(self._models)

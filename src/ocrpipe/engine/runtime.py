@@ -1,0 +1,162 @@
+"""The one wrapper around ONNX Runtime, and the model registry.
+
+Every model the engine can run is listed in ``ocrpipe/models/manifest.json`` with its sha256 and where the
+file comes from: ``package:<dist module>/<path>`` for a file inside an installed wheel (the PP-OCR models
+inside ``rapidocr_onnxruntime``), or ``ocrpipe:<path>`` for a file shipped inside this package. Nothing is
+ever downloaded: a missing or altered file is a clear :class:`EngineError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from ocrpipe.document import ModelInfo
+from ocrpipe.errors import EngineError, ErrorCode
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+MANIFEST = MODELS_DIR / "manifest.json"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One entry of the manifest."""
+
+    name: str
+    kind: str
+    source: str
+    sha256: str
+    version: str = "1"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        return resolve_source(self.source)
+
+    def info(self) -> ModelInfo:
+        return ModelInfo(name=self.name, kind=self.kind, version=self.version, sha256=self.sha256,
+                         source=self.source)
+
+
+def resolve_source(source: str) -> Path:
+    """Turn a manifest ``source`` into a local path (never touches the network)."""
+    scheme, _, rest = source.partition(":")
+    if scheme == "package":
+        module, _, rel = rest.partition("/")
+        spec = importlib.util.find_spec(module)
+        if spec is None or not spec.submodule_search_locations:
+            raise EngineError(
+                ErrorCode.MODEL_NOT_FOUND,
+                f"model source {source!r} needs the Python package {module!r}; install it with "
+                f"`pip install {module}`",
+            )
+        return Path(next(iter(spec.submodule_search_locations))) / rel
+    if scheme == "ocrpipe":
+        return MODELS_DIR / rest
+    if scheme == "file":
+        return Path(rest)
+    raise EngineError(ErrorCode.MODEL_NOT_FOUND, f"unknown model source scheme in {source!r}")
+
+
+@cache
+def load_manifest() -> dict[str, ModelSpec]:
+    """All models known to this installation, by name."""
+    data = json.loads(MANIFEST.read_text(encoding="utf-8"))
+    specs = {}
+    for entry in data["models"]:
+        spec = ModelSpec(
+            name=entry["name"], kind=entry["kind"], source=entry["source"], sha256=entry["sha256"],
+            version=str(entry.get("version", "1")), meta=dict(entry.get("meta", {})),
+        )
+        specs[spec.name] = spec
+    return specs
+
+
+def get_spec(name: str) -> ModelSpec:
+    specs = load_manifest()
+    if name not in specs:
+        raise EngineError(ErrorCode.MODEL_NOT_FOUND,
+                          f"unknown model {name!r}; known models: {', '.join(sorted(specs))}")
+    return specs[name]
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+_verified: dict[tuple[str, float, int], str] = {}
+_verify_lock = threading.Lock()
+
+
+def verified_path(spec: ModelSpec) -> Path:
+    """The model file's path after checking it exists and its sha256 matches the manifest."""
+    path = spec.path
+    if not path.is_file():
+        raise EngineError(ErrorCode.MODEL_NOT_FOUND, f"model file for {spec.name!r} not found at {path}")
+    st = path.stat()
+    key = (str(path), st.st_mtime, st.st_size)
+    with _verify_lock:
+        digest = _verified.get(key)
+        if digest is None:
+            digest = sha256_file(path)
+            _verified[key] = digest
+    if digest != spec.sha256:
+        raise EngineError(
+            ErrorCode.MODEL_CHECKSUM_MISMATCH,
+            f"model {spec.name!r} at {path} has sha256 {digest}, expected {spec.sha256}; "
+            "reinstall the package that provides it",
+        )
+    return path
+
+
+def default_threads() -> int:
+    """Intra-op threads per session: ``OCRPIPE_THREADS`` or the number of usable CPUs."""
+    env = os.environ.get("OCRPIPE_THREADS")
+    if env:
+        return max(1, int(env))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def create_session(path: Path, *, threads: int | None = None, device: str | None = None) -> Any:
+    """An ONNX Runtime inference session on CPU (or CUDA when ``device='cuda'`` and available)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or default_threads()
+    opts.inter_op_num_threads = 1
+    # ONNX Runtime's worker threads busy-wait after each run by default. In ocrpipe a model run is followed
+    # by other CPU work on other threads (Tesseract reads, the next page's decoding, template matching), and
+    # a spinning thread takes a core from it: on 2 cores, template mode's two Tesseract threads gained
+    # nothing until spinning was off (40 -> 34 ms a page). OCRPIPE_ORT_SPIN=1 restores the default.
+    opts.add_session_config_entry("session.intra_op.allow_spinning",
+                                  "1" if os.environ.get("OCRPIPE_ORT_SPIN") == "1" else "0")
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    providers = ["CPUExecutionProvider"]
+    device = device or os.environ.get("OCRPIPE_DEVICE", "cpu")
+    if device == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise EngineError(ErrorCode.ENGINE_FAILURE, f"cannot load ONNX model {path}: {exc}") from exc
+
+
+def load_model(name: str, **kwargs: Any) -> tuple[ModelSpec, Any]:
+    """Resolve, verify and open a model from the manifest: ``(spec, session)``."""
+    spec = get_spec(name)
+    return spec, create_session(verified_path(spec), **kwargs)

@@ -1,0 +1,1 @@
+"""Output formats of a Document: JSON, text, hOCR and the visualisation image."""

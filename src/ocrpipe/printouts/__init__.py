@@ -1,6 +1,0 @@
-"""Synthetic eye-clinic device printouts with exact field ground truth (test and benchmark data)."""
-
-from ocrpipe.printouts.generate import canonical, generate, make_page
-from ocrpipe.printouts.layouts import LAYOUTS, Layout
-
-__all__ = ["LAYOUTS", "Layout", "canonical", "generate", "make_page"]

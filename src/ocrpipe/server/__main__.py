@@ -1,0 +1,5 @@
+import sys
+
+from ocrpipe.server.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The REST transport: routes, request schemas, the key check dependency and the web page."""

@@ -1,0 +1,213 @@
+"""API keys for gRPC: a server interceptor reading ``authorization: Bearer <key>`` from call metadata.
+
+The same keys, scopes, tenants and rate limits as the REST API (:mod:`ocrpipe.server.security.auth`):
+missing/invalid/revoked key → ``UNAUTHENTICATED``, missing scope → ``PERMISSION_DENIED``, over the key's
+rate → ``RESOURCE_EXHAUSTED``. The health service stays public. Servicers read the caller with
+:func:`current_principal` (a context variable set around the handler, also while a response stream is
+being produced) and answer ``NOT_FOUND`` for another tenant's job, exactly as for a missing one.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+
+from ocrpipe.server.security.audit import AuditLog
+from ocrpipe.server.security.auth import FAILED_AUTH_PER_MIN, SecurityState
+from ocrpipe.server.security.keys import KeyStore, Principal, Scope
+from ocrpipe.server.security.settings import SecuritySettings
+
+_principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("grpc_principal", default=None)
+
+PUBLIC_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+
+
+def current_principal() -> Principal | None:
+    """The authenticated caller of the gRPC call being handled (None when auth is not enforced)."""
+    return _principal.get()
+
+
+def current_tenant() -> str | None:
+    """The tenant whose jobs the current gRPC caller may see (None: unrestricted, auth not enforced)."""
+    p = _principal.get()
+    return p.tenant if p is not None else None
+
+
+def scope_for(method: str) -> Scope:
+    """The scope a gRPC method needs, from its name: Submit*/Upload*/Delete* → submit, Get*/Watch*/List* →
+    read, anything else → admin (unknown methods fail closed)."""
+    name = method.rsplit("/", 1)[-1]
+    if name.startswith(("Submit", "Upload", "Delete")):
+        return Scope.SUBMIT
+    if name.startswith(("Get", "Watch", "List")):
+        return Scope.READ
+    return Scope.ADMIN
+
+
+class _Refused(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class AuthInterceptor(grpc.ServerInterceptor):
+    """Authenticate and authorise every call (except the health service) before its handler runs."""
+
+    def __init__(self, engine: Any, settings: SecuritySettings | None = None, *, audit: bool = True) -> None:
+        self.state = SecurityState(settings or SecuritySettings())
+        self.keys: KeyStore = self.state.bind(engine)
+        self.audit = AuditLog(engine, background=True) if audit else None
+
+    def intercept_service(self, continuation: Callable[[Any], Any], details: Any) -> Any:
+        handler = continuation(details)
+        method: str = details.method
+        if handler is None or method.startswith(PUBLIC_PREFIXES):
+            return handler
+        return _wrap(handler, lambda context: self.check(method, context))
+
+    def check(self, method: str, context: grpc.ServicerContext) -> Principal | None:
+        """The caller's principal (None when auth is not enforced); raises :class:`_Refused`."""
+        if not self.state.enforced(self.keys):
+            return None
+        metadata = {k.lower(): v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+        value = metadata.get("authorization", "")
+        scheme, _, token = value.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise _Refused(grpc.StatusCode.UNAUTHENTICATED, "send the API key as 'authorization: Bearer <key>'")
+        peer = "peer:" + (context.peer() or "?").rsplit(":", 1)[0]  # the address without the port
+        known = self.keys.recently_verified(token.strip())
+        if not known and self.state.failures.peek(peer, FAILED_AUTH_PER_MIN) > 0:
+            raise _Refused(grpc.StatusCode.RESOURCE_EXHAUSTED, "too many invalid API keys from this address")
+        principal = self.keys.authenticate(token.strip())
+        if principal is None:
+            self.state.failures.acquire(peer, FAILED_AUTH_PER_MIN)
+            raise _Refused(grpc.StatusCode.UNAUTHENTICATED, "the API key is invalid or was revoked")
+        limit = principal.rate_limit_per_min or self.state.settings.rate_limit_per_min
+        if self.state.limiter.acquire(principal.key_id, limit) > 0:
+            raise _Refused(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                           f"key {principal.name!r} is limited to {limit:g} requests per minute")
+        scope = scope_for(method)
+        if not principal.has(scope):
+            raise _Refused(grpc.StatusCode.PERMISSION_DENIED,
+                           f"key {principal.name!r} lacks the {scope.value!r} scope needed for {method}")
+        return principal
+
+    def record(self, action: str, principal: Principal | None, job_id: str | None, status: int = 0) -> None:
+        """Write an audit entry for a gRPC read/submit (servicers call this; status 0 = OK, as gRPC)."""
+        if self.audit is not None:
+            self.audit.record(action, principal=principal, job_id=job_id, transport="grpc", status=status)
+
+
+def _wrap(handler: Any, check: Callable[[grpc.ServicerContext], Principal | None]) -> Any:
+    """A copy of ``handler`` whose behaviour first runs ``check`` and sets the principal context."""
+
+    def guard(behavior: Callable[..., Any], streaming_response: bool) -> Callable[..., Any]:
+        def unary(request: Any, context: grpc.ServicerContext) -> Any:
+            token = _enter(check, context)
+            try:
+                return behavior(request, context)
+            finally:
+                _principal.reset(token)
+
+        def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            token = _enter(check, context)
+            try:
+                yield from behavior(request, context)
+            finally:
+                _principal.reset(token)
+
+        return stream if streaming_response else unary
+
+    fields = {}
+    for kind in ("unary_unary", "unary_stream", "stream_unary", "stream_stream"):
+        behavior = getattr(handler, kind)
+        fields[kind] = guard(behavior, kind.endswith("_stream")) if behavior is not None else None
+    return handler._replace(**fields)
+
+
+def _enter(check: Callable[[grpc.ServicerContext], Principal | None],
+           context: grpc.ServicerContext) -> contextvars.Token[Principal | None]:
+    try:
+        principal = check(context)
+    except _Refused as exc:
+        context.abort(exc.code, exc.message)  # raises
+    return _principal.set(principal)
+
+
+# ---- client side -------------------------------------------------------------------------------------
+
+
+class _ClientCallDetails(grpc.ClientCallDetails):  # type: ignore[misc]
+    def __init__(self, base: Any, metadata: list[tuple[str, str]]) -> None:
+        self.method = base.method
+        self.timeout = base.timeout
+        self.metadata = metadata
+        self.credentials = base.credentials
+        self.wait_for_ready = getattr(base, "wait_for_ready", None)
+        self.compression = getattr(base, "compression", None)
+
+
+class ApiKeyClientInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                              grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds ``authorization: Bearer <key>`` to every call (works on plain and TLS channels alike)."""
+
+    def __init__(self, api_key: str) -> None:
+        self._header = ("authorization", f"Bearer {api_key}")
+
+    def _details(self, details: Any) -> _ClientCallDetails:
+        metadata = [m for m in (details.metadata or ()) if m[0].lower() != "authorization"]
+        return _ClientCallDetails(details, [*metadata, self._header])
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
+        return continuation(self._details(details), request_iterator)
+
+    def intercept_stream_stream(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
+        return continuation(self._details(details), request_iterator)
+
+
+def client_channel(target: str, *, api_key: str | None = None, tls: bool = False, ca_file: Any = None,
+                   cert_file: Any = None, key_file: Any = None) -> grpc.Channel:
+    """A channel for the upload client: TLS verifying the server against ``ca_file`` (else the system
+    store) when ``tls`` or any file is given, a client certificate for mutual TLS, and the API key."""
+    from ocrpipe.server.security.tls import grpc_channel_credentials
+
+    if tls or ca_file or cert_file:
+        channel = grpc.secure_channel(target, grpc_channel_credentials(ca_file, cert_file, key_file))
+    else:
+        channel = grpc.insecure_channel(target)
+    if api_key:
+        channel = grpc.intercept_channel(channel, ApiKeyClientInterceptor(api_key))
+    return channel
+
+
+# ---- server construction -----------------------------------------------------------------------------
+
+
+def make_server(engine: Any, settings: SecuritySettings | None = None, *, max_workers: int = 8,
+                options: Any = ()) -> grpc.Server:
+    """A ``grpc.server`` whose every call (except health) goes through :class:`AuthInterceptor`."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    return grpc.server(ThreadPoolExecutor(max_workers, thread_name_prefix="grpc"), options=options,
+                       interceptors=[AuthInterceptor(engine, settings)])
+
+
+def add_port(server: grpc.Server, address: str, settings: SecuritySettings) -> int:
+    """Bind ``address`` with TLS (mutual with ``tls_client_ca``) when configured; returns the port."""
+    from ocrpipe.server.security.tls import grpc_server_credentials
+
+    if settings.tls:
+        assert settings.tls_cert is not None and settings.tls_key is not None
+        creds = grpc_server_credentials(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+        return int(server.add_secure_port(address, creds))
+    return int(server.add_insecure_port(address))

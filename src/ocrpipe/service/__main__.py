@@ -1,5 +1,0 @@
-import sys
-
-from ocrpipe.service.cli import main
-
-sys.exit(main())

@@ -9,7 +9,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -28,29 +27,11 @@ from ocrpipe.server.scheduling.jobs import FinishedSignal, JobRunner
 from ocrpipe.server.scheduling.template_jobs import TemplateJobRunner
 from ocrpipe.server.security import install as install_security
 from ocrpipe.server.settings import ServiceSettings
+from ocrpipe.server.state import ServiceState
 from ocrpipe.server.storage.db import get_engine, migrate
 from ocrpipe.server.storage.jobs import JobStore
 
 log = logging.getLogger("ocrpipe.server")
-
-
-@dataclass
-class ServiceState:
-    """Everything the routes need, created once in the lifespan."""
-
-    settings: ServiceSettings
-    metrics: Metrics
-    store: JobStore
-    engine: OcrEngine
-    runner: JobRunner
-    notifier: Notifier
-    template_runner: JobRunner | None = None
-    grpc: Any = None
-    """The running :class:`ocrpipe.server.grpc.server.IngestServer` (None: gRPC off or its default port taken)."""
-    inflight: int = 0
-    queued_count: int = 0
-    queued_checked: float = 0.0
-    started: float = field(default_factory=time.time)
 
 
 @asynccontextmanager
@@ -114,7 +95,7 @@ def start_grpc(app: FastAPI, settings: ServiceSettings, store: JobStore, runner:
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     """Build the app; models and database are opened when the app starts (lifespan), not here."""
-    from ocrpipe.server.http.routes import router, system_router
+    from ocrpipe.server.http import include_routes
 
     settings = settings or ServiceSettings()
     app = FastAPI(
@@ -125,9 +106,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = Metrics()
     errors.install(app)
-    app.include_router(router)
-    app.include_router(system_router)
-    install_security(app)  # keys, scopes, tenants, audit log, DELETE /v1/jobs/{id}, /v1/admin
+    include_routes(app)
+    install_security(app)  # keys, scopes, tenants, audit log
     static = resources.files("ocrpipe.server.http") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + 256 * 1024)

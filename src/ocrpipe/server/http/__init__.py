@@ -1,1 +1,14 @@
-"""The REST transport: routes, request schemas, the key check dependency and the web page."""
+"""The REST transport: routes by resource (:mod:`.ocr`, :mod:`.jobs`, :mod:`.admin`, :mod:`.system`), their
+dependencies (:mod:`.deps`), request schemas and the web page."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+
+def include_routes(app: FastAPI) -> None:
+    """Add every REST route to ``app``."""
+    from ocrpipe.server.http import admin, jobs, ocr, system
+
+    for module in (ocr, jobs, system, admin):
+        app.include_router(module.router)

@@ -2,8 +2,9 @@
 retention and deletion.
 
 :func:`install` plugs the layer into the FastAPI app of :mod:`ocrpipe.server.app`: the ``/v1`` auth
-hook (:func:`ocrpipe.server.security.auth.authorize`) decides who may call what, ``DELETE /v1/jobs/{id}`` and
-the ``/v1/admin`` routes are added, and a middleware writes the audit log.
+hook (:func:`ocrpipe.server.http.deps.authorize`, calling :func:`ocrpipe.server.security.auth.check_request`)
+decides who may call what, and a middleware writes the audit log. The ``/v1/admin`` and ``DELETE /v1/jobs/{id}``
+routes live with the other REST routes in :mod:`ocrpipe.server.http`.
 """
 
 from __future__ import annotations
@@ -12,17 +13,14 @@ from typing import Any
 
 
 def install(app: Any, settings: Any = None) -> None:
-    """Add the security routes, middleware and state to ``app`` (call before other middleware)."""
+    """Add the security middleware, state and OpenAPI additions to ``app`` (call before other middleware)."""
     from ocrpipe.server.errors import error_response
     from ocrpipe.server.security import openapi
     from ocrpipe.server.security.audit import SecurityMiddleware
     from ocrpipe.server.security.auth import AuthError, SecurityState
-    from ocrpipe.server.security.routes import admin_router, jobs_router
     from ocrpipe.server.security.settings import SecuritySettings
 
     app.state.security = SecurityState(settings or SecuritySettings())
-    app.include_router(jobs_router)
-    app.include_router(admin_router)
     app.add_middleware(SecurityMiddleware)
     openapi.install(app)
 

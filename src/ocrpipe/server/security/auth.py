@@ -16,9 +16,9 @@ import hashlib
 import threading
 import time
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from ocrpipe.server.errors import ServiceError
@@ -159,20 +159,6 @@ async def check_request(app: FastAPI, method: str, path: str, headers: Mapping[s
         raise AuthError(403, FORBIDDEN, f"key {principal.name!r} lacks the {scope.value!r} scope "
                                         f"needed for {method} {path}")
     return principal
-
-
-async def authorize(request: Request) -> None:
-    """FastAPI dependency of every ``/v1`` route: sets ``request.state.principal`` or raises."""
-    request.state.principal = await check_request(request.app, request.method, request.url.path,
-                                                  request.headers, request.client.host if request.client else None)
-
-
-def current_principal(request: Request) -> Principal | None:
-    """The authenticated caller of this request (None when auth is not enforced)."""
-    return getattr(request.state, "principal", None)
-
-
-Caller = Annotated[Principal | None, Depends(current_principal)]
 
 
 def tenant_of(principal: Principal | None) -> str | None:

@@ -1,22 +1,21 @@
-"""Routes of the security layer: delete a job's data, and the admin API (keys, audit log, retention)."""
+"""Admin routes (scope ``admin``): API keys, the audit log and the retention sweeper."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from ocrpipe.server import errors
 from ocrpipe.server.errors import ServiceError
+from ocrpipe.server.http.deps import Authorized
 from ocrpipe.server.security.audit import audit_log
-from ocrpipe.server.security.auth import Caller, authorize, key_store, tenant_of
+from ocrpipe.server.security.auth import key_store
 from ocrpipe.server.security.keys import KeyAdminError, KeyExists
-from ocrpipe.server.storage.retention import delete_job
 
-jobs_router = APIRouter(prefix="/v1", dependencies=[Depends(authorize)], tags=["ocr"])
-admin_router = APIRouter(prefix="/v1/admin", dependencies=[Depends(authorize)], tags=["admin"])
+router = APIRouter(prefix="/v1/admin", dependencies=[Authorized], tags=["admin"])
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
@@ -30,23 +29,13 @@ class KeyRequest(BaseModel):
     rate_limit_per_min: float | None = Field(None, gt=0, le=1e6)
 
 
-@jobs_router.delete("/jobs/{job_id}", summary="Delete a job: upload, result and field rows at once")
-async def delete_job_route(request: Request, job_id: str, caller: Caller) -> dict[str, Any]:
-    """Removes the stored image, the job row with its result and every row derived from it."""
-    svc = request.app.state.svc
-    counts = await run_in_threadpool(delete_job, svc.store.sessions, job_id, tenant_of(caller))
-    if counts is None:
-        raise ServiceError(404, errors.JOB_NOT_FOUND, f"no job {job_id!r} (unknown or past retention)")
-    return {"id": job_id, "deleted": True, "removed": counts}
-
-
-@admin_router.get("/keys", summary="All API keys (no secrets)")
+@router.get("/keys", summary="All API keys (no secrets)")
 async def list_keys(request: Request) -> dict[str, Any]:
     keys = await run_in_threadpool(key_store(request.app).list)
     return {"keys": [k.to_dict() for k in keys]}
 
 
-@admin_router.post("/keys", status_code=201, summary="Create an API key (the key is shown only here)")
+@router.post("/keys", status_code=201, summary="Create an API key (the key is shown only here)")
 async def create_key(request: Request, body: KeyRequest) -> dict[str, Any]:
     try:
         info, secret = await run_in_threadpool(key_store(request.app).create, body.name, body.scopes,
@@ -56,7 +45,7 @@ async def create_key(request: Request, body: KeyRequest) -> dict[str, Any]:
     return {**info.to_dict(), "key": secret}
 
 
-@admin_router.delete("/keys/{name}", summary="Revoke an API key (by name or id)")
+@router.delete("/keys/{name}", summary="Revoke an API key (by name or id)")
 async def revoke_key(request: Request, name: str) -> dict[str, Any]:
     try:
         info = await run_in_threadpool(key_store(request.app).revoke, name)
@@ -65,7 +54,7 @@ async def revoke_key(request: Request, name: str) -> dict[str, Any]:
     return info.to_dict()
 
 
-@admin_router.get("/audit", summary="Audit log: who read, submitted or deleted which job")
+@router.get("/audit", summary="Audit log: who read, submitted or deleted which job")
 async def audit(request: Request, job_id: Annotated[str | None, Query(max_length=64)] = None,
                 key_name: Annotated[str | None, Query(max_length=64)] = None,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
@@ -74,7 +63,7 @@ async def audit(request: Request, job_id: Annotated[str | None, Query(max_length
     return {"entries": [e.to_dict() for e in entries]}
 
 
-@admin_router.post("/retention/sweep", summary="Run the retention sweeper now")
+@router.post("/retention/sweep", summary="Run the retention sweeper now")
 async def sweep(request: Request) -> dict[str, Any]:
     removed = await run_in_threadpool(request.app.state.svc.runner.sweep)
     return {"removed": removed, "retention_hours": request.app.state.svc.settings.retention_hours}

@@ -1,0 +1,57 @@
+"""The dependencies of the REST routes, declared once: the authorisation hook, the service state, the
+caller and the synchronous-OCR slot.
+
+Access control (API keys, scopes, rate limits) lives in :mod:`ocrpipe.server.security.auth`; tests and
+deployments may replace :func:`authorize` via ``app.dependency_overrides``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from ocrpipe.server import errors
+from ocrpipe.server.errors import ServiceError
+from ocrpipe.server.security.auth import Principal, check_request
+from ocrpipe.server.state import ServiceState
+
+
+async def authorize(request: Request) -> None:
+    """Dependency of every ``/v1`` route: sets ``request.state.principal`` or raises an auth error."""
+    request.state.principal = await check_request(request.app, request.method, request.url.path,
+                                                  request.headers, request.client.host if request.client else None)
+
+
+def state(request: Request) -> ServiceState:
+    """The running service's state (models, store, runners), made in the app's lifespan."""
+    svc: ServiceState = request.app.state.svc
+    return svc
+
+
+def current_principal(request: Request) -> Principal | None:
+    """The authenticated caller of this request (None when auth is not enforced)."""
+    return getattr(request.state, "principal", None)
+
+
+async def inflight_slot(request: Request) -> AsyncIterator[None]:
+    """Bound concurrent synchronous OCR requests; beyond the bound answer 429 + Retry-After."""
+    svc = state(request)
+    if svc.inflight >= svc.settings.max_inflight:
+        svc.metrics.rejected.labels(reason="inflight").inc()
+        raise ServiceError(429, errors.TOO_MANY_REQUESTS,
+                           f"{svc.inflight} OCR requests are in progress; retry shortly", retry_after=1)
+    svc.inflight += 1
+    svc.metrics.inflight.set(svc.inflight)
+    try:
+        yield
+    finally:
+        svc.inflight -= 1
+        svc.metrics.inflight.set(svc.inflight)
+
+
+Authorized = Depends(authorize)
+State = Annotated[ServiceState, Depends(state)]
+Caller = Annotated[Principal | None, Depends(current_principal)]
+Slot = Depends(inflight_slot)

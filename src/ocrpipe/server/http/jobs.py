@@ -1,0 +1,138 @@
+"""Job routes: queue a durable OCR job, list and poll jobs, fetch a result or a page image, delete a job."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Header, Query, Response, UploadFile
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from ocrpipe.server import errors
+from ocrpipe.server.errors import ServiceError
+from ocrpipe.server.http import schemas
+from ocrpipe.server.http.deps import Authorized, Caller, State
+from ocrpipe.server.http.uploads import check_media, read_upload
+from ocrpipe.server.security.auth import scoped_idempotency_key, tenant_of
+from ocrpipe.server.state import ServiceState
+from ocrpipe.server.storage.jobs import IdempotencyConflict
+from ocrpipe.server.storage.models import JobStatus
+from ocrpipe.server.storage.retention import delete_job
+
+router = APIRouter(prefix="/v1", dependencies=[Authorized], tags=["ocr"])
+
+
+async def queued_jobs(svc: ServiceState) -> int:
+    """Jobs waiting to run, counted in the database at most once a second (keeps acks fast)."""
+    now = time.monotonic()
+    if now - svc.queued_checked > 1.0:
+        svc.queued_checked = now
+        svc.queued_count = await run_in_threadpool(svc.store.count_queued)
+    return svc.queued_count
+
+
+@router.post("/jobs", status_code=202, summary="Queue an OCR job (durable before the 202)",
+             response_model=schemas.JobOut,
+             responses={200: {"description": "Idempotent replay: the job created earlier with this key"},
+                        409: {"model": schemas.ErrorBody, "description": "key reused with other content"},
+                        **schemas.ERRORS})
+async def create_job(svc: State, response: Response, caller: Caller,
+                     file: Annotated[UploadFile, File(description="image or PDF")],
+                     idempotency_key: Annotated[str | None, Header(max_length=255)] = None) -> dict[str, Any]:
+    """The upload is written (fsync) and the job row committed before the answer; poll ``/v1/jobs/{id}``."""
+    key = scoped_idempotency_key(caller, idempotency_key)
+    data, name = await read_upload(file, svc)
+    check_media(data, name)
+    queued = await queued_jobs(svc)
+    if queued >= svc.settings.max_queued_jobs:
+        svc.metrics.rejected.labels(reason="jobs").inc()
+        raise ServiceError(429, errors.TOO_MANY_REQUESTS, f"{queued} jobs are waiting; retry later",
+                           retry_after=30)
+    try:
+        job, created = await run_in_threadpool(svc.store.create, data, filename=name,
+                                               content_type=file.content_type, idempotency_key=key,
+                                               tenant=tenant_of(caller), submitted_by=caller.name if caller else None)
+    except IdempotencyConflict as exc:
+        raise ServiceError(409, errors.IDEMPOTENCY_CONFLICT, str(exc)) from exc
+    if created:
+        svc.queued_count += 1
+        svc.runner.wake()
+    else:
+        response.status_code = 200
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return job.to_dict()
+
+
+@router.get("/jobs", summary="Recent jobs", response_model=schemas.JobListOut)
+async def list_jobs(svc: State, caller: Caller, status: JobStatus | None = None, since: datetime | None = None,
+                    limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict[str, Any]:
+    """The caller's tenant's most recent jobs, newest first, optionally by status and submission time."""
+    jobs = await run_in_threadpool(svc.store.list, status=status.value if status else None, since=since,
+                                   limit=limit, tenant=tenant_of(caller))
+    return {"jobs": [j.to_dict() for j in jobs]}
+
+
+@router.get("/jobs/{job_id}", summary="A job's status", response_model=schemas.JobOut,
+            responses={404: {"model": schemas.ErrorBody}})
+async def get_job(svc: State, job_id: str, caller: Caller) -> dict[str, Any]:
+    """The job's row: status, timestamps, error code and stage when it failed."""
+    job = await run_in_threadpool(svc.store.get, job_id, tenant_of(caller))
+    if job is None:
+        raise ServiceError(404, errors.JOB_NOT_FOUND, f"no job {job_id!r} (unknown or past retention)")
+    return job.to_dict()
+
+
+@router.get("/jobs/{job_id}/result", summary="A finished job's Document JSON",
+            responses={200: {"model": schemas.DocumentOut}, 404: {"model": schemas.ErrorBody},
+                       409: {"model": schemas.ErrorBody, "description": "not finished yet"},
+                       422: {"model": schemas.ErrorBody, "description": "the job failed: its code and stage"}})
+async def job_result(svc: State, job_id: str, caller: Caller) -> JSONResponse:
+    """The Document JSON of a finished job; 409 while it runs, 422 with its error when it failed."""
+    found = await run_in_threadpool(svc.store.result, job_id, tenant_of(caller))
+    if found is None:
+        raise ServiceError(404, errors.JOB_NOT_FOUND, f"no job {job_id!r} (unknown or past retention)")
+    job, result = found
+    if job.status == JobStatus.FAILED:
+        return JSONResponse(errors.error_body(job.error_code or errors.JOB_FAILED, job.error_message or "",
+                                              stage=job.error_stage, job_id=job.id), status_code=422)
+    if result is None:
+        raise ServiceError(409, errors.JOB_NOT_FINISHED,
+                           f"job {job_id} is {job.status}; poll /v1/jobs/{job_id}", retry_after=1)
+    return JSONResponse(result)
+
+
+@router.get("/jobs/{job_id}/pages/{index}", summary="A page of the job's upload as JPEG (for the web page)",
+            response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
+async def job_page(svc: State, job_id: str, index: int, caller: Caller) -> Response:
+    """Page ``index`` (from 0) of the stored upload, decoded and re-encoded as JPEG."""
+    found = await run_in_threadpool(svc.store.upload_of, job_id, tenant_of(caller))
+    if found is None or not found[0].is_file():
+        raise ServiceError(404, errors.JOB_NOT_FOUND, f"no stored upload for job {job_id!r}")
+    path, name = found
+    images = await asyncio.get_running_loop().run_in_executor(
+        svc.engine.executor, svc.engine.decode, path.read_bytes(), name)
+    if not 0 <= index < len(images):
+        raise ServiceError(404, errors.NOT_FOUND, f"job {job_id} has {len(images)} page(s)")
+    return Response(await run_in_threadpool(_jpeg, images[index]), media_type="image/jpeg",
+                    headers={"Cache-Control": "private, max-age=3600"})
+
+
+def _jpeg(image: Any) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, "JPEG", quality=85)
+    return buf.getvalue()
+
+
+@router.delete("/jobs/{job_id}", summary="Delete a job: upload, result and field rows at once")
+async def delete_job_route(svc: State, job_id: str, caller: Caller) -> dict[str, Any]:
+    """Removes the stored image, the job row with its result and every row derived from it."""
+    counts = await run_in_threadpool(delete_job, svc.store.sessions, job_id, tenant_of(caller))
+    if counts is None:
+        raise ServiceError(404, errors.JOB_NOT_FOUND, f"no job {job_id!r} (unknown or past retention)")
+    return {"id": job_id, "deleted": True, "removed": counts}

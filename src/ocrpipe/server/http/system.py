@@ -1,0 +1,51 @@
+"""System routes: the web page, liveness, readiness and Prometheus metrics (no key needed)."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from ocrpipe.server import errors
+from ocrpipe.server.state import ServiceState
+
+router = APIRouter(tags=["system"])
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+async def index() -> HTMLResponse:
+    """The single-page web UI."""
+    page = resources.files("ocrpipe.server.http") / "static" / "index.html"
+    return HTMLResponse(page.read_text(encoding="utf-8"))
+
+
+@router.get("/healthz", summary="The process is up")
+async def healthz() -> dict[str, str]:
+    """Always ok while the process answers."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Models loaded and database reachable")
+async def readyz(request: Request) -> JSONResponse:
+    """503 while models load or when the database does not answer; else the engine and models in use."""
+    svc: ServiceState | None = getattr(request.app.state, "svc", None)
+    if svc is None:
+        return JSONResponse(errors.error_body("not_ready", "models are loading"), status_code=503)
+    try:
+        await run_in_threadpool(svc.store.ping)
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        return JSONResponse(errors.error_body("database_unavailable", type(exc).__name__), status_code=503)
+    return JSONResponse({"status": "ready", "engine": svc.engine.pipeline.engine_name,
+                         "batching": svc.settings.batching, "models": svc.engine.models,
+                         "database": svc.store.engine.dialect.name})
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    """The Prometheus text exposition of the service's metrics."""
+    svc: ServiceState = request.app.state.svc
+    if svc.engine.batcher is not None:
+        svc.metrics.queue_depth.set(svc.engine.batcher.depth)
+    return Response(svc.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -1,4 +1,4 @@
-"""The one result tree: quads, recognised lines, pages, documents and model descriptions.
+"""The one result tree: quads, words, recognised lines, pages, documents and model descriptions.
 
 Every stage takes plain numpy arrays and returns frozen dataclasses; nothing here holds hidden state.
 """
@@ -23,27 +23,64 @@ def quad_to_box(quad: np.ndarray) -> Box:
 
 
 @dataclass(frozen=True, slots=True)
-class RecResult:
-    """The output of a recogniser for one line crop."""
+class WordSpan:
+    """One word of a recogniser's reading and where it lies along the crop's reading direction.
+
+    ``start`` and ``end`` are fractions (0..1) of the crop's width, left to right as the recogniser saw it.
+    """
 
     text: str
     confidence: float
+    start: float
+    end: float
 
 
 @dataclass(frozen=True, slots=True)
-class Line:
-    """One recognised text line."""
+class RecResult:
+    """The output of a recogniser for one line crop; ``words`` is empty when the recogniser gives no spans."""
+
+    text: str
+    confidence: float
+    words: tuple[WordSpan, ...] = ()
+
+    def mirrored(self) -> RecResult:
+        """The same reading with its word spans measured on the crop turned by 180 degrees."""
+        spans = tuple(WordSpan(w.text, w.confidence, 1.0 - w.end, 1.0 - w.start) for w in self.words)
+        return RecResult(self.text, self.confidence, spans)
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    """One word of a line: its text, confidence and box (original-image pixels, clockwise from top-left)."""
 
     text: str
     confidence: float
     box: Box
-    det_score: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "text": self.text,
             "confidence": round(float(self.confidence), 4),
             "box": [[x, y] for x, y in self.box],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One recognised text line; ``words`` splits it into words with their own boxes (reading order)."""
+
+    text: str
+    confidence: float
+    box: Box
+    det_score: float = 1.0
+    words: tuple[Word, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "confidence": round(float(self.confidence), 4),
+            "box": [[x, y] for x, y in self.box],
+            "words": [word.to_dict() for word in self.words],
         }
 
 

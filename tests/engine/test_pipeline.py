@@ -52,7 +52,8 @@ def test_document_json_contract(pipeline: Pipeline):
     data = json.loads(json.dumps(doc.to_dict(), ensure_ascii=False))
     assert set(data) >= {"engine", "pages", "text", "timings_ms", "models"}
     line = data["pages"][0]["lines"][0]
-    assert set(line) == {"text", "confidence", "box"} and len(line["box"]) == 4
+    assert set(line) == {"text", "confidence", "box", "words"} and len(line["box"]) == 4
+    assert [w["text"] for w in line["words"]] == line["text"].split()
     assert data["models"][0]["sha256"]
     assert "ocr_line" in to_hocr(doc)
 

@@ -21,6 +21,7 @@ from ocrpipe.engine import order, preprocess
 from ocrpipe.engine.crop import crop_lines
 from ocrpipe.engine.detect import Detection, TextDetector
 from ocrpipe.engine.recognize.base import Recognizer
+from ocrpipe.engine.words import line_words
 from ocrpipe.errors import EngineError, ErrorCode, OcrError, Stage
 
 RecognizeFn = Callable[[Sequence[np.ndarray]], list[RecResult]]
@@ -160,7 +161,7 @@ class Pipeline:
         for k, i in enumerate(doubtful):
             flipped = results[len(crops) + k]
             if flipped.confidence > chosen[i].confidence:
-                chosen[i] = flipped
+                chosen[i] = flipped.mirrored()
         return chosen
 
     def process_image(
@@ -224,7 +225,7 @@ class Pipeline:
             if res.confidence < self.config.min_confidence:
                 continue
             lines.append(Line(text=text, confidence=float(res.confidence), box=quad_to_box(quad),
-                              det_score=float(score)))
+                              det_score=float(score), words=line_words(quad, res, text)))
         return lines
 
 

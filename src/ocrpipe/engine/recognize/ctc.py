@@ -18,18 +18,21 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ocrpipe.document import ModelInfo, RecResult
+from ocrpipe.document import ModelInfo, RecResult, WordSpan
 from ocrpipe.engine import runtime
+from ocrpipe.engine.words import snap_to_gaps
 from ocrpipe.errors import EngineError, ErrorCode, Stage
 
 
-def ctc_greedy_decode(probs: np.ndarray, charset: Sequence[str], lengths: np.ndarray | None = None
-                      ) -> list[RecResult]:
+def ctc_greedy_decode(probs: np.ndarray, charset: Sequence[str], lengths: np.ndarray | None = None,
+                      frame_width: np.ndarray | None = None) -> list[RecResult]:
     """Best-path decoding of (N, T, C) probabilities: collapse repeats, drop blanks (class 0).
 
     ``lengths`` (N,) limits each row to its valid time steps (the rest is padding). Confidence is the
     mean probability of the emitted symbols. The text is NFC-normalised, so a model whose charset spells
-    Hangul as conjoining jamo (initial, vowel, final) yields composed syllables.
+    Hangul as conjoining jamo (initial, vowel, final) yields composed syllables. ``frame_width`` (N,) is
+    the share of each crop's width that one time step covers (default: ``1 / lengths``); it places the
+    word spans of each result (see :func:`word_spans`).
     """
     best = probs.argmax(axis=2)
     best_p = probs.max(axis=2)
@@ -42,8 +45,48 @@ def ctc_greedy_decode(probs: np.ndarray, charset: Sequence[str], lengths: np.nda
         keep &= idx != 0
         chars = [charset[i - 1] for i in idx[keep] if i - 1 < len(charset)]
         conf = float(p[keep].mean()) if keep.any() else 0.0
-        results.append(RecResult(unicodedata.normalize("NFC", "".join(chars)), conf))
+        step = float(frame_width[n]) if frame_width is not None else 1.0 / max(t_max, 1)
+        words = word_spans(idx, p, charset, step)
+        results.append(RecResult(unicodedata.normalize("NFC", "".join(chars)), conf, words))
     return results
+
+
+def _symbol_runs(idx: np.ndarray, p: np.ndarray, charset: Sequence[str]) -> list[tuple[str, int, int, float]]:
+    """Each emitted symbol of a best path with its first and last frame and its mean probability."""
+    runs: list[tuple[str, int, int, float]] = []
+    t = 0
+    while t < len(idx):
+        end = t
+        while end + 1 < len(idx) and idx[end + 1] == idx[t]:
+            end += 1
+        if idx[t] != 0 and idx[t] - 1 < len(charset):
+            runs.append((charset[idx[t] - 1], t, end, float(p[t:end + 1].mean())))
+        t = end + 1
+    return runs
+
+
+def word_spans(idx: np.ndarray, p: np.ndarray, charset: Sequence[str], frame_width: float) -> tuple[WordSpan, ...]:
+    """Words of one best path (split at spaces) with their extent as fractions of the crop's width.
+
+    A CTC model emits each symbol on a frame or two inside the symbol's ink, so the boundary between two
+    words is put half way between the last frame of one and the first frame of the next; the first word
+    starts at the crop's left edge and the last one ends at its right edge (the crop is the line box).
+    """
+    words: list[list[tuple[str, int, int, float]]] = [[]]
+    for run in _symbol_runs(idx, p, charset):
+        if run[0].isspace():
+            words.append([])
+        else:
+            words[-1].append(run)
+    words = [w for w in words if w]
+    out = []
+    for k, word in enumerate(words):
+        start = 0.0 if k == 0 else (words[k - 1][-1][2] + word[0][1] + 1) / 2 * frame_width
+        end = 1.0 if k == len(words) - 1 else (word[-1][2] + words[k + 1][0][1] + 1) / 2 * frame_width
+        text = unicodedata.normalize("NFC", "".join(r[0] for r in word))
+        conf = float(np.mean([r[3] for r in word]))
+        out.append(WordSpan(text, conf, min(max(start, 0.0), 1.0), min(max(end, 0.0), 1.0)))
+    return tuple(out)
 
 
 class CTCRecognizer:
@@ -133,6 +176,7 @@ class CTCRecognizer:
                 raise EngineError(ErrorCode.ENGINE_FAILURE, f"recogniser {self.name} failed: {exc}",
                                   stage=Stage.RECOGNIZE) from exc
             steps = np.ceil(widths / x.shape[3] * probs.shape[1]).astype(np.int64)
-            for i, res in zip(chunk, ctc_greedy_decode(probs, self.charset, steps), strict=True):
-                results[i] = res
+            frame_width = x.shape[3] / probs.shape[1] / widths
+            for i, res in zip(chunk, ctc_greedy_decode(probs, self.charset, steps, frame_width), strict=True):
+                results[i] = RecResult(res.text, res.confidence, snap_to_gaps(res.words, crops[i]))
         return [r if r is not None else RecResult("", 0.0) for r in results]

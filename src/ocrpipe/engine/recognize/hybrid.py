@@ -88,10 +88,10 @@ def choose(primary: RecResult, secondary: RecResult, third: RecResult | None = N
     ``third`` is the primary's reading of the binarised crop (only needed when the two are
     :func:`disputed`). A secondary reading is returned with its confidence on the primary's scale.
     """
-    calibrated = RecResult(secondary.text, 1.0 - weight * (1.0 - secondary.confidence))
+    calibrated = RecResult(secondary.text, 1.0 - weight * (1.0 - secondary.confidence), secondary.words)
     if not disputed(primary, secondary):
         if _bare(primary.text) == _bare(secondary.text) and calibrated.confidence > primary.confidence:
-            return RecResult(primary.text, calibrated.confidence)
+            return RecResult(primary.text, calibrated.confidence, primary.words)
         return primary
     if third is not None:
         t = _bare(third.text)

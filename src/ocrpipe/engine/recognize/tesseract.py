@@ -20,8 +20,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ocrpipe.document import ModelInfo, RecResult
+from ocrpipe.document import ModelInfo, RecResult, WordSpan
 from ocrpipe.engine import runtime
+from ocrpipe.engine.words import snap_to_gaps
 from ocrpipe.errors import EngineError, ErrorCode, Stage
 
 TESSDATA_CANDIDATES = (
@@ -46,7 +47,11 @@ def find_tessdata(langs: str) -> str:
     )
 
 
-def prepare_line(crop: np.ndarray, height: int = 48, pad: int = 12) -> Image.Image:
+LINE_PAD = 12
+"""Background pixels added around each line image (Tesseract wants margins)."""
+
+
+def prepare_line(crop: np.ndarray, height: int = 48, pad: int = LINE_PAD) -> Image.Image:
     """Gray, scaled to ``height`` px, padded with the background colour (Tesseract wants margins)."""
     gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY) if crop.ndim == 3 else crop
     h, w = gray.shape
@@ -65,6 +70,23 @@ def latin_share(text: str) -> float:
     if not chars:
         return 0.0
     return sum(c.isascii() and c.isalpha() for c in chars) / len(chars)
+
+
+def merge_spans(spans: Sequence[WordSpan], words: Sequence[str]) -> tuple[WordSpan, ...]:
+    """Tesseract's word boxes joined up to the words of its text (it splits a word where the script changes,
+    ``제1조`` into three); empty when they do not spell the same words."""
+    out: list[WordSpan] = []
+    k = 0
+    for word in words:
+        parts: list[WordSpan] = []
+        while k < len(spans) and len("".join(p.text for p in parts)) < len(word):
+            parts.append(spans[k])
+            k += 1
+        if not parts or "".join(p.text for p in parts) != word:
+            return ()
+        conf = min(p.confidence for p in parts)
+        out.append(WordSpan(word, conf, parts[0].start, max(p.end for p in parts)))
+    return tuple(out) if k == len(spans) else ()
 
 
 class TesseractRecognizer:
@@ -118,13 +140,29 @@ class TesseractRecognizer:
         finally:
             pool.put(api)
 
-    def _read(self, image: Image.Image, lang: str) -> RecResult:
+    def _read(self, image: Image.Image, lang: str, pad: int = LINE_PAD) -> RecResult:
         with self._api(lang) as api:
             api.SetImage(image)  # type: ignore[attr-defined]
             text = api.GetUTF8Text()  # type: ignore[attr-defined]
             conf = api.MeanTextConf()  # type: ignore[attr-defined]
+            words = self._word_spans(api, image.width - 2 * pad, pad)
         text = " ".join(text.split())
-        return RecResult(text, max(0.0, min(1.0, conf / 100.0)) if text else 0.0)
+        words = merge_spans(words, text.split())
+        return RecResult(text, max(0.0, min(1.0, conf / 100.0)) if text else 0.0, words)
+
+    def _word_spans(self, api: object, width: int, pad: int) -> tuple[WordSpan, ...]:
+        """Tesseract's own word boxes (its result iterator), as fractions of the unpadded crop width."""
+        level = self._tesserocr.RIL.WORD
+        spans = []
+        for word in self._tesserocr.iterate_level(api.GetIterator(), level):  # type: ignore[attr-defined]
+            text = word.GetUTF8Text(level)
+            box = word.BoundingBox(level)
+            if not text or not text.strip() or box is None:
+                continue
+            x0, x1 = (box[0] - pad) / max(width, 1), (box[2] - pad) / max(width, 1)
+            conf = max(0.0, min(1.0, word.Confidence(level) / 100.0))
+            spans.append(WordSpan(text.strip(), conf, min(max(x0, 0.0), 1.0), min(max(x1, 0.0), 1.0)))
+        return tuple(spans)
 
     def _read_one(self, crop: np.ndarray) -> RecResult:
         if crop.size == 0 or min(crop.shape[:2]) < 2:
@@ -137,7 +175,7 @@ class TesseractRecognizer:
                 alt = self._read(image, lang)
                 if alt.confidence > best.confidence:
                     best = alt
-        return best
+        return RecResult(best.text, best.confidence, snap_to_gaps(best.words, crop))
 
     def recognize(self, crops: Sequence[np.ndarray]) -> list[RecResult]:
         """One result per crop, read in parallel by the API pool."""

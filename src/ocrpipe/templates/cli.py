@@ -1,5 +1,8 @@
-"""``ocrpipe template check|match|run``: author and use fixed-layout templates from the command line.
+"""``ocrpipe template new|check|match|run``: author and use fixed-layout templates from the command line.
 
+- ``new REFERENCE --values VALUES.json --name NAME --out DIR``: make a template from one clean reference
+  image and the values printed on it (field name → value as printed); writes ``DIR/NAME.yaml`` and
+  ``DIR/NAME.png``, reads the reference again with it and exits 1 naming every value it did not reproduce.
 - ``check TEMPLATE IMAGE [--out PNG]``: register the image to that template, draw every field region
   (green: valid, red: flagged) and print the extracted fields, so a template can be authored in minutes.
 - ``match IMAGE``: which template the image is (device, version, page), and how every candidate scored.
@@ -26,6 +29,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p = subparsers.add_parser("template", help="fixed-layout templates: check, match, run",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="template_command", required=True, metavar="ACTION")
+
+    n = sub.add_parser("new", help="make a template from a reference image and the values printed on it")
+    n.add_argument("reference", help="a clean image of the printout or form")
+    n.add_argument("--values", required=True, metavar="JSON",
+                   help="JSON object: field name (any script) -> the value as printed on the reference")
+    n.add_argument("--name", required=True, help="template name (also the file names)")
+    n.add_argument("--out", required=True, metavar="DIR", help="folder to write NAME.yaml and NAME.png into")
+    n.add_argument("--device", help="device model (default: the name)")
+    n.add_argument("--version", default="1", help="layout/firmware version (default 1)")
+    n.set_defaults(func=_cmd_new)
 
     c = sub.add_parser("check", help="draw a template's regions over an image and print its fields")
     c.add_argument("template", help="template YAML file (or the name of a built-in template)")
@@ -99,6 +112,40 @@ def _print_fields(fields: tuple[FieldResult, ...]) -> None:
         unit = f" {f.unit}" if f.unit else ""
         why = f"  ({'; '.join(f.issues)})" if f.issues else ""
         print(f"{mark} {f.name:<16} {f.value!s:<12}{unit:<8} raw={f.raw!r:<14} conf={f.confidence:.2f}{why}")
+
+
+def _read_values(path: str) -> dict[str, str]:
+    from ocrpipe.errors import ErrorCode, InputError
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(ErrorCode.INVALID_ARGUMENT, f"--values {path}: {exc}", stage=None) from exc
+    if not isinstance(data, dict) or not data or not all(isinstance(v, str | int | float) for v in data.values()):
+        raise InputError(ErrorCode.INVALID_ARGUMENT,
+                         f"--values {path}: expected a JSON object of field name -> printed value", stage=None)
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def _cmd_new(args: argparse.Namespace) -> int:
+    from ocrpipe.engine.pipeline import Pipeline
+    from ocrpipe.templates.author import propose, reproduce, trim_to_paper, write
+    from ocrpipe.templates.engine import TemplateEngine
+    from ocrpipe.templates.schema import load_template
+
+    values = _read_values(args.values)
+    image = trim_to_paper(_load_image(args.reference))
+    lines = Pipeline.default().run_image(image).pages[0].lines
+    proposal = propose(image, values, lines, name=args.name, device=args.device, version=args.version)
+    path = write(proposal, image, args.out)
+    print(f"wrote {path} ({len(proposal.data['fields'])} fields)")
+    result, _ = TemplateEngine([load_template(path)]).run_image(image)
+    problems = reproduce(proposal, result)
+    for p in problems:
+        print(f"NOT REPRODUCED {p}", file=sys.stderr)
+    if not problems:
+        print(f"the template reads all {len(values)} values of the reference")
+    return 1 if problems else 0
 
 
 def _cmd_check(args: argparse.Namespace) -> int:

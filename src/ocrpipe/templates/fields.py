@@ -108,8 +108,11 @@ def parse_field(spec: FieldSpec, raw: str, confidence: float) -> tuple[Any, str,
         if sim < 1.0:
             issues.append(f"snapped {token!r} to {best!r} (similarity {sim:.2f})")
         return best, token, issues
-    value = token.replace(" ", "") if spec.validation.regex or spec.whitelist else token
-    return value, value, issues
+    if spec.normalize == "no_spaces":
+        token = token.replace(" ", "")
+    elif spec.normalize == "none":
+        token = unicodedata.normalize("NFKC", raw).strip()
+    return token, token, issues
 
 
 def validate(spec: FieldSpec, value: Any, token: str, confidence: float) -> list[str]:

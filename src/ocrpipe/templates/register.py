@@ -79,9 +79,22 @@ class Pyramid:
     race builds a level twice, harmlessly).
     """
 
-    def __init__(self, image: np.ndarray) -> None:
+    def __init__(self, image: np.ndarray, mask: np.ndarray | None = None) -> None:
         self.gray = to_gray(image)
+        self.mask = mask
+        """Optional uint8 mask (non-zero: compared) restricting which reference pixels ECC correlates."""
         self._levels: dict[float, np.ndarray] = {}
+        self._masks: dict[float, np.ndarray] = {}
+
+    def mask_level(self, factor: float) -> np.ndarray | None:
+        """The mask at the size of :meth:`level` ``(factor)``, None without a mask."""
+        if self.mask is None:
+            return None
+        out = self._masks.get(factor)
+        if out is None:
+            h, w = self.level(factor).shape
+            out = self._masks[factor] = cv2.resize(self.mask, (w, h), interpolation=cv2.INTER_NEAREST)
+        return out
 
     def level(self, factor: float) -> np.ndarray:
         """The image resized by ``factor`` (area interpolation) and blurred (more at the coarse levels)."""
@@ -110,9 +123,14 @@ def _ecc(ref: Pyramid, scan: Pyramid, matrix: np.ndarray, factor: float, iters: 
     """ECC at one pyramid level from ``matrix`` (full-resolution reference→scan); score −1 when it diverged."""
     warp = _scaled(matrix, factor, factor).astype(np.float32)
     criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, iters, 1e-4)
+    mask = ref.mask_level(factor)
     try:
-        score, warp = cv2.findTransformECC(ref.level(factor), scan.level(factor), warp, cv2.MOTION_AFFINE,
-                                           criteria, None, 1)  # type: ignore[call-overload]
+        if mask is None:
+            score, warp = cv2.findTransformECC(ref.level(factor), scan.level(factor), warp, cv2.MOTION_AFFINE,
+                                               criteria, None, 1)  # type: ignore[call-overload]
+        else:  # only the reference pixels the template compares (a header block, no example values)
+            score, warp = cv2.findTransformECCWithMask(ref.level(factor), scan.level(factor), mask, None, warp,  # type: ignore[call-overload]
+                                                       cv2.MOTION_AFFINE, criteria, 1)
     except cv2.error:
         return Registration(matrix, -1.0)
     return Registration(_scaled(warp.astype(np.float64), 1 / factor, 1 / factor), float(score))

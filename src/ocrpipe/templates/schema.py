@@ -105,12 +105,38 @@ class Validation(_Strict):
         return v
 
 
+FIELD_NAME = re.compile(r"^[^\W\d]\w*$")
+"""A field name: letters of any script, digits and ``_``, not starting with a digit (``r_sph``, ``MSDS번호``)."""
+
+
+class Label(_Strict):
+    """The printed label a field is placed against, found again on every page by reading its row.
+
+    ``side: left`` — the label is left of the value on its row ("right of ``PD``"): the field follows the
+    label vertically, and horizontally too unless a ``column`` header is given. ``side: above`` — a column
+    header ("under ``S``"): the field follows it horizontally. When the label is not found on a page the
+    field is flagged, never guessed.
+    """
+
+    text: str = Field(min_length=1)
+    side: Literal["left", "above"] = "left"
+    search: float = Field(0.25, gt=0, le=1)
+    """How far (fraction of the page width) from its reference place the label is looked for."""
+
+
 class FieldSpec(_Strict):
     """One field: where it is, what it holds, how to read and validate it."""
 
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    name: str
     region: Region
     anchor: str | None = None
+    label: Label | None = None
+    """Row label (or, with ``side: above``, column header) the region moves with (see :class:`Label`)."""
+    column: Label | None = None
+    """A column header the region follows horizontally, in addition to a row ``label``."""
+    normalize: Literal["collapse", "no_spaces", "none"] = "collapse"
+    """How a text field's reading is normalised before validation: ``collapse`` (NFKC, runs of spaces as
+    one), ``no_spaces`` (every space removed: for IDs a reader may split), ``none`` (NFKC only)."""
     type: Literal["number", "text", "date", "enum"] = "text"
     unit: str | None = None
     format: str | None = None
@@ -122,6 +148,14 @@ class FieldSpec(_Strict):
     min_confidence: float = Field(0.6, ge=0, le=1)
 
     _region = field_validator("region")(_check_region)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not FIELD_NAME.match(v):
+            raise ValueError(f"field name {v!r} must be letters (any script), digits and '_', not starting "
+                             "with a digit")
+        return v
 
     @model_validator(mode="after")
     def _date_needs_format(self) -> FieldSpec:
@@ -146,6 +180,22 @@ class Check(_Strict):
     tolerance: float = Field(0.01, ge=0)
 
 
+class Matching(_Strict):
+    """Which part of the reference the page is registered on.
+
+    ``region``: only this block (e.g. a form's header) is compared, so body text that changes from page
+    to page does not pull the score down. ``ignore_fields``: the field regions are left out of the
+    comparison (a reference that still shows its example values, as ``template new`` writes it)."""
+
+    region: Region | None = None
+    ignore_fields: bool = False
+
+    @field_validator("region")
+    @classmethod
+    def _region_ok(cls, v: Region | None) -> Region | None:
+        return None if v is None else _check_region(v)
+
+
 class Template(_Strict):
     """A fixed-layout template (see the module docstring for the YAML form)."""
 
@@ -157,6 +207,7 @@ class Template(_Strict):
     size: tuple[int, int]
     reference: str
     min_score: float = Field(0.6, ge=-1, le=1)
+    matching: Matching = Matching()
     rules: list[PixelRule] = []
     anchors: list[Anchor] = []
     fields: list[FieldSpec] = Field(min_length=1)
@@ -198,7 +249,24 @@ class Template(_Strict):
     @cached_property
     def reference_pyramid(self) -> Pyramid:
         """The reference's registration pyramid, built once per template and reused for every page."""
-        return Pyramid(self.reference_image)
+        return Pyramid(self.reference_image, self.match_mask())
+
+    def match_mask(self) -> np.ndarray | None:
+        """The registration mask of :class:`Matching` (255: compared), None when the whole page is."""
+        m = self.matching
+        if m.region is None and not m.ignore_fields:
+            return None
+        w, h = self.size
+        mask = np.full((h, w), 255, np.uint8)
+        if m.region is not None:
+            x0, y0, x1, y1 = self.pixel_box(m.region)
+            mask[:] = 0
+            mask[y0:y1, x0:x1] = 255
+        if m.ignore_fields:
+            for f in self.fields:
+                x0, y0, x1, y1 = self.pixel_box(f.region)
+                mask[y0:y1, x0:x1] = 0
+        return mask
 
     def pixel_box(self, region: Region) -> tuple[int, int, int, int]:
         """A fractional region in reference pixels (x0, y0, x1, y1)."""

@@ -173,8 +173,9 @@ def sample_va(rng: np.random.Generator) -> dict[str, str]:
 DIGITS = "0123456789"
 SIGNED = "+-.0123456789"
 
-PID = {"type": "text", "whitelist": DIGITS, "validation": {"regex": r"^\d{8}$"}}
-TIME = {"type": "text", "whitelist": DIGITS + ":", "validation": {"regex": r"^([01]\d|2[0-3]):[0-5]\d$"}}
+PID = {"type": "text", "normalize": "no_spaces", "whitelist": DIGITS, "validation": {"regex": r"^\d{8}$"}}
+TIME = {"type": "text", "normalize": "no_spaces", "whitelist": DIGITS + ":",
+        "validation": {"regex": r"^([01]\d|2[0-3]):[0-5]\d$"}}
 SPH = {"type": "number", "unit": "D", "whitelist": SIGNED,
        "validation": {"regex": r"^([+-]\d{1,2}\.\d{2}|0\.00)$", "range": [-25, 25], "step": 0.25}}
 CYL = {"type": "number", "unit": "D", "whitelist": SIGNED,

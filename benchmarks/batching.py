@@ -177,14 +177,14 @@ def micro(recognizer: str, pages: list[bytes], budgets: list[int], repeat: int =
     for body in pages[:4]:
         img = np.asarray(Image.open(io.BytesIO(body)).convert("RGB"))
         prepared = pipe.preprocess(img)
-        crops += pipe.crop(prepared.image, pipe.detect(prepared.image))
+        crops += pipe.crop(prepared.image, pipe.detect(prepared.image)).images
     crops.sort(key=crop_aspect)
 
     def batches(budget: int) -> list[list[Any]]:
         out: list[list[Any]] = [[]]
         for c in crops:
             trial = out[-1] + [c]
-            if out[-1] and (len(trial) > 32 or (budget and padded_width(trial) > budget)):
+            if out[-1] and (len(trial) > 32 or (budget and padded_width(trial, pipe.recognizer.input_height) > budget)):
                 out.append([c])
             else:
                 out[-1] = trial

@@ -4,8 +4,9 @@
     python benchmarks/hybrid_lines.py --reuse ../shared/data/ko_docs ../shared/data/en_sroie  # score saved data
 
 **Collect** (skipped with ``--reuse`` when the JSONL exists): for every page of each dataset folder the
-``hybrid`` pipeline's own stages run once (decode → preprocess → detect → crop, exactly as
-``Pipeline.process_image``), and every line crop is read by the hybrid's own recogniser objects:
+``hybrid`` pipeline's page path runs once (``Pipeline.trace_page`` with the primary as recogniser: its step
+record gives the crops, their quads and the ``ko`` readings), and every line crop is read by the hybrid's
+own recogniser objects through their public methods:
 
 * ``ko``      -- the primary (``ko_rec``, confidence = mean symbol probability);
 * ``tess``    -- the secondary (``TesseractRecognizer('kor+eng')``), its routed reading (what
@@ -38,6 +39,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,11 +47,10 @@ from typing import Any
 import numpy as np
 from rapidfuzz.distance import Levenshtein
 
-from ocrpipe.document import Document, Line, Page, RecResult, quad_to_box
-from ocrpipe.engine import decode as imageio
-from ocrpipe.engine import order
+from ocrpipe.document import Line, RecResult, build_document, quad_to_box
+from ocrpipe.engine.order import ordered_page
 from ocrpipe.engine.recognize import hybrid
-from ocrpipe.engine.recognize.tesseract import latin_share, prepare_line
+from ocrpipe.engine.recognize.tesseract import latin_share
 from ocrpipe.evaluation import geometry
 from ocrpipe.evaluation import metrics as m
 from ocrpipe.evaluation.dataset import Dataset, load_dataset
@@ -62,21 +63,15 @@ OUT = Path(__file__).resolve().parent / "results" / "hybrid_lines"
 
 
 def routed(kor: RecResult, eng: RecResult, tess: Any) -> RecResult:
-    """What ``TesseractRecognizer._read_one`` returns given its two single-language readings."""
-    if kor.confidence < tess.retry_below or latin_share(kor.text) >= tess.latin_threshold:
-        return eng if eng.confidence > kor.confidence else kor
-    return kor
+    """What ``TesseractRecognizer.recognize`` returns given its two single-language readings."""
+    return tess.routed(kor, [eng])
 
 
 def _tess_one(tess: Any, crop: np.ndarray) -> dict[str, Any]:
-    if crop.size == 0 or min(crop.shape[:2]) < 2:
-        empty = {"text": "", "conf": 0.0, "s": 0.0}
-        return {"kor": empty, "eng": empty}
-    image = prepare_line(crop, tess.height)
     out = {}
     for lang in ("kor", "eng"):
         t0 = time.perf_counter()
-        r = tess._read(image, lang)
+        r = tess.read_line(crop, lang)
         out[lang] = {"text": r.text, "conf": round(r.confidence, 4), "s": round(time.perf_counter() - t0, 4)}
     return out
 
@@ -90,15 +85,15 @@ def collect(dataset: Dataset, pipeline: Any, *, verify: bool = False) -> list[di
     rec = pipeline.recognizer
     ko_rec, tess = rec.primary, rec.secondary
     records: list[dict[str, Any]] = []
+    pool = ThreadPoolExecutor(max_workers=tess.threads)
     for n, sample in enumerate(dataset.samples):
-        image = imageio.as_rgb(pipeline.decode(sample.image_path)[0])
-        prepared = pipeline.preprocess(image)
-        det = pipeline.detect(prepared.image)
-        crops = pipeline.crop(prepared.image, det)
-        quads = prepared.to_original(det.quads)
-        ko = ko_rec.recognize(crops)
+        with pipeline.open(sample.image_path) as source:
+            image = source.render(0)
+        trace = pipeline.trace_page(image, recognize=ko_rec.recognize)  # the page path, read by ko_rec alone
+        det, crops, ko = trace.detection, list(trace.crops.images), list(trace.readings.results)
+        quads = det.quads
         ko_bin = ko_rec.recognize([hybrid.binarise(c) for c in crops])
-        per_lang = list(tess._executor.map(lambda c: _tess_one(tess, c), crops))
+        per_lang = list(pool.map(lambda c: _tess_one(tess, c), crops))
         if verify:
             direct = tess.recognize(crops)
             for d, p in zip(direct, per_lang, strict=True):
@@ -260,9 +255,8 @@ def score(dataset: Dataset, records: list[dict[str, Any]], rule: Rule, *, oracle
             text = chosen.text.strip()
             if text:
                 lines.append(Line(text, float(chosen.confidence), quad_to_box(np.asarray(rec["quad"]))))
-        ordered = order.reading_order(lines)[0] if lines else []
         w, h = (recs[0]["page_w"], recs[0]["page_h"]) if recs else (1, 1)
-        doc = Document(engine=rule.name, pages=(Page(0, w, h, tuple(ordered)),))
+        doc = build_document(rule.name, (ordered_page(0, w, h, lines),))
         rows.append(score_document(sample, Prediction(doc), casefold=dataset.casefold))
     agg = aggregate(rows)
     key = "line_cer" if agg.get("line_cer") is not None else "page_cer"

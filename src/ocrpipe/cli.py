@@ -65,8 +65,7 @@ def _cmd_ocr(args: argparse.Namespace) -> int:
     for path in progress:
         progress.set_postfix_str(path.name, refresh=False)
         try:
-            images = pipeline.decode(path)
-            doc = pipeline.run_pages(images)
+            doc, traces = pipeline.run_traced(path, keep=args.visualize)
         except InputError as exc:
             print(f"ocrpipe: {path}: error [{exc.code}]: {exc.message}", file=sys.stderr)
             status = max(status, EXIT_INPUT)
@@ -82,9 +81,10 @@ def _cmd_ocr(args: argparse.Namespace) -> int:
             sys.stdout.flush()
         if args.visualize:
             vis_dir = out_dir or Path.cwd()
-            for image, page in zip(images, doc.pages, strict=True):
-                name = f"{path.stem}.vis.png" if len(images) == 1 else f"{path.stem}.p{page.index + 1}.vis.png"
-                render.visualize(image, page).save(vis_dir / name)
+            for trace in traces:
+                one = len(traces) == 1
+                name = f"{path.stem}.vis.png" if one else f"{path.stem}.p{trace.index + 1}.vis.png"
+                render.visualize(trace.image, trace.page).save(vis_dir / name)
                 print(f"ocrpipe: wrote {vis_dir / name}", file=sys.stderr)
     return status
 

@@ -5,6 +5,7 @@ Every stage takes plain numpy arrays and returns frozen dataclasses; nothing her
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -150,6 +151,21 @@ class Document:
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
             "models": [m.to_dict() for m in self.models],
         }
+
+
+def build_document(engine: str, pages: Sequence[Page], *, timings_ms: dict[str, float] | None = None,
+                   models: Sequence[ModelInfo] = (), started: float | None = None) -> Document:
+    """The one way a :class:`Document` is made.
+
+    ``timings_ms`` holds per-stage sums in milliseconds; ``total`` is the wall time since ``started`` (a
+    :func:`time.perf_counter` value) when given, else the one already in ``timings_ms``, else the stage sum.
+    """
+    timings = dict(timings_ms or {})
+    if started is not None:
+        timings["total"] = (time.perf_counter() - started) * 1000.0
+    elif "total" not in timings and timings:
+        timings["total"] = sum(timings.values())
+    return Document(engine=engine, pages=tuple(pages), timings_ms=timings, models=tuple(models))
 
 
 def boxes_of(lines: Sequence[Line]) -> np.ndarray:

@@ -117,3 +117,90 @@ def test_missing_file():
     with pytest.raises(InputError) as err:
         imageio.load_pages("/no/such/file.png")
     assert err.value.code == ErrorCode.FILE_NOT_FOUND
+
+
+def _pdf(sizes, rotate=None) -> bytes:
+    import pypdfium2 as pdfium
+
+    pdf = pdfium.PdfDocument.new()
+    for i, (w, h) in enumerate(sizes):
+        page = pdf.new_page(w, h)
+        if rotate and i in rotate:
+            page.set_rotation(rotate[i])
+    buf = io.BytesIO()
+    pdf.save(buf)
+    return buf.getvalue()
+
+
+def test_page_source_renders_only_the_page_asked_for(monkeypatch):
+    import pypdfium2 as pdfium
+
+    widths = [72 + 36 * i for i in range(6)]  # each page its own width identifies it
+    data = _pdf([(w, 72) for w in widths])
+    rendered: list[float] = []
+    real_render = pdfium.PdfPage.render
+
+    def spy(page, *args, **kwargs):
+        rendered.append(page.get_width())
+        return real_render(page, *args, **kwargs)
+
+    monkeypatch.setattr(pdfium.PdfPage, "render", spy)
+    with imageio.open_pages(data, dpi=72) as src:
+        assert len(src) == 6
+        sizes = [src.page_size(i) for i in range(len(src))]
+        assert rendered == []  # sizes come from the page boxes, not from rendering
+        page = src.render(4)
+    assert rendered == [widths[4]]
+    assert page.shape == (72, widths[4], 3)
+    assert sizes == [(w, 72) for w in widths]
+
+
+def test_page_size_before_render_matches_the_render():
+    data = _pdf([(144, 72), (100.3, 50.7), (612, 792)], rotate={0: 90})
+    with imageio.open_pages(data, dpi=150) as src:
+        for i in range(len(src)):
+            width, height = src.page_size(i)
+            assert src.render(i).shape[:2] == (height, width)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    frames = [Image.new("RGB", (40, 20), "white"), Image.new("RGB", (30, 50), "white")]
+    buf = io.BytesIO()
+    frames[0].save(buf, "TIFF", save_all=True, append_images=frames[1:])
+    for data in (_encode("JPEG", frames[0], exif=exif), buf.getvalue()):
+        with imageio.open_pages(data) as src:
+            for i in range(len(src)):
+                width, height = src.page_size(i)
+                assert src.render(i).shape[:2] == (height, width)
+    with imageio.open_pages(_encode("JPEG", frames[0], exif=exif)) as src:
+        assert src.page_size(0) == (20, 40)
+
+
+def test_page_source_checks_limits_before_rendering():
+    huge_sheet = _pdf([(72 * 100, 72 * 100)])  # 100 x 100 inch: scaled down to the pixel budget
+    limits = imageio.Limits(max_pixels=4_000_000)
+    with imageio.open_pages(huge_sheet, limits=limits, dpi=200) as src:
+        width, height = src.page_size(0)
+        assert width * height <= limits.max_pixels * 1.01
+        assert src.render(0).shape[:2] == (height, width)
+    data = _encode("PNG", Image.new("1", (9000, 9000), 1))  # opens (below Pillow's bomb guard) ...
+    with imageio.open_pages(data) as src, pytest.raises(InputError) as err:
+        src.page_size(0)  # ... and is refused from its header by the page's pixel limit
+    assert err.value.code == ErrorCode.IMAGE_TOO_LARGE
+    with pytest.raises(InputError) as err:
+        imageio.open_pages(_pdf([(72, 72)] * 3), limits=imageio.Limits(max_pages=2))
+    assert err.value.code == ErrorCode.TOO_MANY_PAGES
+    with imageio.open_pages(_pdf([(72, 72)])) as src, pytest.raises(IndexError):
+        src.render(1)
+
+
+def test_pdf_sources_render_from_many_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    sources = [imageio.open_pages(_pdf([(72 + 10 * k, 72 + 5 * i) for i in range(8)]), dpi=100)
+               for k in range(3)]
+    jobs = [(s, i) for s in sources for i in range(len(s))]
+    with ThreadPoolExecutor(6) as pool:
+        shapes = list(pool.map(lambda job: job[0].render(job[1]).shape, jobs))
+    assert shapes == [(s.page_size(i)[1], s.page_size(i)[0], 3) for s, i in jobs]
+    for s in sources:
+        s.close()

@@ -157,3 +157,51 @@ def test_long_image_is_tiled_not_shrunk(pipeline: Pipeline):
     det = pipeline.detect(wide)
     assert len(det) == len(lines)
     assert all(q[0, 1] < q[3, 1] for q in det.quads)  # top-left above bottom-left: clockwise order kept
+
+
+def test_trace_page_is_the_step_record_of_the_page_path(pipeline: Pipeline):
+    image, _ = render_page(LINES[:3], size=30)
+    trace = pipeline.trace_page(image, 2)
+    n = len(trace.detection)
+    assert n >= 3 and len(trace.crops.images) == n and len(trace.readings.results) == n
+    assert trace.page == pipeline.process_page(image, 2)  # one path: the same page either way
+    kept = sorted(r.text.strip() for r in trace.readings.results if r.text.strip())
+    assert sorted(line.text for line in trace.page.lines) == kept
+    assert trace.ordered.lines == trace.page.lines
+    assert trace.page.index == 2 and (trace.page.height, trace.page.width) == image.shape[:2]
+    # crops are cut from the prepared page at the detected quads (original pixels when nothing was rotated)
+    for quad, crop in zip(trace.detection.quads, trace.crops.images, strict=True):
+        side = float(np.linalg.norm(quad[3] - quad[0]))
+        assert abs(crop.shape[0] - side) <= 2
+    assert set(trace.timings_ms) == {"preprocess", "detect", "crop", "recognize", "postprocess"}
+    assert trace.timings_ms["detect"] == trace.detection.elapsed_ms > 0
+    assert trace.timings_ms["recognize"] == trace.readings.elapsed_ms > 0
+
+
+def test_run_timings_are_stage_sums_and_total_is_wall_time(pipeline: Pipeline, tmp_path):
+    import time
+
+    image, _ = render_page(LINES[:2], size=30)
+    path = tmp_path / "two.pdf"
+    Image.fromarray(image).save(path, save_all=True, append_images=[Image.fromarray(image)], resolution=200)
+    start = time.perf_counter()
+    doc = pipeline.run(path)
+    wall = (time.perf_counter() - start) * 1000
+    t = doc.timings_ms
+    assert len(doc.pages) == 2 and t["decode"] > 0
+    stages = sum(v for k, v in t.items() if k != "total")
+    assert stages <= t["total"] <= wall
+    doc2, traces = pipeline.run_traced(path)
+    assert [tr.page for tr in traces] == list(doc2.pages) and doc2.text == doc.text
+    assert all(tr.timings_ms["decode"] > 0 for tr in traces)
+
+
+def test_with_recognizer_keeps_the_detector_and_reads_with_the_other_model(pipeline: Pipeline):
+    primary = pipeline.recognizer.primary  # the default is the hybrid: ko_rec first
+    assert pipeline.recognizer.input_height == primary.input_height == 32
+    assert pipeline.recognizer.secondary.input_height == 48  # Tesseract's scaling height
+    alone = pipeline.with_recognizer(primary)
+    assert alone.detector is pipeline.detector and alone.config == pipeline.config
+    assert alone.engine_name == f"ocrpipe/{pipeline.detector.name}+ko_rec"
+    image, _ = render_page(LINES[:2], size=30)
+    assert alone.process_page(image) == pipeline.process_page(image, recognize=primary.recognize)

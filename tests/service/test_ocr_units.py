@@ -11,11 +11,12 @@ import pytest
 from ocrpipe.server.scheduling.engine import crop_aspect, lower_thread_priority, padded_width
 
 
-def test_padded_width_counts_crops_times_the_widest_at_48px() -> None:
+def test_padded_width_counts_crops_times_the_widest_at_the_model_height() -> None:
     crops = [np.zeros((24, 100, 3), np.uint8), np.zeros((48, 480, 3), np.uint8)]
     assert crop_aspect(crops[0]) == pytest.approx(100 / 24)
-    assert padded_width(crops) == pytest.approx(2 * 480)  # widest: 480 px at 48 px height
-    assert padded_width(crops[:1]) == pytest.approx(200)
+    assert padded_width(crops, height=32) == pytest.approx(2 * 320)  # widest: 480 px at 48 px -> 320 at 32
+    assert padded_width(crops[:1], height=32) == pytest.approx(100 / 24 * 32)
+    assert padded_width(crops, height=48) == pytest.approx(2 * 480)
 
 
 @pytest.mark.skipif(not hasattr(os, "setpriority"), reason="needs per-thread priorities (Linux)")

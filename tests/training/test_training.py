@@ -64,7 +64,7 @@ def test_tiny_training_run_resumes_and_exports(tmp_path: Path):
 
     spec = runtime.ModelSpec(name="tiny", kind="recognizer", source=f"file:{tmp_path / 'tiny.onnx'}",
                              sha256=info["sha256"])
-    rec = CTCRecognizer(spec, runtime.create_session(runtime.verified_path(spec), threads=1))
+    rec = CTCRecognizer(spec, runtime.create_session(runtime.verified_path(spec), runtime.SessionSettings(threads=1)))
     assert rec.height == 32 and rec.channels == 1
     results = rec.recognize([np.full((20, 60, 3), 255, np.uint8), np.zeros((40, 200, 3), np.uint8)])
     assert len(results) == 2 and all(0.0 <= r.confidence <= 1.0 for r in results)

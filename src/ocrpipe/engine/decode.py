@@ -8,13 +8,18 @@ before decoding, PDF page sizes before rendering.
 from __future__ import annotations
 
 import io
+import math
 import struct
+import threading
 import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, ImageSequence
+from PIL import Image, ImageOps
 
 from ocrpipe.errors import ErrorCode, InputError
 
@@ -87,9 +92,13 @@ def read_source(source: str | Path | bytes, limits: Limits) -> tuple[bytes, str]
     return data, name
 
 
-def load_pages(source: str | Path | bytes, *, filename: str | None = None, limits: Limits | None = None,
-               dpi: int = 200) -> list[np.ndarray]:
-    """Decode every page of ``source`` to an RGB uint8 array of shape (H, W, 3)."""
+def open_pages(source: str | Path | bytes, *, filename: str | None = None, limits: Limits | None = None,
+               dpi: int = 200) -> PageSource:
+    """Open ``source`` as a lazily decoded document: nothing is rendered until :meth:`PageSource.render`.
+
+    The byte limit, the media type and the page count are checked here; the pixel limit per page is
+    checked by :meth:`PageSource.page_size` and :meth:`PageSource.render`.
+    """
     limits = limits or Limits()
     data, name = read_source(source, limits)
     name = filename or name
@@ -100,36 +109,191 @@ def load_pages(source: str | Path | bytes, *, filename: str | None = None, limit
             f"{name} is not a supported image or PDF (supported: PNG, JPEG, TIFF, BMP, WebP, GIF, AVIF, PDF)",
         )
     if media == PDF:
-        return _load_pdf(data, name, limits, dpi)
+        return _PdfSource(data, name, limits, dpi)
     if media == "image/heif":
         raise InputError(ErrorCode.UNSUPPORTED_MEDIA_TYPE,
                          f"{name} is a HEIF/HEIC image, which is not supported; convert it to JPEG or PNG")
-    return _load_image(data, name, limits)
+    return _ImageSource(data, name, media, limits)
 
 
-def _load_image(data: bytes, name: str, limits: Limits) -> list[np.ndarray]:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            pages = []
-            for index, frame in enumerate(ImageSequence.Iterator(img)):
-                if index >= limits.max_pages:
-                    raise InputError(ErrorCode.TOO_MANY_PAGES,
-                                     f"{name} has more than {limits.max_pages} pages")
-                _check_pixels(frame.size, name, limits)
-                frame.load()
-                pages.append(to_rgb_array(ImageOps.exif_transpose(frame)))
-    except InputError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InputError(ErrorCode.IMAGE_TOO_LARGE, f"{name}: {exc}") from exc
-    except (OSError, ValueError, SyntaxError, EOFError, TypeError, IndexError, struct.error) as exc:
-        raise InputError(ErrorCode.CORRUPT_IMAGE,
-                         f"{name} could not be decoded (truncated or corrupt image): {exc}") from exc
-    if not pages:
-        raise InputError(ErrorCode.CORRUPT_IMAGE, f"{name} contains no image frames")
-    return pages
+def load_pages(source: str | Path | bytes, *, filename: str | None = None, limits: Limits | None = None,
+               dpi: int = 200) -> list[np.ndarray]:
+    """Decode every page of ``source`` to an RGB uint8 array of shape (H, W, 3)."""
+    with open_pages(source, filename=filename, limits=limits, dpi=dpi) as src:
+        return [src.render(i) for i in range(len(src))]
+
+
+class PageSource(ABC):
+    """A decoded-on-demand document: its page count and page sizes are known before any page is rendered.
+
+    Safe to share between threads (each source serialises its own decoder; pdfium calls share one lock).
+    """
+
+    def __init__(self, name: str, media_type: str, limits: Limits, count: int) -> None:
+        self.name = name
+        self.media_type = media_type
+        self.limits = limits
+        if count == 0:
+            code = ErrorCode.CORRUPT_PDF if media_type == PDF else ErrorCode.CORRUPT_IMAGE
+            raise InputError(code, f"{name} has no pages")
+        if count > limits.max_pages:
+            raise InputError(ErrorCode.TOO_MANY_PAGES, f"{name} has {count} pages; the limit is {limits.max_pages}")
+        self._count = count
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __enter__(self) -> PageSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_index(self, index: int) -> None:
+        if not 0 <= index < self._count:
+            raise IndexError(f"page {index} out of range for {self.name} ({self._count} pages)")
+
+    def page_size(self, index: int) -> tuple[int, int]:
+        """``(width, height)`` in pixels that :meth:`render` will return, read without rendering.
+
+        Raises ``image_too_large`` when an image page exceeds the pixel limit.
+        """
+        self._check_index(index)
+        return self._page_size(index)
+
+    def render(self, index: int) -> np.ndarray:
+        """Page ``index`` as an RGB uint8 array (H, W, 3), EXIF orientation applied."""
+        self._check_index(index)
+        return self._render(index)
+
+    @abstractmethod
+    def _page_size(self, index: int) -> tuple[int, int]: ...
+
+    @abstractmethod
+    def _render(self, index: int) -> np.ndarray: ...
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the decoder; further calls fail."""
+
+
+_EXIF_ORIENTATION = 0x0112
+_SWAPS_AXES = (5, 6, 7, 8)  # EXIF orientations that rotate by 90° or 270°
+_PIL_ERRORS = (OSError, ValueError, SyntaxError, EOFError, TypeError, IndexError, struct.error)
+
+
+class _ImageSource(PageSource):
+    """A Pillow image; multi-frame TIFF and GIF give one page per frame."""
+
+    def __init__(self, data: bytes, name: str, media_type: str, limits: Limits) -> None:
+        self._lock = threading.Lock()
+        with self._decoding(name):
+            self._img = Image.open(io.BytesIO(data))
+            count = int(getattr(self._img, "n_frames", 1))
+        super().__init__(name, media_type, limits, count)
+
+    @contextmanager
+    def _decoding(self, name: str) -> Iterator[None]:
+        """Map Pillow's exceptions to stable error codes; bomb warnings are errors."""
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                yield
+        except InputError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise InputError(ErrorCode.IMAGE_TOO_LARGE, f"{name}: {exc}") from exc
+        except _PIL_ERRORS as exc:
+            raise InputError(ErrorCode.CORRUPT_IMAGE,
+                             f"{name} could not be decoded (truncated or corrupt image): {exc}") from exc
+
+    def _page_size(self, index: int) -> tuple[int, int]:
+        with self._lock, self._decoding(self.name):
+            self._img.seek(index)
+            return self._display_size()
+
+    def _display_size(self) -> tuple[int, int]:
+        width, height = self._img.size
+        _check_pixels((width, height), self.name, self.limits)
+        if self._img.getexif().get(_EXIF_ORIENTATION) in _SWAPS_AXES:
+            return height, width
+        return width, height
+
+    def _render(self, index: int) -> np.ndarray:
+        with self._lock, self._decoding(self.name):
+            self._img.seek(index)
+            self._display_size()
+            self._img.load()
+            return to_rgb_array(ImageOps.exif_transpose(self._img))
+
+    def close(self) -> None:
+        """Close the Pillow image."""
+        with self._lock:
+            self._img.close()
+
+
+_PDFIUM_LOCK = threading.Lock()
+"""pdfium is not thread-safe: every call into it, on any document, holds this lock."""
+
+
+class _PdfSource(PageSource):
+    """A PDF rendered page by page with pdfium at ``dpi``."""
+
+    def __init__(self, data: bytes, name: str, limits: Limits, dpi: int) -> None:
+        import pypdfium2 as pdfium
+
+        self._pdfium = pdfium
+        self.dpi = dpi
+        with _PDFIUM_LOCK:
+            try:
+                self._pdf = pdfium.PdfDocument(data)
+            except pdfium.PdfiumError as exc:
+                if "password" in str(exc).lower():
+                    raise InputError(ErrorCode.ENCRYPTED_PDF,
+                                     f"{name} is encrypted with a password; decrypt it first") from exc
+                raise InputError(ErrorCode.CORRUPT_PDF, f"{name} is not a readable PDF: {exc}") from exc
+            count = len(self._pdf)
+        try:
+            super().__init__(name, PDF, limits, count)
+        except InputError:
+            self.close()
+            raise
+
+    def _scale(self, index: int) -> tuple[float, float, float]:
+        """``(scale, width_pt, height_pt)``; a huge sheet is rendered at the largest scale that fits."""
+        try:
+            width_pt, height_pt = self._pdf.get_page_size(index)
+        except self._pdfium.PdfiumError as exc:
+            raise InputError(ErrorCode.CORRUPT_PDF, f"{self.name}: page {index} has no size: {exc}") from exc
+        scale = self.dpi / 72.0
+        pixels = width_pt * height_pt * scale * scale
+        if pixels > self.limits.max_pixels:
+            scale *= (self.limits.max_pixels / pixels) ** 0.5
+        return scale, width_pt, height_pt
+
+    def _page_size(self, index: int) -> tuple[int, int]:
+        with _PDFIUM_LOCK:
+            scale, width_pt, height_pt = self._scale(index)
+        # pdfium's bitmap size for a render at ``scale``
+        return math.ceil(width_pt * scale), math.ceil(height_pt * scale)
+
+    def _render(self, index: int) -> np.ndarray:
+        with _PDFIUM_LOCK:
+            scale, _, _ = self._scale(index)
+            try:
+                page = self._pdf[index]
+                try:
+                    bitmap = page.render(scale=scale, may_draw_forms=True)
+                    return to_rgb_array(bitmap.to_pil())
+                finally:
+                    page.close()
+            except self._pdfium.PdfiumError as exc:
+                raise InputError(ErrorCode.CORRUPT_PDF, f"{self.name}: page could not be rendered: {exc}") from exc
+
+    def close(self) -> None:
+        """Close the pdfium document."""
+        with _PDFIUM_LOCK:
+            self._pdf.close()
 
 
 def _check_pixels(size: tuple[int, int], name: str, limits: Limits) -> None:
@@ -171,41 +335,3 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
     if arr.ndim == 3 and arr.shape[2] == 4:
         return to_rgb_array(Image.fromarray(arr, "RGBA"))
     raise InputError(ErrorCode.INVALID_ARGUMENT, f"unsupported image array shape {arr.shape}")
-
-
-def _load_pdf(data: bytes, name: str, limits: Limits, dpi: int) -> list[np.ndarray]:
-    import pypdfium2 as pdfium
-
-    try:
-        pdf = pdfium.PdfDocument(data)
-    except pdfium.PdfiumError as exc:
-        text = str(exc).lower()
-        if "password" in text:
-            raise InputError(ErrorCode.ENCRYPTED_PDF,
-                             f"{name} is encrypted with a password; decrypt it first") from exc
-        raise InputError(ErrorCode.CORRUPT_PDF, f"{name} is not a readable PDF: {exc}") from exc
-    try:
-        count = len(pdf)
-        if count == 0:
-            raise InputError(ErrorCode.CORRUPT_PDF, f"{name} has no pages")
-        if count > limits.max_pages:
-            raise InputError(ErrorCode.TOO_MANY_PAGES,
-                             f"{name} has {count} pages; the limit is {limits.max_pages}")
-        pages = []
-        for index in range(count):
-            page = pdf[index]
-            try:
-                width_pt, height_pt = page.get_size()
-                scale = dpi / 72.0
-                pixels = width_pt * height_pt * scale * scale
-                if pixels > limits.max_pixels:  # a huge sheet: render at the largest scale that fits
-                    scale *= (limits.max_pixels / pixels) ** 0.5
-                bitmap = page.render(scale=scale, may_draw_forms=True)
-                pages.append(to_rgb_array(bitmap.to_pil()))
-            finally:
-                page.close()
-        return pages
-    except pdfium.PdfiumError as exc:
-        raise InputError(ErrorCode.CORRUPT_PDF, f"{name}: page could not be rendered: {exc}") from exc
-    finally:
-        pdf.close()

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ocrpipe.document import Line, boxes_of
+from ocrpipe.document import Line, Page, boxes_of
 
 
 def _gaps(lo: np.ndarray, hi: np.ndarray) -> list[tuple[float, float]]:
@@ -134,3 +134,9 @@ def reading_order(lines: Sequence[Line]) -> tuple[list[Line], tuple[tuple[int, .
         blocks.append(tuple(range(pos, pos + len(leaf))))
         pos += len(leaf)
     return ordered, tuple(blocks)
+
+
+def ordered_page(index: int, width: int, height: int, lines: Sequence[Line]) -> Page:
+    """A :class:`Page` of ``lines`` (in any order) put in reading order, with its blocks."""
+    ordered, blocks = reading_order(lines)
+    return Page(index=index, width=width, height=height, lines=tuple(ordered), blocks=blocks)

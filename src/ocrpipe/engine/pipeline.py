@@ -1,31 +1,43 @@
-"""The public entry point: composes decode → preprocess → detect → crop → orient → recognise → order.
+"""The public entry point: the one page path, decode → preprocess → detect → crop → orient → recognise → order.
 
 ``Pipeline`` loads its models once and is safe to share between threads: every stage is a pure function
-of its inputs plus read-only model sessions. The service, CLI, evaluator and template engine all call the
-same stage methods, so a page processed anywhere gives the same result.
+of its inputs plus read-only model sessions. The CLI, the service, the evaluator and the template engine
+all call :meth:`Pipeline.trace_page` (or :meth:`Pipeline.run`, which calls it per page), so a page
+processed anywhere gives the same result.
+
+Each stage returns a frozen dataclass carrying its elapsed time (``elapsed_ms``); :class:`PageTrace` is the
+record of one page through every stage. ``Document.timings_ms`` has one meaning everywhere: per-stage sums
+over the pages (``decode`` included when the pipeline decoded) and ``total``, the wall time of the call.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
-from ocrpipe.document import Document, Line, ModelInfo, Page, RecResult, quad_to_box
+from ocrpipe.document import Document, Line, ModelInfo, Page, RecResult, build_document, quad_to_box
 from ocrpipe.engine import decode as imageio
-from ocrpipe.engine import order, preprocess
+from ocrpipe.engine import order, preprocess, runtime
 from ocrpipe.engine.crop import crop_lines
 from ocrpipe.engine.detect import Detection, TextDetector
+from ocrpipe.engine.orient import LineOrientation
 from ocrpipe.engine.recognize.base import Recognizer
 from ocrpipe.engine.words import line_words
 from ocrpipe.errors import EngineError, ErrorCode, OcrError, Stage
 
+T = TypeVar("T")
 RecognizeFn = Callable[[Sequence[np.ndarray]], list[RecResult]]
-"""Anything that maps a batch of crops to results: a recogniser, or the service's dynamic batcher."""
+"""Anything that maps a batch of crops to results: a recogniser's ``recognize``, or the service's batcher."""
+
+_DETECTOR_FIELDS = ("detector", "det_limit_side", "det_thresh", "det_box_thresh", "det_unclip_ratio",
+                    "det_min_size", "threads", "ort_spin", "device")
+_RECOGNIZER_FIELDS = ("recognizer", "threads", "ort_spin", "device", "tesseract_threads")
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,14 @@ class PipelineConfig:
     use_orientation: bool = False
     drop_empty: bool = True
     min_confidence: float = 0.0
+    threads: int = 0
+    """ONNX Runtime intra-op threads per model session; 0 means the number of usable CPUs."""
+    ort_spin: bool = False
+    """Let ONNX Runtime's worker threads busy-wait between runs (see :class:`runtime.SessionSettings`)."""
+    tesseract_threads: int = 0
+    """Tesseract API instances reading in parallel; 0 means ``threads`` (all usable CPUs when that is 0)."""
+    device: str = "cpu"
+    """``cpu`` or ``cuda`` (when the CUDA execution provider is installed)."""
 
     def __post_init__(self) -> None:
         if not 36 <= self.pdf_dpi <= 600:
@@ -54,6 +74,62 @@ class PipelineConfig:
             raise OcrError(ErrorCode.INVALID_ARGUMENT, "detection thresholds must lie in (0, 1)")
         if self.det_limit_side < 320:
             raise OcrError(ErrorCode.INVALID_ARGUMENT, "det_limit_side must be at least 320")
+        if self.threads < 0 or self.tesseract_threads < 0:
+            raise OcrError(ErrorCode.INVALID_ARGUMENT, "thread counts must be 0 (all CPUs) or positive")
+        if self.device not in ("cpu", "cuda"):
+            raise OcrError(ErrorCode.INVALID_ARGUMENT, f"device must be cpu or cuda, got {self.device!r}")
+
+    @property
+    def session(self) -> runtime.SessionSettings:
+        """The ONNX Runtime settings every model session of this pipeline gets."""
+        return runtime.SessionSettings(threads=self.threads, spin=self.ort_spin, device=self.device)
+
+
+@dataclass(frozen=True)
+class Crops:
+    """Rectified horizontal line crops cut from the prepared page, one per detected quad."""
+
+    images: tuple[np.ndarray, ...]
+    elapsed_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class Readings:
+    """One recognition result per crop; ``doubtful`` crops (maybe upside down) were also read rotated by 180°
+    and the more confident reading kept."""
+
+    results: tuple[RecResult, ...]
+    doubtful: tuple[int, ...] = ()
+    orientation_ms: float = 0.0
+    elapsed_ms: float = 0.0
+    """Recognition time (the orientation classifier's time is ``orientation_ms``)."""
+
+
+@dataclass(frozen=True)
+class Ordered:
+    """The kept lines in reading order and their blocks (indices into ``lines``)."""
+
+    lines: tuple[Line, ...]
+    blocks: tuple[tuple[int, ...], ...]
+    elapsed_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class PageTrace:
+    """One page through every stage: what benchmarks, studies and fallbacks read instead of internals."""
+
+    index: int
+    image: np.ndarray
+    """The decoded RGB page (original pixels)."""
+    prepared: preprocess.Prepared
+    detection: Detection
+    """Quads in original pixels, in crop order."""
+    crops: Crops
+    readings: Readings
+    ordered: Ordered
+    page: Page
+    timings_ms: dict[str, float]
+    """This page's stage times (``decode`` when the pipeline rendered it; no ``total``)."""
 
 
 class Pipeline:
@@ -73,21 +149,21 @@ class Pipeline:
         *,
         detector: TextDetector | None = None,
         recognizer: Recognizer | None = None,
+        orientation: LineOrientation | None = None,
     ) -> None:
-        from ocrpipe.engine.orient import LineOrientation
         from ocrpipe.engine.recognize import load_recognizer
 
         self.config = config or PipelineConfig()
+        cfg = self.config
         self.detector = detector or TextDetector.from_name(
-            self.config.detector,
-            limit_side=self.config.det_limit_side,
-            thresh=self.config.det_thresh,
-            box_thresh=self.config.det_box_thresh,
-            unclip_ratio=self.config.det_unclip_ratio,
-            min_size=self.config.det_min_size,
+            cfg.detector, limit_side=cfg.det_limit_side, thresh=cfg.det_thresh, box_thresh=cfg.det_box_thresh,
+            unclip_ratio=cfg.det_unclip_ratio, min_size=cfg.det_min_size, session=cfg.session,
         )
-        self.recognizer = recognizer or load_recognizer(self.config.recognizer)
-        self.orientation = LineOrientation.default() if self.config.use_orientation else None
+        self.recognizer = recognizer or load_recognizer(cfg.recognizer, cfg.session,
+                                                        tesseract_threads=cfg.tesseract_threads or cfg.threads)
+        self.orientation: LineOrientation | None = None
+        if cfg.use_orientation:
+            self.orientation = orientation or LineOrientation.default(cfg.session)
 
     @classmethod
     def default(cls) -> Pipeline:
@@ -100,20 +176,21 @@ class Pipeline:
     def with_config(self, **changes: object) -> Pipeline:
         """A pipeline with some settings changed, sharing the already-loaded models where possible."""
         config = replace(self.config, **changes)  # type: ignore[arg-type]
-        same_det = all(
-            getattr(config, k) == getattr(self.config, k)
-            for k in ("detector", "det_limit_side", "det_thresh", "det_box_thresh", "det_unclip_ratio",
-                      "det_min_size")
-        )
-        same_rec = config.recognizer == self.config.recognizer
+        same_det = all(getattr(config, k) == getattr(self.config, k) for k in _DETECTOR_FIELDS)
+        same_rec = all(getattr(config, k) == getattr(self.config, k) for k in _RECOGNIZER_FIELDS)
         return Pipeline(
             config,
             detector=self.detector if same_det else None,
             recognizer=self.recognizer if same_rec else None,
         )
 
+    def with_recognizer(self, recognizer: Recognizer) -> Pipeline:
+        """The same detector and settings with another recogniser (e.g. one that feeds a batcher)."""
+        return Pipeline(self.config, detector=self.detector, recognizer=recognizer, orientation=self.orientation)
+
     @property
     def engine_name(self) -> str:
+        """``ocrpipe/<detector>+<recogniser>``, as reported in every Document."""
         return f"ocrpipe/{self.detector.name}+{self.recognizer.name}"
 
     def models(self) -> list[ModelInfo]:
@@ -126,95 +203,138 @@ class Pipeline:
 
     # ---- stages ---------------------------------------------------------------------------------
 
+    def open(self, source: str | Path | bytes, *, filename: str | None = None) -> imageio.PageSource:
+        """Open a path or raw bytes lazily; pages render at ``pdf_dpi`` under this pipeline's limits."""
+        return imageio.open_pages(source, filename=filename, limits=self.config.limits, dpi=self.config.pdf_dpi)
+
     def decode(self, source: str | Path | bytes, *, filename: str | None = None) -> list[np.ndarray]:
-        """Decode a path or raw bytes into RGB page images (PDF pages rendered at ``pdf_dpi``)."""
-        return imageio.load_pages(source, filename=filename, limits=self.config.limits, dpi=self.config.pdf_dpi)
+        """Decode every page of a path or raw bytes into RGB page images."""
+        with self.open(source, filename=filename) as src:
+            return [src.render(i) for i in range(len(src))]
 
     def preprocess(self, image: np.ndarray) -> preprocess.Prepared:
         """The prepared page and the transform back to original pixels."""
         return preprocess.apply(image, self.config.preprocess)
 
     def detect(self, image: np.ndarray) -> Detection:
-        """Text quads (original pixels, clockwise from top-left) and their scores."""
+        """Text quads (``image``'s pixels, clockwise from top-left) and their scores."""
         return self.detector(image)
 
-    def crop(self, image: np.ndarray, detection: Detection) -> list[np.ndarray]:
+    def crop(self, image: np.ndarray, detection: Detection) -> Crops:
         """Rectified horizontal line crops, one per quad."""
-        return crop_lines(image, detection.quads)
+        start = time.perf_counter()
+        images = tuple(crop_lines(image, detection.quads))
+        return Crops(images, _since(start))
 
     def recognize(self, crops: Sequence[np.ndarray]) -> list[RecResult]:
+        """This pipeline's recogniser on a batch of crops."""
         return self.recognizer.recognize(crops)
 
-    @staticmethod
-    def _recognize_oriented(crops: list[np.ndarray], doubtful: list[int], rec_fn: RecognizeFn) -> list[RecResult]:
-        """Recognise crops; the ``doubtful`` ones (maybe upside down) are also read rotated by 180°, and
-        the more confident reading is kept."""
-        batch = crops + [np.ascontiguousarray(np.rot90(crops[i], 2)) for i in doubtful]
-        results = rec_fn(batch) if batch else []
-        if len(results) != len(batch):
-            raise EngineError(
-                ErrorCode.ENGINE_FAILURE,
-                f"recogniser returned {len(results)} results for {len(batch)} crops",
-                stage=Stage.RECOGNIZE,
-            )
-        chosen = list(results[: len(crops)])
-        for k, i in enumerate(doubtful):
-            flipped = results[len(crops) + k]
-            if flipped.confidence > chosen[i].confidence:
-                chosen[i] = flipped.mirrored()
-        return chosen
+    def read(self, crops: Crops, *, recognize: RecognizeFn | None = None) -> Readings:
+        """Orientation (when enabled) and recognition of every crop; ``recognize`` replaces the recogniser."""
+        images = list(crops.images)
+        start = time.perf_counter()
+        doubtful = self.orientation.candidates(images) if self.orientation is not None and images else []
+        orientation_ms = _since(start) if self.orientation is not None else 0.0
+        start = time.perf_counter()
+        results = _recognize_oriented(images, doubtful, recognize or self.recognize)
+        return Readings(tuple(results), tuple(doubtful), orientation_ms, _since(start))
 
-    def process_image(
-        self, image: np.ndarray, index: int = 0, *, recognize: RecognizeFn | None = None,
-        timings: dict[str, float] | None = None,
-    ) -> Page:
-        """Run every stage after decoding on one page image.
+    def order(self, detection: Detection, readings: Readings) -> Ordered:
+        """Drop empty/unconfident readings, make lines (original pixels) and put them in reading order."""
+        start = time.perf_counter()
+        lines, blocks = order.reading_order(self._assemble(detection, readings.results))
+        return Ordered(tuple(lines), blocks, _since(start))
 
-        ``recognize`` replaces the recogniser call (the service passes its dynamic batcher here).
-        ``timings`` (if given) is incremented with per-stage milliseconds.
+    # ---- the page path --------------------------------------------------------------------------
+
+    def trace_page(self, image: np.ndarray, index: int = 0, *, recognize: RecognizeFn | None = None,
+                   decode_ms: float | None = None) -> PageTrace:
+        """Run every stage after decoding on one page image and return the full step record.
+
+        ``recognize`` replaces the recogniser call (the service passes its batcher); ``decode_ms`` is how
+        long the caller took to decode the page, recorded as the ``decode`` timing.
         """
-        t = timings if timings is not None else {}
-        rec_fn = recognize or self.recognize
+        image = imageio.as_rgb(image)
+        prepared = _staged(Stage.PREPROCESS, self.preprocess, image)
+        det = _staged(Stage.DETECT, self.detect, prepared.image)
+        crops = _staged(Stage.DETECT, self.crop, prepared.image, det)
+        det = replace(det, quads=prepared.to_original(det.quads))
+        if recognize is None:
+            readings = _staged(Stage.RECOGNIZE, self.read, crops)
+        else:  # the caller's hook raises its own errors (e.g. the service's overload signal)
+            readings = self.read(crops, recognize=recognize)
+        ordered = _staged(Stage.POSTPROCESS, self.order, det, readings)
         height, width = image.shape[:2]
-        with _timed(t, Stage.PREPROCESS):
-            prepared = self.preprocess(image)
-        with _timed(t, Stage.DETECT):
-            det = self.detect(prepared.image)
-        with _timed(t, "crop"):
-            crops = self.crop(prepared.image, det)
-            det = Detection(prepared.to_original(det.quads), det.scores)
-        doubtful: list[int] = []
+        page = Page(index=index, width=width, height=height, lines=ordered.lines, blocks=ordered.blocks)
+        timings = {} if decode_ms is None else {str(Stage.DECODE): decode_ms}
+        timings.update({
+            str(Stage.PREPROCESS): prepared.elapsed_ms, str(Stage.DETECT): det.elapsed_ms,
+            "crop": crops.elapsed_ms, str(Stage.RECOGNIZE): readings.elapsed_ms,
+            str(Stage.POSTPROCESS): ordered.elapsed_ms,
+        })
         if self.orientation is not None:
-            with _timed(t, "orientation"):
-                doubtful = self.orientation.candidates(crops)
-        with _timed(t, Stage.RECOGNIZE):
-            results = self._recognize_oriented(crops, doubtful, rec_fn)
-        with _timed(t, Stage.POSTPROCESS):
-            lines = self._assemble(det, results)
-            ordered, blocks = order.reading_order(lines)
-        return Page(index=index, width=width, height=height, lines=tuple(ordered), blocks=blocks)
+            timings["orientation"] = readings.orientation_ms
+        return PageTrace(index, image, prepared, det, crops, readings, ordered, page, timings)
+
+    def process_page(self, image: np.ndarray, index: int = 0, *, recognize: RecognizeFn | None = None) -> Page:
+        """One already-decoded page through the page path; the :class:`Page` only."""
+        return self.trace_page(image, index, recognize=recognize).page
+
+    def process_image(self, image: np.ndarray, index: int = 0, *, recognize: RecognizeFn | None = None,
+                      timings: dict[str, float] | None = None) -> Page:
+        """Like :meth:`process_page`; ``timings`` (if given) is incremented with the page's stage times."""
+        trace = self.trace_page(image, index, recognize=recognize)
+        if timings is not None:
+            add_timings(timings, trace.timings_ms)
+        return trace.page
+
+    def traces(self, source: imageio.PageSource, *, recognize: RecognizeFn | None = None) -> Iterator[PageTrace]:
+        """Render and process the pages of an open source one at a time (one page image in memory)."""
+        for index in range(len(source)):
+            start = time.perf_counter()
+            image = source.render(index)
+            yield self.trace_page(image, index, recognize=recognize, decode_ms=_since(start))
 
     def run(self, source: str | Path | bytes, *, filename: str | None = None,
             recognize: RecognizeFn | None = None) -> Document:
-        """Decode ``source`` (path or bytes) and OCR every page."""
-        timings: dict[str, float] = {}
-        with _timed(timings, Stage.DECODE):
-            images = self.decode(source, filename=filename)
-        return self.run_pages(images, recognize=recognize, timings=timings)
+        """Decode ``source`` (path or bytes) page by page and OCR every page."""
+        return self.run_traced(source, filename=filename, recognize=recognize, keep=False)[0]
 
-    def run_pages(self, images: Sequence[np.ndarray], *, recognize: RecognizeFn | None = None,
-                  timings: dict[str, float] | None = None) -> Document:
-        """OCR already-decoded RGB pages (gray or RGBA arrays are converted)."""
-        timings = timings if timings is not None else {}
-        pages = [self.process_image(imageio.as_rgb(img), i, recognize=recognize, timings=timings)
-                 for i, img in enumerate(images)]
-        timings["total"] = sum(v for k, v in timings.items() if k != "total")
-        return Document(engine=self.engine_name, pages=tuple(pages), timings_ms=timings,
-                        models=tuple(self.models()))
+    def run_traced(self, source: str | Path | bytes, *, filename: str | None = None,
+                   recognize: RecognizeFn | None = None, keep: bool = True) -> tuple[Document, list[PageTrace]]:
+        """:meth:`run`, also returning each page's :class:`PageTrace` (none when ``keep`` is false)."""
+        started = time.perf_counter()
+        pages, kept = [], []
+        with self.open(source, filename=filename) as src:
+            timings = {str(Stage.DECODE): _since(started)}  # reading and sniffing; pages add their render
+            for trace in self.traces(src, recognize=recognize):
+                add_timings(timings, trace.timings_ms)
+                pages.append(trace.page)
+                if keep:
+                    kept.append(trace)
+        return self.document(pages, timings, started=started), kept
+
+    def run_pages(self, images: Sequence[np.ndarray], *, recognize: RecognizeFn | None = None) -> Document:
+        """OCR already-decoded pages (gray or RGBA arrays are converted); no ``decode`` timing."""
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        pages = []
+        for i, img in enumerate(images):
+            trace = self.trace_page(img, i, recognize=recognize)
+            add_timings(timings, trace.timings_ms)
+            pages.append(trace.page)
+        return self.document(pages, timings, started=started)
 
     def run_image(self, image: np.ndarray) -> Document:
         """OCR one already-decoded image."""
         return self.run_pages([image])
+
+    def document(self, pages: Sequence[Page], timings_ms: dict[str, float], *, started: float) -> Document:
+        """The Document this pipeline reports: its engine name and models, ``total`` = wall time since
+        ``started`` (a :func:`time.perf_counter` value)."""
+        return build_document(self.engine_name, pages, timings_ms=timings_ms, models=self.models(),
+                              started=started)
 
     def _assemble(self, det: Detection, results: Sequence[RecResult]) -> list[Line]:
         lines = []
@@ -229,18 +349,42 @@ class Pipeline:
         return lines
 
 
-class _timed:
-    """Context manager adding elapsed milliseconds to ``timings[key]``."""
+def _recognize_oriented(crops: list[np.ndarray], doubtful: list[int], rec_fn: RecognizeFn) -> list[RecResult]:
+    """Recognise crops; the ``doubtful`` ones are also read rotated by 180° and the more confident
+    reading is kept."""
+    batch = crops + [np.ascontiguousarray(np.rot90(crops[i], 2)) for i in doubtful]
+    results = rec_fn(batch) if batch else []
+    if len(results) != len(batch):
+        raise EngineError(
+            ErrorCode.ENGINE_FAILURE,
+            f"recogniser returned {len(results)} results for {len(batch)} crops",
+            stage=Stage.RECOGNIZE,
+        )
+    chosen = list(results[: len(crops)])
+    for k, i in enumerate(doubtful):
+        flipped = results[len(crops) + k]
+        if flipped.confidence > chosen[i].confidence:
+            chosen[i] = flipped.mirrored()
+    return chosen
 
-    __slots__ = ("timings", "key", "start")
 
-    def __init__(self, timings: dict[str, float], key: str) -> None:
-        self.timings = timings
-        self.key = str(key)
+def _staged(stage: Stage, fn: Callable[..., T], *args: object) -> T:
+    """``fn(*args)``; an unexpected exception becomes an ``engine_failure`` naming the stage."""
+    try:
+        return fn(*args)
+    except OcrError:
+        raise
+    except Exception as exc:
+        raise EngineError(ErrorCode.ENGINE_FAILURE, f"{stage.value} failed: {type(exc).__name__}: {exc}",
+                          stage=stage) from exc
 
-    def __enter__(self) -> None:
-        self.start = time.perf_counter()
 
-    def __exit__(self, *exc: object) -> None:
-        elapsed = (time.perf_counter() - self.start) * 1000.0
-        self.timings[self.key] = self.timings.get(self.key, 0.0) + elapsed
+def add_timings(into: dict[str, float], more: dict[str, float]) -> None:
+    """Add per-stage milliseconds of ``more`` into ``into`` (``total`` is never summed)."""
+    for key, value in more.items():
+        if key != "total":
+            into[key] = into.get(key, 0.0) + value
+
+
+def _since(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0

@@ -7,6 +7,7 @@ its inverse so that reported boxes are always in original-image pixels.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import cv2
@@ -26,6 +27,7 @@ class Prepared:
     image: np.ndarray
     matrix: np.ndarray
     """2x3 affine: original pixel (x, y, 1) → prepared pixel."""
+    elapsed_ms: float = 0.0
 
     def to_original(self, quads: np.ndarray) -> np.ndarray:
         """Map (N, 4, 2) quads from prepared back to original pixels."""
@@ -42,6 +44,7 @@ IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 
 def apply(image: np.ndarray, config: PreprocessConfig) -> Prepared:
     """Run the enabled steps on an RGB page."""
+    start = time.perf_counter()
     out = image
     if config.denoise:
         out = cv2.medianBlur(out, 3)
@@ -52,7 +55,7 @@ def apply(image: np.ndarray, config: PreprocessConfig) -> Prepared:
         angle = estimate_skew(out, config.max_skew_deg)
         if abs(angle) >= 0.1:
             out, matrix = rotate(out, angle)
-    return Prepared(out, matrix)
+    return Prepared(out, matrix, (time.perf_counter() - start) * 1000.0)
 
 
 def enhance_contrast(image: np.ndarray) -> np.ndarray:

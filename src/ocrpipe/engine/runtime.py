@@ -120,35 +120,47 @@ def verified_path(spec: ModelSpec) -> Path:
     return path
 
 
-def default_threads() -> int:
-    """Intra-op threads per session: ``OCRPIPE_THREADS`` or the number of usable CPUs."""
-    env = os.environ.get("OCRPIPE_THREADS")
-    if env:
-        return max(1, int(env))
+@dataclass(frozen=True)
+class SessionSettings:
+    """How ONNX Runtime sessions run; passed down from the command's settings, never read from the environment."""
+
+    threads: int = 0
+    """Intra-op threads per session; 0 means the number of usable CPUs."""
+    spin: bool = False
+    """ONNX Runtime's busy-waiting worker threads. Off: in ocrpipe a model run is followed by other CPU work
+    on other threads (Tesseract reads, the next page's decoding, template matching), and a spinning thread
+    takes a core from it: on 2 cores, template mode's two Tesseract threads gained nothing until spinning
+    was off (40 -> 34 ms a page)."""
+    device: str = "cpu"
+    """``cpu``, or ``cuda`` when the CUDA execution provider is installed."""
+
+    @property
+    def intra_op_threads(self) -> int:
+        """``threads``, or the number of usable CPUs when it is 0."""
+        return self.threads if self.threads > 0 else usable_cpus()
+
+
+def usable_cpus() -> int:
+    """The number of CPUs this process may run on."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - non-Linux
         return max(1, os.cpu_count() or 1)
 
 
-def create_session(path: Path, *, threads: int | None = None, device: str | None = None) -> Any:
-    """An ONNX Runtime inference session on CPU (or CUDA when ``device='cuda'`` and available)."""
+def create_session(path: Path, settings: SessionSettings | None = None) -> Any:
+    """An ONNX Runtime inference session on CPU (or CUDA when ``settings.device='cuda'`` and available)."""
     import onnxruntime as ort
 
+    settings = settings or SessionSettings()
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads or default_threads()
+    opts.intra_op_num_threads = settings.intra_op_threads
     opts.inter_op_num_threads = 1
-    # ONNX Runtime's worker threads busy-wait after each run by default. In ocrpipe a model run is followed
-    # by other CPU work on other threads (Tesseract reads, the next page's decoding, template matching), and
-    # a spinning thread takes a core from it: on 2 cores, template mode's two Tesseract threads gained
-    # nothing until spinning was off (40 -> 34 ms a page). OCRPIPE_ORT_SPIN=1 restores the default.
-    opts.add_session_config_entry("session.intra_op.allow_spinning",
-                                  "1" if os.environ.get("OCRPIPE_ORT_SPIN") == "1" else "0")
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if settings.spin else "0")
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
     providers = ["CPUExecutionProvider"]
-    device = device or os.environ.get("OCRPIPE_DEVICE", "cpu")
-    if device == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+    if settings.device == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
         providers.insert(0, "CUDAExecutionProvider")
     try:
         return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
@@ -156,7 +168,7 @@ def create_session(path: Path, *, threads: int | None = None, device: str | None
         raise EngineError(ErrorCode.ENGINE_FAILURE, f"cannot load ONNX model {path}: {exc}") from exc
 
 
-def load_model(name: str, **kwargs: Any) -> tuple[ModelSpec, Any]:
+def load_model(name: str, settings: SessionSettings | None = None) -> tuple[ModelSpec, Any]:
     """Resolve, verify and open a model from the manifest: ``(spec, session)``."""
     spec = get_spec(name)
-    return spec, create_session(verified_path(spec), **kwargs)
+    return spec, create_session(verified_path(spec), settings)

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ocrpipe.document import Document, Line, Page, quad_to_box
+from ocrpipe.document import Line, Page, build_document, quad_to_box
 from ocrpipe.errors import EngineError, ErrorCode, InputError, OcrError, Stage
 from ocrpipe.evaluation.metrics import Region
 from ocrpipe.evaluation.scoring import Prediction
@@ -100,9 +100,9 @@ class TesseractPageEngine(Engine):
         lines = self._collect(self._t.RIL.TEXTLINE)
         words = self._collect(self._t.RIL.WORD)
         t2 = time.perf_counter()
-        page = Page(0, image.width, image.height, tuple(lines))
-        timings = {"decode": (t1 - t0) * 1000, "recognize": (t2 - t1) * 1000, "total": (t2 - t0) * 1000}
-        doc = Document(engine=f"tesseract-page/{self.lang}/psm{self.psm}", pages=(page,), timings_ms=timings)
+        page = Page(0, image.width, image.height, tuple(lines))  # Tesseract's own reading order
+        timings = {"decode": (t1 - t0) * 1000, "recognize": (t2 - t1) * 1000}
+        doc = build_document(f"tesseract-page/{self.lang}/psm{self.psm}", (page,), timings_ms=timings, started=t0)
         return Prediction(doc, tuple(Region.of(line.box, line.text) for line in words))
 
     def _collect(self, level: int) -> list[Line]:
@@ -150,21 +150,20 @@ class RapidOcrEngine(Engine):
         self.engine = RapidOCR()
 
     def __call__(self, path: Path, dpi: float | None = None) -> Prediction:
-        from ocrpipe.engine import order
+        from ocrpipe.engine.order import ordered_page
 
         t0 = time.perf_counter()
         result, elapse = self.engine(str(path))
-        total = (time.perf_counter() - t0) * 1000
         lines = [
             Line(" ".join(str(text).split()), float(score), quad_to_box(np.asarray(box, dtype=np.float64)))
             for box, text, score in (result or [])
             if str(text).strip()
         ]
-        ordered = order.reading_order(lines)[0] if lines else []
         h, w = _image_size(path)
         det, cls, rec = (list(elapse or []) + [0.0, 0.0, 0.0])[:3]
-        timings = {"detect": det * 1000, "classify": cls * 1000, "recognize": rec * 1000, "total": total}
-        return Prediction(Document("rapidocr/ppocrv4", (Page(0, w, h, tuple(ordered)),), timings_ms=timings))
+        timings = {"detect": det * 1000, "classify": cls * 1000, "recognize": rec * 1000}
+        page = ordered_page(0, w, h, lines)
+        return Prediction(build_document("rapidocr/ppocrv4", (page,), timings_ms=timings, started=t0))
 
     def models(self) -> list[dict[str, Any]]:
         import importlib.metadata

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ocrpipe.document import Document, Line, Page, quad_to_box
+from ocrpipe.document import Document, Line, Page, build_document, quad_to_box
 from ocrpipe.errors import ErrorCode, InputError
 from ocrpipe.evaluation.engines import Engine
 from ocrpipe.evaluation.metrics import Region
@@ -130,12 +130,13 @@ def _quad(points: Any) -> np.ndarray:
 
 
 def _doc(engine: str, lines: list[Line]) -> Document:
-    from ocrpipe.engine import order
+    """A one-page document of ``lines`` in reading order; the page size is the lines' extent (CLOVA and
+    Kakao responses carry none)."""
+    from ocrpipe.engine.order import ordered_page
 
-    ordered = order.reading_order(lines)[0] if lines else []
     w = int(max((p[0] for ln in lines for p in ln.box), default=0))
     h = int(max((p[1] for ln in lines for p in ln.box), default=0))
-    return Document(engine=engine, pages=(Page(0, w, h, tuple(ordered)),))
+    return build_document(engine, (ordered_page(0, w, h, lines),))
 
 
 def _from_ocrpipe(obj: dict[str, Any]) -> Prediction:
@@ -151,7 +152,7 @@ def _from_ocrpipe(obj: dict[str, Any]) -> Prediction:
         int(pages[0].get("height", 0)) if pages else 0,
         tuple(lines),
     )
-    return Prediction(Document(engine=str(obj.get("engine", "external/ocrpipe")), pages=(page,)))
+    return Prediction(build_document(str(obj.get("engine", "external/ocrpipe")), (page,)))
 
 
 def _from_clova(obj: dict[str, Any]) -> Prediction:

@@ -31,7 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="pool recognition crops across requests (default on)")
     p.add_argument("--max-batch-size", type=int, help="crops per recognition batch (default 32)")
     p.add_argument("--max-batch-width", type=int,
-                   help="padded width budget per batch (crops x widest crop at 48 px height; default 1024, "
+                   help="padded width budget per batch (crops x widest crop at the recogniser's input "
+                        "height; default 1024, "
                         "0 = none: use 0 on a GPU)")
     p.add_argument("--batch-threads", type=int, help="inference threads of the batcher (default 2)")
     p.add_argument("--max-wait-ms", type=float, help="longest wait of a batch's first crop (default 10)")

@@ -9,13 +9,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from ocrpipe.engine.decode import Limits
+from ocrpipe.settings import EngineSettings
 
 
-class ServiceSettings(BaseSettings):
-    """Everything ``ocrpipe serve`` can be told; env vars use the ``OCRPIPE_`` prefix."""
+class ServiceSettings(EngineSettings):
+    """Everything ``ocrpipe serve`` can be told; env vars use the ``OCRPIPE_`` prefix. The engine options
+    (recognizer, pdf_dpi, preprocessing, threads, ...) come from :class:`~ocrpipe.settings.EngineSettings`."""
 
-    model_config = SettingsConfigDict(env_prefix="OCRPIPE_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="OCRPIPE_", extra="ignore", frozen=True,
+                                      use_attribute_docstrings=True)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -23,9 +28,7 @@ class ServiceSettings(BaseSettings):
     database_url: str | None = None
     """SQLAlchemy URL; default ``sqlite:///<data_dir>/ocrpipe.db``. ``postgresql+psycopg://...`` works."""
 
-    # engine
-    recognizer: str = "auto"
-    pdf_dpi: int = Field(default=200, ge=36, le=600)
+    # engine (the rest is inherited)
     workers: int = Field(default=2, ge=1, le=64)
     """Threads that decode/detect pages concurrently (shared by synchronous requests and jobs)."""
     threads: int = Field(default=1, ge=1, le=64)
@@ -55,7 +58,8 @@ class ServiceSettings(BaseSettings):
     batch_threads: int = Field(default=2, ge=1, le=64)
     """Inference threads of the batcher: batches run side by side (one per CPU core; 1 on a GPU)."""
     max_batch_width: int = Field(default=1024, ge=0)
-    """Budget of one batch in padded width (crops x widest crop, at 48 px height); 0 = no budget.
+    """Budget of one batch in padded width (crops x widest crop, at the recogniser's input height:
+    32 px for ko_rec, 48 for Tesseract and the PP-OCR readers); 0 = no budget.
     On a CPU, big batches of long lines leave the cache and cost more per crop than small ones."""
     max_wait_ms: float = Field(default=10.0, ge=0, le=10_000)
     max_queue: int = Field(default=4096, ge=1)
@@ -134,3 +138,7 @@ class ServiceSettings(BaseSettings):
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    def limits(self) -> Limits:
+        """The service's input limits (upload size, pages per file, pixels per page)."""
+        return Limits(max_bytes=self.max_upload_bytes, max_pixels=self.max_pixels, max_pages=self.max_pages)

@@ -22,18 +22,21 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from ocrpipe.engine.recognize.base import Recognizer
-from ocrpipe.engine.runtime import default_threads
+from ocrpipe.engine.runtime import usable_cpus
 from ocrpipe.templates.consensus import Reading, decide, settled
 from ocrpipe.templates.fields import FieldResult, apply_checks, confirmed_fields
 from ocrpipe.templates.reader import FieldReader, prepare
 from ocrpipe.templates.register import Pyramid, Registration, register, tight_crop, warp_region
 from ocrpipe.templates.schema import Anchor, FieldSpec, PixelRule, Template, load_templates
+
+if TYPE_CHECKING:
+    from ocrpipe.engine.pipeline import Pipeline
 
 DEFAULT_RECOGNIZER = "ko_rec"
 """Primary reader of every field: ocrpipe's own CRNN (32 px grey input), 6–10× cheaper per crop than
@@ -188,7 +191,7 @@ class TemplateEngine:
     With ``double_read=False`` only the first reading is taken and validation alone decides validity
     (for authoring, never for stored results). With ``skip_checked`` (the default) a field whose confident
     primary reading is confirmed by a cross-field check that holds is not read a second time. ``threads``
-    Tesseract reads run in parallel (default: 2, or 1 with ``OCRPIPE_THREADS=1``).
+    Tesseract reads run in parallel (default: 2, or 1 on a single CPU).
     """
 
     def __init__(self, templates: list[Template] | None = None, *, recognizer: Recognizer | None = None,
@@ -202,7 +205,7 @@ class TemplateEngine:
         self.double_read = double_read
         self.skip_checked = skip_checked
         self.arbiter = arbiter or (load_recognizer(DEFAULT_ARBITER) if double_read else None)
-        self.threads = max(1, threads if threads is not None else min(2, default_threads()))
+        self.threads = max(1, threads if threads is not None else min(2, usable_cpus()))
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="template") if self.threads > 1 else None
         for t in self.templates:  # build the reference pyramids once, before threads share the templates
             for factor in (COARSE, *FINE):
@@ -374,8 +377,9 @@ class TemplateEngine:
         return TemplateResult(tpl.name, tpl.device, tpl.version, tpl.page, reg.score, fields, reg.angle, reg.scale,
                               timings, reads), match
 
-    def process(self, image: np.ndarray, pipeline: Any | None = None) -> dict[str, Any]:
-        """Template mode when a template matches, else the general pipeline; the result says which."""
+    def process(self, image: np.ndarray, pipeline: Pipeline | None = None) -> dict[str, Any]:
+        """Template mode when a template matches, else the general page path on the same decoded image
+        (:meth:`Pipeline.run_image`); the result says which."""
         result, match = self.run_image(image)
         if result is not None:
             out = result.to_dict()

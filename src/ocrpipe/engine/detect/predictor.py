@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from typing import Any
 
 import cv2
@@ -26,6 +27,8 @@ class Detection:
 
     quads: np.ndarray
     scores: np.ndarray
+    elapsed_ms: float = 0.0
+    """Wall time of the detector call (pre-op, inference, post-op)."""
 
     def __len__(self) -> int:
         return len(self.quads)
@@ -52,10 +55,12 @@ class TextDetector:
 
     @classmethod
     def from_name(cls, name: str = "ppocrv4_det", *, limit_side: int = 2400, thresh: float = 0.3,
-                  box_thresh: float = 0.5, unclip_ratio: float = 1.6, min_size: float = 3.0) -> TextDetector:
-        spec, session = runtime.load_model(name)
+                  box_thresh: float = 0.5, unclip_ratio: float = 1.6, min_size: float = 3.0,
+                  session: runtime.SessionSettings | None = None) -> TextDetector:
+        """A detector from the model registry, its ONNX session run with ``session`` settings."""
+        spec, model = runtime.load_model(name, session)
         params = DBParams(thresh=thresh, box_thresh=box_thresh, unclip_ratio=unclip_ratio, min_size=min_size)
-        return cls(spec, session, limit_side=limit_side, params=params)
+        return cls(spec, model, limit_side=limit_side, params=params)
 
     def info(self) -> ModelInfo:
         return self.spec.info()
@@ -86,6 +91,12 @@ class TextDetector:
         return out[0, 0]
 
     def __call__(self, image: np.ndarray) -> Detection:
+        """Text quads in ``image``'s pixels, with the call's elapsed time."""
+        start = time.perf_counter()
+        det = self._detect(image)
+        return replace(det, elapsed_ms=(time.perf_counter() - start) * 1000.0)
+
+    def _detect(self, image: np.ndarray) -> Detection:
         height, width = image.shape[:2]
         if height < 4 or width < 4:
             return Detection(np.zeros((0, 4, 2), np.float32), np.zeros((0,), np.float32))

@@ -31,8 +31,9 @@ class LineOrientation:
         self.batch_size = batch_size
 
     @classmethod
-    def default(cls) -> LineOrientation:
-        spec, session = runtime.load_model("ppocr_cls")
+    def default(cls, settings: runtime.SessionSettings | None = None) -> LineOrientation:
+        """The PP-OCR 0°/180° classifier from the registry."""
+        spec, session = runtime.load_model("ppocr_cls", settings)
         return cls(spec, session)
 
     def info(self) -> ModelInfo:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ocrpipe.engine.recognize.base import Recognizer
+from ocrpipe.engine.runtime import SessionSettings
 
 DEFAULT_RECOGNIZER = "hybrid"
 """What ``auto`` means: our ``ko_rec`` for every line, Tesseract for the lines it is unsure of (see
@@ -10,23 +11,29 @@ DEFAULT_RECOGNIZER = "hybrid"
 and en_funsd and faster than it; ``--recognizer tesseract`` remains available."""
 
 
-def load_recognizer(name: str = "auto") -> Recognizer:
+def load_recognizer(name: str = "auto", settings: SessionSettings | None = None, *,
+                    tesseract_threads: int = 0) -> Recognizer:
     """A recogniser by name: ``auto``, ``tesseract`` / ``tesseract:LANGS``, ``hybrid`` (the neural model with
-    Tesseract re-reading its doubtful lines), or a CTC model in the registry."""
+    Tesseract re-reading its doubtful lines), or a CTC model in the registry.
+
+    ``settings`` shape the ONNX Runtime sessions; ``tesseract_threads`` sizes Tesseract's API pool
+    (0: the number of usable CPUs).
+    """
     if name == "auto":
         name = DEFAULT_RECOGNIZER
     if name == "hybrid":
         from ocrpipe.engine.recognize.hybrid import HybridRecognizer
 
-        return HybridRecognizer(load_recognizer("ko_rec"), load_recognizer("tesseract"))
+        return HybridRecognizer(load_recognizer("ko_rec", settings),
+                                load_recognizer("tesseract", settings, tesseract_threads=tesseract_threads))
     if name == "tesseract" or name.startswith("tesseract:"):
         from ocrpipe.engine.recognize.tesseract import TesseractRecognizer
 
         lang = name.partition(":")[2] or "kor+eng"
-        return TesseractRecognizer(lang)
+        return TesseractRecognizer(lang, threads=tesseract_threads or None)
     from ocrpipe.engine.recognize.ctc import CTCRecognizer
 
-    return CTCRecognizer.from_name(name)
+    return CTCRecognizer.from_name(name, settings)
 
 
 __all__ = ["DEFAULT_RECOGNIZER", "Recognizer", "load_recognizer"]

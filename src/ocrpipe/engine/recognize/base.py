@@ -21,6 +21,9 @@ class Recognizer(Protocol):
     """
 
     name: str
+    input_height: int
+    """The crop height in pixels the recogniser reads at (crops are scaled to it); a batcher's cost model
+    uses it."""
 
     def recognize(self, crops: Sequence[np.ndarray]) -> list[RecResult]: ...
 

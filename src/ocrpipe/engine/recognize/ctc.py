@@ -107,6 +107,7 @@ class CTCRecognizer:
         inp = session.get_inputs()[0]
         self.input_name = inp.name
         self.height = int(spec.meta.get("input_height", meta.get("input_height", inp.shape[2])))
+        self.input_height = self.height
         self.channels = int(spec.meta.get("channels", meta.get("input_channels", inp.shape[1])))
         self.mean = float(spec.meta.get("mean", meta.get("mean", 0.5)))
         self.std = float(spec.meta.get("std", meta.get("std", 0.5)))
@@ -115,8 +116,9 @@ class CTCRecognizer:
         self.max_pad = max_pad
 
     @classmethod
-    def from_name(cls, name: str, **kwargs: Any) -> CTCRecognizer:
-        spec, session = runtime.load_model(name)
+    def from_name(cls, name: str, settings: runtime.SessionSettings | None = None, **kwargs: Any) -> CTCRecognizer:
+        """A CTC model from the registry, its ONNX session run with ``settings``."""
+        spec, session = runtime.load_model(name, settings)
         return cls(spec, session, **kwargs)
 
     def models(self) -> list[ModelInfo]:

@@ -117,6 +117,7 @@ class HybridRecognizer:
         self.third_opinion = third_opinion
         self.latin = latin if latin is not None else _latin_reader(secondary)
         self.name = f"{primary.name}+{secondary.name}"
+        self.input_height = primary.input_height
 
     def models(self) -> list[ModelInfo]:
         return self.primary.models() + self.secondary.models()

@@ -107,9 +107,10 @@ class TesseractRecognizer:
         self._tesserocr = tesserocr
         self.lang = lang
         self.height = height
+        self.input_height = height
         self.psm = psm
         self.tessdata = find_tessdata(lang)
-        self.threads = threads or runtime.default_threads()
+        self.threads = threads or runtime.usable_cpus()
         self.variables = dict(variables or {})
         self.latin_threshold = latin_threshold
         self.retry_below = retry_below
@@ -164,17 +165,39 @@ class TesseractRecognizer:
             spans.append(WordSpan(text.strip(), conf, min(max(x0, 0.0), 1.0), min(max(x1, 0.0), 1.0)))
         return tuple(spans)
 
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The languages lines are read with, in routing order (one entry when ``route`` is off)."""
+        return tuple(self._pools)
+
+    def read_line(self, crop: np.ndarray, lang: str) -> RecResult:
+        """One crop read with one of :attr:`languages` only, without routing."""
+        if crop.size == 0 or min(crop.shape[:2]) < 2:
+            return RecResult("", 0.0)
+        res = self._read(prepare_line(crop, self.height), lang)
+        return RecResult(res.text, res.confidence, snap_to_gaps(res.words, crop))
+
+    def needs_others(self, first: RecResult) -> bool:
+        """Whether a first-language reading is unsure or mostly Latin, so the other languages read it too."""
+        return first.confidence < self.retry_below or latin_share(first.text) >= self.latin_threshold
+
+    def routed(self, first: RecResult, others: Sequence[RecResult]) -> RecResult:
+        """The routing rule: ``first`` unless :meth:`needs_others`, then the most confident reading."""
+        best = first
+        if self.needs_others(first):
+            for alt in others:
+                if alt.confidence > best.confidence:
+                    best = alt
+        return best
+
     def _read_one(self, crop: np.ndarray) -> RecResult:
         if crop.size == 0 or min(crop.shape[:2]) < 2:
             return RecResult("", 0.0)
         image = prepare_line(crop, self.height)
         first, *others = self._pools
         best = self._read(image, first)
-        if others and (best.confidence < self.retry_below or latin_share(best.text) >= self.latin_threshold):
-            for lang in others:
-                alt = self._read(image, lang)
-                if alt.confidence > best.confidence:
-                    best = alt
+        if others and self.needs_others(best):
+            best = self.routed(best, [self._read(image, lang) for lang in others])
         return RecResult(best.text, best.confidence, snap_to_gaps(best.words, crop))
 
     def recognize(self, crops: Sequence[np.ndarray]) -> list[RecResult]:

@@ -7,6 +7,7 @@ Every CPU-heavy call runs on the page workers (or the batcher's own thread), nev
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import threading
@@ -18,12 +19,12 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ocrpipe.document import Document, Page, RecResult
-from ocrpipe.engine import decode as imageio
-from ocrpipe.engine.pipeline import Pipeline, PipelineConfig
+from ocrpipe.engine.pipeline import Pipeline
 from ocrpipe.errors import EngineError, ErrorCode, OcrError, Stage
 from ocrpipe.server.metrics import Metrics
 from ocrpipe.server.scheduling.batcher import BatcherClosed, BatcherOverloaded, DynamicBatcher
 from ocrpipe.server.settings import ServiceSettings
+from ocrpipe.settings import pipeline_config
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -48,9 +49,10 @@ def crop_aspect(crop: np.ndarray) -> float:
     return crop.shape[1] / max(1, crop.shape[0])
 
 
-def padded_width(crops: Sequence[np.ndarray]) -> float:
-    """Cost of a batch: crops x widest crop, in pixels at 48 px line height (what the recogniser pads to)."""
-    return len(crops) * 48.0 * max(crop_aspect(c) for c in crops)
+def padded_width(crops: Sequence[np.ndarray], height: float) -> float:
+    """Cost of a batch: crops x widest crop, in pixels at the recogniser's input ``height`` (every crop is
+    scaled to it and padded to the widest)."""
+    return len(crops) * height * max(crop_aspect(c) for c in crops)
 
 
 class OcrEngine:
@@ -59,12 +61,7 @@ class OcrEngine:
     def __init__(self, settings: ServiceSettings, metrics: Metrics, pipeline: Pipeline | None = None) -> None:
         self.settings = settings
         self.metrics = metrics
-        # The runtime reads OCRPIPE_THREADS when it creates sessions; the settings class owns its value.
-        os.environ["OCRPIPE_THREADS"] = str(settings.threads)
-        limits = imageio.Limits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels,
-                                max_pages=settings.max_pages)
-        config = PipelineConfig(recognizer=settings.recognizer, limits=limits, pdf_dpi=settings.pdf_dpi)
-        self.pipeline = pipeline or Pipeline(config)
+        self.pipeline = pipeline or Pipeline(pipeline_config(settings))
         self.models = [m.to_dict() for m in self.pipeline.models()]
         nice = lambda: lower_thread_priority(settings.worker_nice)  # noqa: E731
         self.executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="ocr-page", initializer=nice)
@@ -74,7 +71,8 @@ class OcrEngine:
                 self.pipeline.recognize, max_batch_size=settings.max_batch_size,
                 max_wait_ms=settings.max_wait_ms, max_queue=settings.max_queue,
                 admission_timeout=settings.admission_timeout_s, sort_key=crop_aspect,
-                batch_cost=padded_width if settings.max_batch_width else None,
+                batch_cost=functools.partial(padded_width, height=self.pipeline.recognizer.input_height)
+                if settings.max_batch_width else None,
                 max_batch_cost=float(settings.max_batch_width or "inf"),
                 on_batch=metrics.on_batch, threads=settings.batch_threads, thread_init=nice, name="ocr-batcher",
             )
@@ -121,7 +119,8 @@ class OcrEngine:
             raise EngineError(ErrorCode.ENGINE_FAILURE, "the service is shutting down",
                               stage=Stage.RECOGNIZE) from exc
         except Exception as exc:
-            stage = _STAGE_OF_TIMING.get(next(reversed(timings), "preprocess"), Stage.POSTPROCESS)
+            # The pipeline names the stage of its own failures; what is left came from the recognize hook.
+            stage = _STAGE_OF_TIMING.get(next(reversed(timings), "recognize"), Stage.POSTPROCESS)
             log.error("page failed", extra={"stage": stage.value, "error": type(exc).__name__}, exc_info=exc)
             raise EngineError(ErrorCode.ENGINE_FAILURE, f"{stage.value} failed: {type(exc).__name__}",
                               stage=stage) from exc
@@ -142,10 +141,7 @@ class OcrEngine:
         return self._document(pages, {"decode": decode_ms, **timings}, start)
 
     def _document(self, pages: list[Page], timings: dict[str, float], start: float) -> Document:
-        timings = dict(timings)
-        timings["total"] = (time.perf_counter() - start) * 1000.0
-        return Document(engine=self.pipeline.engine_name, pages=tuple(pages), timings_ms=timings,
-                        models=tuple(self.pipeline.models()))
+        return self.pipeline.document(pages, timings, started=start)
 
     # ---- async API (call from the event loop) ------------------------------------------------------
 

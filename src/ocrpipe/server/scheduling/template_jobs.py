@@ -11,12 +11,17 @@ written for a job another worker took over). Leases, retries and shutdown come f
 from __future__ import annotations
 
 import threading
+import time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from ocrpipe.document import Document
 from ocrpipe.errors import ErrorCode, InputError
 from ocrpipe.server.metrics import Metrics
 from ocrpipe.server.notifier import Notifier
+from ocrpipe.server.scheduling.batcher import BatcherOverloaded
 from ocrpipe.server.scheduling.engine import OcrEngine
 from ocrpipe.server.scheduling.jobs import FinishedSignal, JobRunner, Outcome
 from ocrpipe.server.settings import ServiceSettings
@@ -72,17 +77,32 @@ class TemplateJobRunner(JobRunner):
             return self._templates
 
     def produce(self, job: Claimed, data: bytes) -> Outcome:
-        images = self.engine.decode(data, job.filename)
-        if len(images) != 1:
-            raise InputError(ErrorCode.TOO_MANY_PAGES,
-                             f"a printout upload must be one page; this one has {len(images)}")
-        result, match = self.template_engine().run_image(images[0])
+        start = time.perf_counter()
+        with self.engine.pipeline.open(data, filename=job.filename) as source:
+            if len(source) != 1:  # refused before anything is rendered
+                raise InputError(ErrorCode.TOO_MANY_PAGES,
+                                 f"a printout upload must be one page; this one has {len(source)}")
+            image = source.render(0)
+        decode_ms = (time.perf_counter() - start) * 1000.0
+        self.metrics.stage_latency.labels(stage="decode").observe(decode_ms / 1000.0)
+        result, match = self.template_engine().run_image(image)
         candidates = [c.to_dict() for c in match.candidates]
-        if result is None:
-            doc = self._document_with_retry(data, job.filename)
+        if result is None:  # the general page path on the page already decoded
+            doc = self._page_document_with_retry(image, decode_ms, start)
             out = {"mode": "pipeline", "reason": match.reason, "candidates": candidates, "document": doc.to_dict()}
             return Outcome(out, 1, summary={"mode": "pipeline"})
         body = {**result.to_dict(), "candidates": candidates}
         rows = field_rows(job, result)
         return Outcome(body, 1, rows, summary={"mode": "template", "template": result.template,
                                                 "field_count": len(rows), "invalid": sum(not r.valid for r in rows)})
+
+    def _page_document_with_retry(self, image: np.ndarray, decode_ms: float, start: float) -> Document:
+        """The pipeline's Document for one decoded page; when the batcher is full, wait and try again."""
+        while True:
+            try:
+                pages, timings = self.engine.run_pages([image])
+            except BatcherOverloaded as exc:
+                if self._stop.wait(exc.retry_after):
+                    raise
+                continue
+            return self.engine.pipeline.document(pages, {"decode": decode_ms, **timings}, started=start)

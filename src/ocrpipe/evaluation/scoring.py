@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ocrpipe.document import Document
+from ocrpipe.document import Document, build_document
 from ocrpipe.errors import OcrError
 from ocrpipe.evaluation import metrics as m
 from ocrpipe.evaluation.dataset import Dataset, Sample, load_dataset
@@ -139,7 +139,7 @@ def score_sample(run_fn: RunFn, sample: Sample, *, casefold: bool) -> tuple[dict
         code = exc.code.value if isinstance(exc, OcrError) else type(exc).__name__
         row["error"] = {"code": code, "message": str(exc)[:500]}
         pred = None
-    scored = score_document(sample, pred or Prediction(Document(engine="error", pages=())), casefold=casefold)
+    scored = score_document(sample, pred or Prediction(build_document("error", ())), casefold=casefold)
     row.update(scored)
     return row, pred
 

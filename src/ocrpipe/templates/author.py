@@ -30,6 +30,7 @@ import yaml
 from rapidfuzz import fuzz
 
 from ocrpipe.document import Line
+from ocrpipe.engine.recognize.base import Recognizer
 from ocrpipe.templates.fields import normalize_text
 
 DATE_FORMATS = ("%Y.%m.%d", "%Y-%m-%d", "%Y/%m/%d", "%d/%m/%Y", "%d.%m.%Y", "%m/%d/%Y", "%d-%m-%Y",
@@ -103,10 +104,13 @@ def candidates(value: str, lines: Sequence[Line]) -> list[Span]:
         for a in range(len(row)):
             for b in range(a + 1, min(a + 3, len(row)) + 1):
                 ids = tuple(row[a:b])
+                if any(_box(lines[j])[0] - _box(lines[i])[2] > _box(lines[i])[3] - _box(lines[i])[1]
+                       for i, j in zip(ids, ids[1:], strict=False)):
+                    break  # pieces a line height apart or more are separate items, not one value
                 text = " ".join(lines[i].text for i in ids)
                 score = fuzz.ratio(squash(text), key)
                 if score >= MIN_SIMILARITY:
-                    out.append(Span(text, _union([_box(lines[i]) for i in ids]), score, ids))
+                    out.append(Span(text, _union([_box(lines[i]) for i in ids]), score - 0.1 * (len(ids) - 1), ids))
         for i in row:
             text = lines[i].text
             if len(squash(text)) <= len(key):
@@ -259,25 +263,32 @@ def ink_mask(gray: np.ndarray) -> np.ndarray:
     return gray < paper - 40
 
 
-def label_for(span: Span, lines: Sequence[Line], used: set[int]) -> tuple[str, str] | None:
-    """(label text, where) for a value: the nearest static line left of it on its row (``left``), else
-    the nearest above it sharing its columns (``above``); None when there is none."""
+def labels_for(span: Span, lines: Sequence[Line], used: set[int]
+               ) -> tuple[tuple[str, tuple[int, int, int, int]] | None, tuple[str, tuple[int, int, int, int]] | None]:
+    """(row label, column header) of a value, each (text, box) or None: the nearest static line left of
+    it on its row, and the nearest static line above it that shares its columns."""
     x0, y0, x1, y1 = span.box
     h = y1 - y0
-    best: tuple[float, str, str] | None = None
+    left: tuple[float, str, tuple[int, int, int, int]] | None = None
+    above: tuple[float, str, tuple[int, int, int, int]] | None = None
     for i, line in enumerate(lines):
         if i in used or not squash(line.text):
             continue
-        lx0, ly0, lx1, ly1 = _box(line)
-        if min(y1, ly1) - max(y0, ly0) > 0.3 * h and lx1 <= x0 + 2:
-            d = x0 - lx1
-            if best is None or (best[2] != "left" or d < best[0]):
-                best = (d, line.text, "left")
-        elif ly1 <= y0 + 2 and min(x1, lx1) - max(x0, lx0) > 0 and (best is None or best[2] == "above"):
-            d = y0 - ly1
-            if best is None or d < best[0]:
-                best = (d, line.text, "above")
-    return None if best is None else (best[1], best[2])
+        b = _box(line)
+        if min(y1, b[3]) - max(y0, b[1]) > 0.3 * h and b[2] <= x0 + 2:
+            if left is None or x0 - b[2] < left[0]:
+                left = (x0 - b[2], line.text, b)
+        elif (b[3] <= y0 + 2 and y0 - b[3] < 2.5 * h and min(x1, b[2]) - max(x0, b[0]) > 0
+              and b[2] - b[0] <= 2 * (x1 - x0)  # a column header, not a title across the page
+              and (above is None or y0 - b[3] < above[0])):
+            above = (y0 - b[3], line.text, b)
+    return (None if left is None else left[1:], None if above is None else above[1:])  # type: ignore[return-value]
+
+
+def _label(text: str, box: tuple[int, int, int, int], side: str, size: tuple[int, int]) -> dict[str, Any]:
+    w, h = size
+    return {"text": text, "region": [round(max(0, box[0]) / w, 4), round(max(0, box[1]) / h, 4),
+                                     round(min(w, box[2]) / w, 4), round(min(h, box[3]) / h, 4)], "side": side}
 
 
 def ink_rules(gray: np.ndarray, lines: Sequence[Line], used: set[int], limit: int = 2) -> list[dict[str, Any]]:
@@ -356,9 +367,13 @@ def propose(image: np.ndarray, values: dict[str, str], lines: Sequence[Line], *,
         spec = infer_spec(fname, value)
         x0, y0, x1, y1 = widen(span.box, [b for b in boxes if b != span.box], ink)
         spec["region"] = [round(x0 / w, 4), round(y0 / h, 4), round(x1 / w, 4), round(y1 / h, 4)]
-        label = label_for(span, lines, used)
-        if label is not None:
-            spec["label"] = {"text": label[0], "side": label[1]}
+        row, column = labels_for(span, lines, used)
+        if row is not None:
+            spec["label"] = _label(*row, "left", (w, h))
+            if column is not None:
+                spec["column"] = _label(*column, "above", (w, h))
+        elif column is not None:
+            spec["label"] = _label(*column, "above", (w, h))
         fields.append(spec)
         expected[fname] = canonical_value(spec, value)
     data = {"name": name, "device": device or name, "version": version, "page": 1,
@@ -368,6 +383,39 @@ def propose(image: np.ndarray, values: dict[str, str], lines: Sequence[Line], *,
             "fields": fields}
     return Proposal(data, tuple(n for n in values if n not in spans), expected)
 
+
+
+def confirm_labels(data: dict[str, Any], image: np.ndarray, recognizer: Recognizer) -> list[str]:
+    """Drop every label the run-time reader does not find at its place on the reference itself (the
+    full pipeline may read a short label differently); returns the dropped label texts."""
+    from ocrpipe.templates.labels import find_labels
+    from ocrpipe.templates.register import Registration, to_gray
+    from ocrpipe.templates.schema import Label, Template
+
+    tpl = Template.model_validate({**data, "reference": "-"})
+    labels = [lab for f in tpl.fields for lab in (f.label, f.column) if lab is not None]
+    identity = Registration(np.array([[1.0, 0, 0], [0, 1.0, 0]]), 1.0)
+    found = find_labels(labels, tpl, to_gray(image), identity, recognizer)
+    w, h = tpl.size
+    ink = {}
+    for lab, at in found.items():
+        x0, y0, x1, y1 = tpl.pixel_box(lab.region)
+        if at is not None and max(abs(at.dx), abs(at.dy)) <= 0.6 * (y1 - y0):
+            b = at.box
+            ink[lab.text] = [round(b[0] / w, 4), round(b[1] / h, 4), round(b[2] / w, 4), round(b[3] / h, 4)]
+    dropped: list[str] = []
+    for f in data["fields"]:
+        for key in ("label", "column"):
+            if key not in f:
+                continue
+            text = Label.model_validate(f[key]).text
+            if text in ink:
+                f[key]["region"] = ink[text]  # offsets on scans are measured ink to ink
+            else:
+                dropped.append(f.pop(key)["text"])
+        if "column" in f and "label" not in f:
+            f["label"] = f.pop("column")
+    return dropped
 
 
 class _Dumper(yaml.SafeDumper):

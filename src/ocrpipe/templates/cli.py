@@ -129,7 +129,7 @@ def _read_values(path: str) -> dict[str, str]:
 
 def _cmd_new(args: argparse.Namespace) -> int:
     from ocrpipe.engine.pipeline import Pipeline
-    from ocrpipe.templates.author import propose, reproduce, trim_to_paper, write
+    from ocrpipe.templates.author import confirm_labels, propose, reproduce, trim_to_paper, write
     from ocrpipe.templates.engine import TemplateEngine
     from ocrpipe.templates.schema import load_template
 
@@ -137,9 +137,14 @@ def _cmd_new(args: argparse.Namespace) -> int:
     image = trim_to_paper(_load_image(args.reference))
     lines = Pipeline.default().run_image(image).pages[0].lines
     proposal = propose(image, values, lines, name=args.name, device=args.device, version=args.version)
+    engine = TemplateEngine([])
+    dropped = confirm_labels(proposal.data, image, engine.recognizer)
+    if dropped:
+        print(f"labels not read back on the reference, not used as anchors: {sorted(set(dropped))}")
     path = write(proposal, image, args.out)
     print(f"wrote {path} ({len(proposal.data['fields'])} fields)")
-    result, _ = TemplateEngine([load_template(path)]).run_image(image)
+    result, _ = TemplateEngine([load_template(path)], recognizer=engine.recognizer, reader=engine.reader,
+                               arbiter=engine.arbiter).run_image(image)
     problems = reproduce(proposal, result)
     for p in problems:
         print(f"NOT REPRODUCED {p}", file=sys.stderr)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import cv2
@@ -31,9 +31,10 @@ from ocrpipe.engine.recognize.base import Recognizer
 from ocrpipe.engine.runtime import usable_cpus
 from ocrpipe.templates.consensus import Reading, decide, settled
 from ocrpipe.templates.fields import FieldResult, apply_checks, confirmed_fields
+from ocrpipe.templates.labels import Found, find_labels
 from ocrpipe.templates.reader import FieldReader, prepare
 from ocrpipe.templates.register import Pyramid, Registration, register, tight_crop, warp_region
-from ocrpipe.templates.schema import Anchor, FieldSpec, PixelRule, Template, load_templates
+from ocrpipe.templates.schema import Anchor, FieldSpec, Label, PixelRule, Template, load_templates
 
 if TYPE_CHECKING:
     from ocrpipe.engine.pipeline import Pipeline
@@ -184,6 +185,15 @@ def anchor_offset(anchor: Anchor, tpl: Template, gray: np.ndarray, reg: Registra
     return loc[0] + sx0 - x0, loc[1] + sy0 - y0
 
 
+def _unanchored(spec: FieldSpec, result: FieldResult, found: dict[Label, Found | None]) -> FieldResult:
+    """The result, with no value and flagged, when a label it is placed against was not found."""
+    missing = [lab.text for lab in (spec.label, spec.column) if lab is not None and found.get(lab) is None]
+    if not missing:
+        return result
+    return replace(result, value=None, valid=False,
+                   issues=tuple(f"label {t!r} not found on the page" for t in missing))
+
+
 class TemplateEngine:
     """Matches pages against templates and extracts validated fields; safe to share between threads.
 
@@ -268,10 +278,18 @@ class TemplateEngine:
 
     # ---- extraction ----------------------------------------------------------------------------
 
-    def _box(self, spec: FieldSpec, tpl: Template, offsets: dict[str, tuple[int, int]]) -> tuple[int, int, int, int]:
-        """The field's region in reference pixels, moved by its anchor's residual offset."""
+    def _box(self, spec: FieldSpec, tpl: Template, offsets: dict[str, tuple[int, int]],
+             found: dict[Label, Found | None] | None = None) -> tuple[int, int, int, int]:
+        """The field's region in reference pixels, moved by its anchor's residual offset, or by its row
+        label's offset (horizontally by its column header's, when it has one)."""
         x0, y0, x1, y1 = tpl.pixel_box(spec.region)
         dx, dy = offsets.get(spec.anchor or "", (0, 0))
+        at = (found or {}).get(spec.label) if spec.label else None
+        if at is not None:
+            dx, dy = at.dx, at.dy
+        col = (found or {}).get(spec.column) if spec.column else None
+        if col is not None:
+            dx = col.dx
         w, h = tpl.size
         return max(0, x0 + dx), max(0, y0 + dy), min(w, x1 + dx), min(h, y1 + dy)
 
@@ -323,7 +341,9 @@ class TemplateEngine:
         gray = image.gray if isinstance(image, Pyramid) else Pyramid(image).gray
         offsets = {a.name: anchor_offset(a, tpl, gray, reg) for a in tpl.anchors}
         specs = list(tpl.fields)
-        boxes = [self._box(s, tpl, offsets) for s in specs]
+        labels = [lab for s in specs for lab in (s.label, s.column) if lab is not None]
+        found = find_labels(labels, tpl, gray, reg, self.recognizer) if labels else {}
+        boxes = [self._box(s, tpl, offsets, found) for s in specs]
         crops = [tight_crop(warp_region(gray, reg, b)) for b in boxes]
         rgb = [cv2.cvtColor(c, cv2.COLOR_GRAY2RGB) for c in crops]
         t1 = time.perf_counter()
@@ -358,7 +378,7 @@ class TemplateEngine:
         if reads is not None:
             reads.update(primary=len(specs), second=len(specs) - len(checked_by) if self.double_read else 0,
                          arbiter=len(undecided) if self.arbiter is not None else 0)
-        return tuple(checked[s.name] for s in specs)
+        return tuple(_unanchored(s, checked[s.name], found) for s in specs)
 
     def run_image(self, image: np.ndarray) -> tuple[TemplateResult | None, Match]:
         """Match and extract; the result is None when no template matched (see ``Match.reason``)."""

@@ -119,9 +119,13 @@ class Label(_Strict):
     """
 
     text: str = Field(min_length=1)
+    region: Region
+    """Where the label is printed on the reference."""
     side: Literal["left", "above"] = "left"
     search: float = Field(0.25, gt=0, le=1)
     """How far (fraction of the page width) from its reference place the label is looked for."""
+
+    _region = field_validator("region")(_check_region)
 
 
 class FieldSpec(_Strict):

@@ -1,0 +1,127 @@
+"""Fields anchored to printed labels: find a label again on a registered page by reading its row.
+
+A label (``PD``, a column header ``S``, a row name ``AVE``) is looked for in a band around its reference
+place, wide by ``Label.search`` of the page: the band is cut from the scan through the registration, split
+into ink blobs at the gaps between words, runs of neighbouring blobs about as wide as the label are read
+in one batch by the primary recogniser, and the run whose text is closest to the label's (normalised,
+similarity ≥ :data:`MIN_SIMILARITY`) wins, the nearest to its reference place on a tie. The offset from
+its reference place moves the fields placed against it; a label that is not found leaves its fields
+flagged, never read from a guessed place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from rapidfuzz import fuzz
+
+from ocrpipe.engine.recognize.base import Recognizer
+from ocrpipe.templates.fields import normalize_text
+from ocrpipe.templates.register import Registration, warp_region
+from ocrpipe.templates.schema import Label, Template
+
+MIN_SIMILARITY = 80.0
+"""Lowest similarity (0–100) between a read run of blobs and the label text for the label to be found."""
+
+
+def _key(text: str) -> str:
+    return "".join(normalize_text(text).lower().split())
+
+
+@dataclass(frozen=True)
+class Found:
+    """Where a label was found: offset (dx, dy) from its reference place, in reference pixels."""
+
+    dx: int
+    dy: int
+    text: str
+    score: float
+    box: tuple[int, int, int, int] = (0, 0, 0, 0)
+    """The label's ink box on the registered page (reference pixels)."""
+
+
+def blobs(binary: np.ndarray, gap: int) -> list[tuple[int, int]]:
+    """Column runs (x0, x1) of ink separated by at least ``gap`` blank columns."""
+    cols = np.nonzero(binary.any(axis=0))[0]
+    if len(cols) == 0:
+        return []
+    runs, start, prev = [], int(cols[0]), int(cols[0])
+    for x in cols[1:]:
+        if x - prev > gap:
+            runs.append((start, prev + 1))
+            start = int(x)
+        prev = int(x)
+    runs.append((start, prev + 1))
+    return runs
+
+
+def _window(label: Label, tpl: Template) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
+    """(the label's reference box, the search window around it), reference pixels."""
+    x0, y0, x1, y1 = tpl.pixel_box(label.region)
+    w, h = tpl.size
+    mx, my = int(label.search * w), int(0.35 * (y1 - y0))
+    return (x0, y0, x1, y1), (max(0, x0 - mx), max(0, y0 - my), min(w, x1 + mx), min(h, y1 + my))
+
+
+def candidates(label: Label, tpl: Template, gray: np.ndarray, reg: Registration
+               ) -> tuple[list[tuple[int, int, int, int]], list[np.ndarray]]:
+    """Runs of neighbouring ink blobs in the label's search window, about as wide as the label: their
+    boxes (reference pixels) and RGB crops."""
+    (x0, y0, x1, y1), (sx0, sy0, sx1, sy1) = _window(label, tpl)
+    crop = warp_region(gray, reg, (sx0, sy0, sx1, sy1))
+    if crop.size == 0 or crop.std() < 8:
+        return [], []
+    binary = cv2.threshold(cv2.GaussianBlur(crop, (3, 3), 0), 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)[1]
+    height = y1 - y0
+    rules = cv2.morphologyEx(binary, cv2.MORPH_OPEN, np.ones((1, max(3, 3 * height)), np.uint8))
+    edges = cv2.morphologyEx(binary, cv2.MORPH_OPEN, np.ones((max(3, int(0.9 * crop.shape[0])), 1), np.uint8))
+    ink = (binary > 0) & (cv2.dilate(cv2.bitwise_or(rules, edges), np.ones((3, 3), np.uint8)) == 0)  # rules, box edges
+    runs = blobs(ink, max(2, int(0.45 * height)))
+    width = x1 - x0
+    boxes, crops = [], []
+    for a in range(len(runs)):
+        for b in range(a, min(a + 6, len(runs))):
+            bx0, bx1 = runs[a][0], runs[b][1]
+            if not 0.25 * width <= bx1 - bx0 <= 1.8 * width + height:
+                continue
+            rows = np.nonzero(ink[:, bx0:bx1].any(axis=1))[0]
+            if len(rows) == 0:
+                continue
+            by0, by1 = int(rows[0]), int(rows[-1]) + 1
+            pad = 4
+            part = crop[max(0, by0 - pad):by1 + pad, max(0, bx0 - pad):bx1 + pad]
+            boxes.append((sx0 + bx0, sy0 + by0, sx0 + bx1, sy0 + by1))
+            crops.append(cv2.cvtColor(part, cv2.COLOR_GRAY2RGB))
+    return boxes, crops
+
+
+def find_labels(labels: Sequence[Label], tpl: Template, gray: np.ndarray, reg: Registration,
+                recognizer: Recognizer) -> dict[Label, Found | None]:
+    """Every label found on the registered page (None: not found), all candidates read in one batch."""
+    per: list[tuple[Label, list[tuple[int, int, int, int]]]] = []
+    crops: list[np.ndarray] = []
+    for label in dict.fromkeys(labels):
+        boxes, cs = candidates(label, tpl, gray, reg)
+        per.append((label, boxes))
+        crops.extend(cs)
+    texts = [r.text for r in recognizer.recognize(crops)] if crops else []
+    out: dict[Label, Found | None] = {}
+    i = 0
+    for label, boxes in per:
+        (x0, y0, x1, y1), _ = _window(label, tpl)
+        best: tuple[float, float, Found] | None = None
+        want = _key(label.text)
+        for box, text in zip(boxes, texts[i:i + len(boxes)], strict=True):
+            score = float(fuzz.ratio(_key(text), want))
+            if score < MIN_SIMILARITY:
+                continue
+            dx, dy = box[0] - x0, (box[1] + box[3]) // 2 - (y0 + y1) // 2
+            rank = (score, -abs(dx) - abs(dy))
+            if best is None or rank > best[:2]:
+                best = (rank[0], rank[1], Found(dx, dy, text, score, box))
+        i += len(boxes)
+        out[label] = None if best is None else best[2]
+    return out

@@ -263,3 +263,32 @@ def test_database_errors_do_not_carry_document_content(engine: Engine, tmp_path:
         conn.execute(text("INSERT INTO api_keys (id, name, tenant, scopes, salt, hash, created_at) "
                           "VALUES ('k1', :name, 't', 'read', 's', 'h', '2026-01-01')"), {"name": "홍길동"})
     assert "홍길동" not in str(info.value)
+
+
+def test_unknown_key_ids_cost_what_wrong_secrets_cost(engine: Engine) -> None:
+    """Key ids cannot be enumerated by timing: an unknown id takes the same scrypt as a wrong secret."""
+    import statistics
+    import time
+
+    store = KeyStore(engine)
+    info, key = store.create("clinic-a", "read")
+    secret = key.split(f"{info.id}_", 1)[1]
+    known_wrong = key.replace(secret, "x" * len(secret))
+    unknown = key.replace(info.id, "f" * len(info.id))
+    assert store.authenticate(known_wrong) is None and store.authenticate(unknown) is None
+    times: dict[str, list[float]] = {"known": [], "unknown": []}
+    for _ in range(12):  # interleaved, so load on the machine hits both alike
+        for name, presented in (("known", known_wrong), ("unknown", unknown)):
+            start = time.perf_counter()
+            store.authenticate(presented)
+            times[name].append(time.perf_counter() - start)
+    ratio = statistics.median(times["unknown"]) / statistics.median(times["known"])
+    assert 0.8 <= ratio <= 1.2, times
+
+
+def test_grpc_peer_addresses_match_what_rest_sees() -> None:
+    from ocrpipe.server.security.grpc_auth import peer_host
+
+    assert peer_host("ipv4:127.0.0.1:50231") == "127.0.0.1"
+    assert peer_host("ipv6:[::1]:50231") == "::1"
+    assert peer_host("unix:/tmp/sock") == "unix:/tmp/sock"

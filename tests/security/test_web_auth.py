@@ -39,9 +39,9 @@ def test_the_page_asks_for_the_key_and_uses_it(server: Server, browser: Any, tmp
     page.goto(server.url + "/")
     page.set_input_files("#file-input", str(image))
     page.click("#submit-btn")
-    page.wait_for_function("document.querySelector('#status').textContent.includes('done')", timeout=120_000)
+    page.wait_for_function("() => document.querySelector('#status').textContent.includes('done')", timeout=120_000)
     assert len(prompts) == 1 and "API key" in prompts[0]
-    page.wait_for_function("document.querySelector('#canvas').width === 1000", timeout=30_000)  # image + key
+    page.wait_for_function("() => document.querySelector('#canvas').width === 1000", timeout=30_000)  # image + key
     assert "error" not in (page.get_attribute("#status", "class") or "")
     page.close()
 

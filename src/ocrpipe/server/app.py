@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ocrpipe import __version__
 from ocrpipe.errors import ErrorCode
 from ocrpipe.server import errors
+from ocrpipe.server.http import docs
 from ocrpipe.server.logconfig import request_id_var
 from ocrpipe.server.metrics import Metrics
 from ocrpipe.server.notifier import Notifier
@@ -26,6 +27,7 @@ from ocrpipe.server.scheduling.engine import OcrEngine
 from ocrpipe.server.scheduling.jobs import FinishedSignal, JobRunner
 from ocrpipe.server.scheduling.template_jobs import TemplateJobRunner
 from ocrpipe.server.security import install as install_security
+from ocrpipe.server.security.headers import SecurityHeadersMiddleware
 from ocrpipe.server.settings import ServiceSettings
 from ocrpipe.server.state import ServiceState
 from ocrpipe.server.storage.db import get_engine, migrate
@@ -82,7 +84,7 @@ def start_grpc(app: FastAPI, settings: ServiceSettings, store: JobStore, runner:
     state = getattr(app.state, "security", None)
     security = state.settings if state is not None else SecuritySettings()
     try:
-        server = IngestServer(settings, security, store, runner, app.state.metrics).start()
+        server = IngestServer(settings, security, store, runner, app.state.metrics, security_state=state).start()
     except RuntimeError as exc:  # grpc: "Failed to bind to address ..."
         if "grpc_port" in settings.model_fields_set:
             raise RuntimeError(f"cannot serve gRPC on {settings.host}:{settings.grpc_port}: {exc}") from exc
@@ -99,7 +101,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     settings = settings or ServiceSettings()
     app = FastAPI(
-        title="ocrpipe", version=__version__, lifespan=lifespan,
+        title="ocrpipe", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
         description="Self-hosted OCR for Korean and English documents. Errors are "
                     '`{"error": {"code", "message"}}` with a fitting HTTP status.',
     )
@@ -107,11 +109,13 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     errors.install(app)
     include_routes(app)
+    docs.install(app)
     install_security(app)  # keys, scopes, tenants, audit log
     static = resources.files("ocrpipe.server.http") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + 256 * 1024)
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
+    app.add_middleware(SecurityHeadersMiddleware)
     return app
 
 

@@ -36,6 +36,7 @@ from ocrpipe.server.grpc.metrics import MetricsInterceptor
 from ocrpipe.server.metrics import Metrics
 from ocrpipe.server.scheduling.jobs import JobRunner
 from ocrpipe.server.scheduling.template_jobs import value_text
+from ocrpipe.server.security.auth import SecurityState
 from ocrpipe.server.security.grpc_auth import AuthInterceptor, add_port, current_principal
 from ocrpipe.server.security.keys import Principal
 from ocrpipe.server.security.settings import SecuritySettings
@@ -310,8 +311,8 @@ class IngestServer:
     """The gRPC server of ``ocrpipe serve``: Ingest + health, keys and TLS as for REST, metrics in ``metrics``."""
 
     def __init__(self, settings: ServiceSettings, security: SecuritySettings, store: JobStore,
-                 runner: JobRunner, metrics: Metrics) -> None:
-        self.interceptor = AuthInterceptor(store.engine, security)
+                 runner: JobRunner, metrics: Metrics, *, security_state: SecurityState | None = None) -> None:
+        self.interceptor = AuthInterceptor(store.engine, security, state=security_state)
         options = [
             ("grpc.so_reuseport", 0),  # a second server on the same port must fail, not share it
             ("grpc.max_receive_message_length", settings.max_upload_bytes + 1024 * 1024),

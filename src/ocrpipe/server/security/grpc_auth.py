@@ -47,6 +47,17 @@ def scope_for(method: str) -> Scope:
     return Scope.ADMIN
 
 
+def peer_host(peer: str) -> str:
+    """The address of a gRPC peer string without scheme and port (``ipv4:10.0.0.5:4711`` → ``10.0.0.5``,
+    ``ipv6:[::1]:4711`` → ``::1``), the form REST sees, so one counter serves both transports."""
+    scheme, _, rest = peer.partition(":")
+    if scheme not in ("ipv4", "ipv6"):
+        return peer
+    if rest.startswith("["):
+        return rest[1:].partition("]")[0]
+    return rest.rsplit(":", 1)[0]
+
+
 class _Refused(Exception):
     def __init__(self, code: grpc.StatusCode, message: str) -> None:
         super().__init__(message)
@@ -57,8 +68,11 @@ class _Refused(Exception):
 class AuthInterceptor(grpc.ServerInterceptor):
     """Authenticate and authorise every call (except the health service) before its handler runs."""
 
-    def __init__(self, engine: Any, settings: SecuritySettings | None = None, *, audit: bool = True) -> None:
-        self.state = SecurityState(settings or SecuritySettings())
+    def __init__(self, engine: Any, settings: SecuritySettings | None = None, *, audit: bool = True,
+                 state: SecurityState | None = None) -> None:
+        # ``state``: the REST app's, so both transports share one key cache and one failed-key counter per
+        # address (a guesser gains nothing by alternating between them).
+        self.state = state or SecurityState(settings or SecuritySettings())
         self.keys: KeyStore = self.state.bind(engine)
         self.audit = AuditLog(engine, background=True) if audit else None
 
@@ -78,7 +92,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
         scheme, _, token = value.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise _Refused(grpc.StatusCode.UNAUTHENTICATED, "send the API key as 'authorization: Bearer <key>'")
-        peer = "peer:" + (context.peer() or "?").rsplit(":", 1)[0]  # the address without the port
+        peer = "peer:" + peer_host(context.peer() or "?")
         known = self.keys.recently_verified(token.strip())
         if not known and self.state.failures.peek(peer, FAILED_AUTH_PER_MIN) > 0:
             raise _Refused(grpc.StatusCode.RESOURCE_EXHAUSTED, "too many invalid API keys from this address")

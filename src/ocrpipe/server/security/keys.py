@@ -125,6 +125,8 @@ class KeyStore:
         self._pepper = secrets.token_bytes(32)  # keys the in-memory cache of verified keys
         self._verified: OrderedDict[str, bytes] = OrderedDict()
         self._lock = threading.Lock()
+        self._dummy_salt = secrets.token_bytes(16)
+        self._dummy = hash_secret(secrets.token_urlsafe(32), self._dummy_salt)
 
     def create(self, name: str, scopes: str | Iterable[str], tenant: str | None = None,
                rate_limit_per_min: float | None = None) -> tuple[KeyInfo, str]:
@@ -186,6 +188,9 @@ class KeyStore:
         with self.sessions() as s:
             row = s.get(ApiKey, key_id)
         if row is None or row.revoked_at is not None:
+            # The same scrypt as for a wrong secret: an unknown or revoked id must not answer faster, or key
+            # ids could be enumerated by timing.
+            hmac.compare_digest(hash_secret(secret, self._dummy_salt), self._dummy)
             return None
         tag = hmac.new(self._pepper, presented.strip().encode(), hashlib.sha256).digest()
         with self._lock:

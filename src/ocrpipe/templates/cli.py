@@ -5,6 +5,7 @@
   ``DIR/NAME.png``, reads the reference again with it and exits 1 naming every value it did not reproduce.
 - ``check TEMPLATE IMAGE [--out PNG]``: register the image to that template, draw every field region
   (green: valid, red: flagged) and print the extracted fields, so a template can be authored in minutes.
+- ``list [--templates DIR]``: the loaded templates (name, device, version, page, source file).
 - ``match IMAGE``: which template the image is (device, version, page), and how every candidate scored.
 - ``run IMAGE...``: template mode, falling back to the general pipeline when nothing matches (JSON out).
 """
@@ -22,6 +23,13 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ocrpipe.templates.fields import FieldResult
 from ocrpipe.templates.register import Registration
+
+TEMPLATES_HELP = ("a template file or folder added to the built-in templates (repeat the option for more; "
+                  "a name used twice is an error)")
+
+
+def _templates_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--templates", action="append", metavar="PATH", help=TEMPLATES_HELP)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -41,20 +49,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     n.set_defaults(func=_cmd_new)
 
     c = sub.add_parser("check", help="draw a template's regions over an image and print its fields")
-    c.add_argument("template", help="template YAML file (or the name of a built-in template)")
+    c.add_argument("template", help="template YAML file, or the name of a built-in or --templates template")
     c.add_argument("image")
     c.add_argument("--out", metavar="PNG", help="where to write the drawing (default <image>.template.png)")
     c.add_argument("--json", action="store_true", help="print the fields as JSON")
+    _templates_option(c)
     c.set_defaults(func=_cmd_check)
+
+    ls = sub.add_parser("list", help="the loaded templates: name, device, version, page, source file")
+    _templates_option(ls)
+    ls.set_defaults(func=_cmd_list)
 
     m = sub.add_parser("match", help="which template an image is")
     m.add_argument("image")
-    m.add_argument("--templates", nargs="*", metavar="PATH", help="template files/folders (default: built-in)")
+    _templates_option(m)
     m.set_defaults(func=_cmd_match)
 
     r = sub.add_parser("run", help="extract fields (template mode), or OCR the page when no template matches")
     r.add_argument("images", nargs="+", metavar="IMAGE")
-    r.add_argument("--templates", nargs="*", metavar="PATH", help="template files/folders (default: built-in)")
+    _templates_option(r)
     r.add_argument("--no-fallback", action="store_true", help="do not run the general pipeline on unmatched pages")
     r.set_defaults(func=_cmd_run)
 
@@ -65,19 +78,20 @@ def _load_image(path: str) -> np.ndarray:
     return imageio.load_pages(path)[0]
 
 
-def _template(spec: str):  # type: ignore[no-untyped-def]
-    from ocrpipe.templates.schema import builtin_templates, load_template
+def _template(spec: str, paths: list[str] | None = None):  # type: ignore[no-untyped-def]
+    from ocrpipe.templates.schema import load_template, template_set
 
-    if Path(spec).exists():
+    if Path(spec).is_file():
         return load_template(spec)
-    for t in builtin_templates():
+    known = template_set(paths)
+    for t in known:
         if t.name == spec:
             return t
     from ocrpipe.errors import ErrorCode, InputError
 
-    names = ", ".join(t.name for t in builtin_templates())
-    raise InputError(ErrorCode.FILE_NOT_FOUND, f"template {spec!r} is neither a file nor a built-in ({names})",
-                     stage=None)
+    names = ", ".join(t.name for t in known)
+    raise InputError(ErrorCode.FILE_NOT_FOUND, f"template {spec!r} is neither a file nor a loaded template "
+                     f"({names})", stage=None)
 
 
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
@@ -129,10 +143,15 @@ def _read_values(path: str) -> dict[str, str]:
 
 def _cmd_new(args: argparse.Namespace) -> int:
     from ocrpipe.engine.pipeline import Pipeline
+    from ocrpipe.errors import ErrorCode, InputError
     from ocrpipe.templates.author import confirm_labels, propose, reproduce, trim_to_paper, write
     from ocrpipe.templates.engine import TemplateEngine
-    from ocrpipe.templates.schema import load_template
+    from ocrpipe.templates.schema import builtin_templates, load_template
 
+    clash = [t.source for t in builtin_templates() if t.name == args.name]
+    if clash:
+        raise InputError(ErrorCode.INVALID_ARGUMENT, f"--name {args.name!r} is a built-in template ({clash[0]})",
+                         stage=None)
     values = _read_values(args.values)
     image = trim_to_paper(_load_image(args.reference))
     lines = Pipeline.default().run_image(image).pages[0].lines
@@ -154,19 +173,25 @@ def _cmd_new(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from ocrpipe.templates.engine import TemplateEngine, rule_holds
-    from ocrpipe.templates.register import register as register_page
-    from ocrpipe.templates.register import to_gray, warp_to_reference
+    from ocrpipe.templates.engine import TemplateEngine, rule_holds_on
+    from ocrpipe.templates.register import warp_region
 
-    tpl = _template(args.template)
+    tpl = _template(args.template, args.templates)
     image = _load_image(args.image)
     engine = TemplateEngine([tpl])
-    reg = register_page(tpl.reference_image, image)
-    warped = warp_to_reference(to_gray(image), reg, tpl.size)
-    print(f"template {tpl.name} ({tpl.device} v{tpl.version} p{tpl.page}): registration score {reg.score:.3f} "
-          f"(min {tpl.min_score}), angle {reg.angle:.2f}°, scale {reg.scale:.3f}")
+    match = engine.match(image)  # the alignment and verdict template run uses
+    cand = match.candidates[0]
+    reg = match.registration
+    print(f"template {tpl.name} ({tpl.device} v{tpl.version} p{tpl.page}): registration score {cand.score:.3f} "
+          f"(min {tpl.min_score})" + (f", angle {reg.angle:.2f}°, scale {reg.scale:.3f}" if reg else ""))
+    if reg is None:
+        print(f"REFUSED: {cand.reason}")
+        return 1
+    from ocrpipe.templates.register import to_gray
+
+    gray = to_gray(image)
     for i, rule in enumerate(tpl.rules):
-        ok, mean = rule_holds(rule, warped)
+        ok, mean = rule_holds_on(rule, warp_region(gray, reg, tpl.pixel_box(rule.region)))
         print(f"rule {i}: region {list(rule.region)} mean {mean:.0f} -> {'ok' if ok else 'FAILS'}")
     fields = engine.extract(image, tpl, reg)
     if args.json:
@@ -176,14 +201,22 @@ def _cmd_check(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.image).with_suffix(".template.png")
     draw_fields(image, fields, reg, tpl.size).save(out)
     print(f"wrote {out}", file=sys.stderr)
-    return 0 if reg.score >= tpl.min_score and all(f.valid for f in fields) else 1
+    return 0 if all(f.valid for f in fields) else 1
 
 
 def _engine(paths: list[str] | None):  # type: ignore[no-untyped-def]
     from ocrpipe.templates.engine import TemplateEngine
-    from ocrpipe.templates.schema import load_templates
+    from ocrpipe.templates.schema import template_set
 
-    return TemplateEngine(load_templates(paths)) if paths else TemplateEngine.default()
+    return TemplateEngine(template_set(paths)) if paths else TemplateEngine.default()
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from ocrpipe.templates.schema import template_set
+
+    for t in template_set(args.templates):
+        print(f"{t.name}\t{t.device}\tv{t.version}\tp{t.page}\t{t.source}")
+    return 0
 
 
 def _cmd_match(args: argparse.Namespace) -> int:

@@ -146,6 +146,14 @@ class TemplateResult:
                 "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()}}
 
 
+def _rule_measure(rule: PixelRule, mean: float) -> str:
+    """The measured value against the rule's bounds, as a reason."""
+    if rule.mean is not None and not rule.mean[0] <= mean <= rule.mean[1]:
+        return f"mean grey {mean:.0f} outside [{rule.mean[0]:g}, {rule.mean[1]:g}]"
+    return f"dark fraction outside [{rule.dark_fraction[0]:g}, {rule.dark_fraction[1]:g}] (mean grey {mean:.0f})" \
+        if rule.dark_fraction is not None else f"mean grey {mean:.0f}"
+
+
 def rule_holds(rule: PixelRule, gray: np.ndarray) -> tuple[bool, float]:
     """Whether a pixel rule holds on a registered grey page; also returns the region's mean."""
     h, w = gray.shape
@@ -183,6 +191,15 @@ def anchor_offset(anchor: Anchor, tpl: Template, gray: np.ndarray, reg: Registra
     if best < anchor.min_score:
         return 0, 0
     return loc[0] + sx0 - x0, loc[1] + sy0 - y0
+
+
+def unrotate(reg: Registration, k: int, shape: tuple[int, ...]) -> Registration:
+    """A registration onto ``np.rot90(page, k)`` expressed as one onto ``page`` (of ``shape`` (H, W))."""
+    h, w = shape[:2]
+    back = {1: [[0, -1, w - 1], [1, 0, 0]], 2: [[-1, 0, w - 1], [0, -1, h - 1]], 3: [[0, 1, 0], [-1, 0, h - 1]]}[k]
+    a = np.vstack([np.array(back, np.float64), [0, 0, 1]])
+    m = np.vstack([reg.matrix, [0, 0, 1]])
+    return Registration((a @ m)[:2], reg.score)
 
 
 def _unanchored(spec: FieldSpec, result: FieldResult, found: dict[Label, Found | None]) -> FieldResult:
@@ -237,15 +254,20 @@ class TemplateEngine:
     def _candidate(self, tpl: Template, page: Pyramid, starts: tuple[float, ...]) -> tuple[Candidate, Registration]:
         reg = register(tpl.reference_pyramid, page, levels=(COARSE,), shrink=starts,
                        give_up_below=tpl.min_score - PROBE_SLACK, enough=tpl.min_score + WEAK_MARGIN)
+        if reg.score <= -1:
+            return Candidate(tpl.name, reg.score, False, "no registration: from every starting scale the warp "
+                             "left ±30 % of its start, turned over 10° or sheared (is it this layout?)"), reg
         if reg.score < tpl.min_score:
-            return Candidate(tpl.name, reg.score, False, f"score {reg.score:.3f} < {tpl.min_score}"), reg
+            return Candidate(tpl.name, reg.score, False,
+                             f"registration score {reg.score:.3f} < min_score {tpl.min_score}"), reg
         if not (SCALE_RANGE[0] <= reg.scale <= SCALE_RANGE[1]) or abs(reg.angle) > MAX_ANGLE:
             return Candidate(tpl.name, reg.score, False, f"implausible warp (scale {reg.scale:.2f}, "
                                                          f"angle {reg.angle:.1f}°)"), reg
         for i, rule in enumerate(tpl.rules):
             ok, mean = rule_holds_on(rule, warp_region(page.gray, reg, tpl.pixel_box(rule.region)))
             if not ok:
-                return Candidate(tpl.name, reg.score, False, f"pixel rule {i} failed (mean {mean:.0f})"), reg
+                return Candidate(tpl.name, reg.score, False, f"pixel rule {i} (region {list(rule.region)}) failed: "
+                                 f"{_rule_measure(rule, mean)}"), reg
         return Candidate(tpl.name, reg.score, True), reg
 
     def _each_template(self, page: Pyramid, starts: tuple[float, ...]) -> list[tuple[Candidate, Registration]]:
@@ -255,8 +277,23 @@ class TemplateEngine:
         return list(self._pool.map(lambda t: self._candidate(t, page, starts), self.templates))
 
     def match(self, image: np.ndarray | Pyramid) -> Match:
-        """Pick the template for ``image`` (RGB or grey, or its :class:`Pyramid`) from pixels alone."""
+        """Pick the template for ``image`` (RGB or grey, or its :class:`Pyramid`) from pixels alone.
+
+        A page no template accepts upright is tried turned by 180°, 90° and 270° (a scanner's rotations);
+        the registration returned then maps the reference onto the page as given."""
         page = image if isinstance(image, Pyramid) else Pyramid(image)
+        upright = self._match(page)
+        if upright.template is not None or not self.templates:
+            return upright
+        for k in (2, 1, 3):
+            turned = self._match(Pyramid(np.ascontiguousarray(np.rot90(page.gray, k))))
+            if turned.template is not None and turned.registration is not None:
+                reg = unrotate(turned.registration, k, page.gray.shape)
+                return Match(turned.template, reg, turned.candidates)
+        return upright
+
+    def _match(self, page: Pyramid) -> Match:
+        """:meth:`match` on the page as it lies."""
         page.level(COARSE)  # built once, before the templates are tried side by side
         results = self._each_template(page, STARTS)
         if not any(c.rules_ok for c, _ in results):

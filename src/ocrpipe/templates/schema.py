@@ -313,3 +313,18 @@ def load_templates(paths: Sequence[str | Path] | None = None) -> list[Template]:
         files = sorted(p.glob("*.yaml")) + sorted(p.glob("*.yml")) if p.is_dir() else [p]
         out.extend(load_template(f) for f in files)
     return out
+
+
+def template_set(paths: Sequence[str | Path] | None = None) -> list[Template]:
+    """The built-in templates plus every template in ``paths`` (files or folders of ``*.yaml``/``*.yml``).
+
+    A user template never replaces a built-in silently: two templates with one name are an error that
+    names both files."""
+    out = builtin_templates() + (load_templates(paths) if paths else [])
+    seen: dict[str, Template] = {}
+    for t in out:
+        if t.name in seen:
+            raise InputError(ErrorCode.INVALID_ARGUMENT, f"template name {t.name!r} is used twice: by "
+                             f"{seen[t.name].source} and by {t.source}", stage=None)
+        seen[t.name] = t
+    return out

@@ -11,7 +11,8 @@ BINDIR ?= $(if $(filter 0,$(shell id -u)),/usr/local/bin,$(HOME)/.local/bin)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT_PACKAGES := python3-venv tesseract-ocr tesseract-ocr-kor tesseract-ocr-eng fontconfig \
 	fonts-nanum fonts-nanum-extra fonts-noto-cjk fonts-unfonts-core fonts-unfonts-extra fonts-baekmuk \
-	fonts-dejavu-core hunspell-ko wamerican libgl1 libglib2.0-0 chromium
+	fonts-dejavu-core hunspell-ko wamerican libgl1 libglib2.0-0 chromium \
+	poppler-utils qpdf ghostscript
 FILE ?=
 PYTEST_ARGS ?=
 

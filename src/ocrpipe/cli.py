@@ -11,8 +11,14 @@ import argparse
 import importlib
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ocrpipe.errors import EngineError, InputError, OcrError
+from ocrpipe.errors import EngineError, ErrorCode, InputError, OcrError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ocrpipe.document import Document
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_ENGINE = 0, 1, 2, 3
 
@@ -56,6 +62,8 @@ def _cmd_ocr(args: argparse.Namespace) -> int:
     if not files:
         files = [SAMPLE]
         print(f"ocrpipe: no file given, reading the bundled sample page {SAMPLE}", file=sys.stderr)
+    if (args.format == "pdf" or args.pdfa) and not (args.out and args.format == "pdf"):
+        raise OcrError(ErrorCode.INVALID_ARGUMENT, "--format pdf needs --out DIR (and --pdfa needs --format pdf)")
     pipeline = pipeline_from_args(args)
     out_dir = Path(args.out) if args.out else None
     if out_dir:
@@ -70,10 +78,12 @@ def _cmd_ocr(args: argparse.Namespace) -> int:
             print(f"ocrpipe: {path}: error [{exc.code}]: {exc.message}", file=sys.stderr)
             status = max(status, EXIT_INPUT)
             continue
-        text = {"json": render.to_json, "text": render.to_text, "hocr": render.to_hocr}[args.format](doc)
+        if args.format == "pdf":
+            _write_pdf(path, images, doc, Path(args.out), pdfa=args.pdfa)
+            continue
+        text = render.FORMATS[args.format](doc)
         if out_dir:
-            suffix = {"json": ".json", "text": ".txt", "hocr": ".hocr"}[args.format]
-            (out_dir / (path.stem + suffix)).write_text(text, encoding="utf-8")
+            (out_dir / (path.stem + render.SUFFIXES[args.format])).write_text(text, encoding="utf-8")
         else:
             if len(files) > 1 and args.format == "text":
                 text = f"==> {path} <==\n{text}"
@@ -87,6 +97,16 @@ def _cmd_ocr(args: argparse.Namespace) -> int:
                 render.visualize(trace.image, trace.page).save(vis_dir / name)
                 print(f"ocrpipe: wrote {vis_dir / name}", file=sys.stderr)
     return status
+
+
+def _write_pdf(path: Path, images: list[np.ndarray], doc: Document, out_dir: Path, *, pdfa: bool) -> None:
+    from ocrpipe.export.pdf import searchable_pdf
+
+    target = out_dir / (path.stem + ".pdf")
+    if target.resolve() == path.resolve():
+        target = out_dir / (path.stem + ".ocr.pdf")
+    target.write_bytes(searchable_pdf(path.read_bytes(), images, doc, pdfa=pdfa))
+    print(f"ocrpipe: wrote {target}", file=sys.stderr)
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -109,7 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ocr", help="read images or PDFs and print or save their text")
     p.add_argument("files", nargs="*", metavar="FILE", help="images or PDFs (default: a bundled sample page)")
-    p.add_argument("--format", choices=["json", "text", "hocr"], default="text")
+    p.add_argument("--format", choices=["json", "text", "hocr", "alto", "pdf"], default="text",
+                   help="pdf: a searchable PDF (the original pages with an invisible text layer; needs --out)")
+    p.add_argument("--pdfa", action="store_true", help="with --format pdf: PDF/A-2b through OCRmyPDF")
     p.add_argument("--out", metavar="DIR", help="write one output file per input into DIR")
     p.add_argument("--visualize", action="store_true", help="also write <name>.vis.png with boxes and text")
     _add_engine_options(p)

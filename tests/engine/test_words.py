@@ -51,8 +51,8 @@ def test_snap_to_gaps_moves_boundaries_into_the_blank_columns():
     crop[4:16, 5:40] = 0
     crop[4:16, 60:95] = 0  # the gap is columns 40..59
     snapped = snap_to_gaps([WordSpan("x", 1, 0.0, 0.35), WordSpan("y", 1, 0.38, 1.0)], crop)
-    assert snapped[0].end == snapped[1].start and 0.40 < snapped[0].end < 0.60
-    assert snapped[0].start == 0.0 and snapped[1].end == 1.0
+    assert (snapped[0].start, snapped[0].end) == (0.04, 0.41)  # trimmed to the ink, one column of margin
+    assert (snapped[1].start, snapped[1].end) == (0.59, 0.96)
 
 
 def test_line_words_fall_back_to_proportions_when_spans_do_not_spell_the_text():
@@ -72,7 +72,14 @@ def _render_line(text: str, size: int) -> tuple[np.ndarray, list[tuple[float, fl
         draw.text((x, size), word, font=font, fill="black")
         boxes.append(draw.textbbox((x, size), word, font=font))
         x += draw.textlength(word, font=font) + space
-    return np.asarray(img), boxes
+    return np.asarray(img), [_ink(np.asarray(img), box) for box in boxes]
+
+
+def _ink(image: np.ndarray, box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    """The bounding box of a word's dark pixels (inside PIL's text box, which includes side bearings)."""
+    x0, y0 = int(box[0]), int(box[1])
+    ys, xs = np.nonzero(image[y0:int(box[3]) + 1, x0:int(box[2]) + 1, 0] < 160)
+    return x0 + xs.min(), y0 + ys.min(), x0 + xs.max() + 1, y0 + ys.max() + 1
 
 
 @pytest.mark.integration

@@ -8,6 +8,7 @@ for the recogniser are undone by the recogniser itself, which reports spans of t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import cv2
@@ -66,7 +67,7 @@ def _widest_run(blank: np.ndarray, lo: int, hi: int, near: float) -> float | Non
 
 
 def snap_to_gaps(spans: Sequence[WordSpan], crop: np.ndarray) -> tuple[WordSpan, ...]:
-    """Spans that tile the crop, each boundary between two words moved to the widest blank gap near it.
+    """Spans cut at the widest blank gap near each estimated word boundary, then trimmed to their ink.
 
     A recogniser's positions are rough (CTC emits a symbol a few pixels off its ink, Tesseract's boxes are
     tight to its own binarisation), so the word gap seen in the crop decides; the search stays within about
@@ -84,7 +85,19 @@ def snap_to_gaps(spans: Sequence[WordSpan], crop: np.ndarray) -> tuple[WordSpan,
         found = _widest_run(blank, max(lo, 0), max(hi, 0), guess) if hi > lo else None
         cuts.append((found if found is not None else guess) / width)
     cuts.append(1.0)
-    return tuple(WordSpan(s.text, s.confidence, cuts[k], cuts[k + 1]) for k, s in enumerate(spans))
+    return tuple(WordSpan(s.text, s.confidence, *_trim(blank, cuts[k], cuts[k + 1]))
+                 for k, s in enumerate(spans))
+
+
+def _trim(blank: np.ndarray, start: float, end: float, margin: int = 1) -> tuple[float, float]:
+    """The part of ``[start, end]`` (fractions) from its first to its last inked column, plus ``margin``."""
+    width = len(blank)
+    lo, hi = int(math.floor(start * width)), int(math.ceil(end * width))
+    inked = np.flatnonzero(~blank[lo:hi])
+    if not inked.size:
+        return start, end
+    first, last = max(lo, lo + int(inked[0]) - margin), min(hi, lo + int(inked[-1]) + 1 + margin)
+    return max(start, first / width), min(end, last / width)
 
 
 def proportional_spans(text: str, confidence: float) -> tuple[WordSpan, ...]:

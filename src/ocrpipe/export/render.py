@@ -1,17 +1,19 @@
-"""Outputs of a Document: JSON, plain text, hOCR, and a visualisation PNG with a Korean-capable font."""
+"""Outputs of a Document: JSON, plain text, hOCR (with word boxes), and a visualisation PNG with a
+Korean-capable font. ALTO is in :mod:`ocrpipe.export.alto`, the searchable PDF in :mod:`ocrpipe.export.pdf`."""
 
 from __future__ import annotations
 
 import html
 import json
 import subprocess
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ocrpipe.document import Document, Page
+from ocrpipe.document import Document, Line, Page
 
 FONT_CANDIDATES = (
     "/usr/share/fonts/truetype/nanum/NanumGothic.ttf",
@@ -62,8 +64,10 @@ def to_hocr(doc: Document, *, title: str = "ocrpipe") -> str:
                 conf = round(line.confidence * 100)
                 out.append(f'<span class="ocr_line" id="line_{pid}_{i + 1}" title="bbox {lx0} {ly0} {lx1} {ly1}; '
                            f'x_wconf {conf}">')
-                words = line.text.split()
-                out.extend(_words(words, (lx0, ly0, lx1, ly1), conf, f"{pid}_{i + 1}"))
+                if line.words:
+                    out.extend(_word_spans(line, f"{pid}_{i + 1}"))
+                else:
+                    out.extend(_words(line.text.split(), (lx0, ly0, lx1, ly1), conf, f"{pid}_{i + 1}"))
                 out.append("</span>")
             out.append("</div>")
         out.append("</div>")
@@ -76,8 +80,19 @@ def _union(boxes: list[tuple]) -> tuple[int, int, int, int]:
     return min(b[0] for b in bbs), min(b[1] for b in bbs), max(b[2] for b in bbs), max(b[3] for b in bbs)
 
 
+def _word_spans(line: Line, prefix: str) -> list[str]:
+    """Word spans with the words' own boxes."""
+    out = []
+    for k, word in enumerate(line.words, 1):
+        x0, y0, x1, y1 = _bbox(word.box)
+        out.append(f'<span class="ocrx_word" id="word_{prefix}_{k}" title="bbox {x0} {y0} {x1} {y1}; '
+                   f'x_wconf {round(word.confidence * 100)}">{html.escape(word.text)}</span>')
+    return out
+
+
 def _words(words: list[str], bbox: tuple[int, int, int, int], conf: int, prefix: str) -> list[str]:
-    """Word spans with boxes estimated by splitting the line box in proportion to word lengths."""
+    """Word spans with boxes estimated by splitting the line box in proportion to word lengths (for a
+    Document made without word boxes)."""
     x0, y0, x1, y1 = bbox
     total = sum(len(w) for w in words) + max(0, len(words) - 1)
     out, pos = [], 0
@@ -139,3 +154,14 @@ def visualize(image: np.ndarray, page: Page) -> Image.Image:
         draw_r.text((x0 + w + 1, y0), line.text, fill=(0, 0, 0), font=font)
     canvas.paste(overlay, (0, 0))
     return canvas
+
+
+def _alto(doc: Document) -> str:
+    from ocrpipe.export.alto import to_alto
+
+    return to_alto(doc)
+
+
+FORMATS: dict[str, Callable[[Document], str]] = {"json": to_json, "text": to_text, "hocr": to_hocr, "alto": _alto}
+"""The text outputs of a Document by name (the searchable PDF is in :mod:`ocrpipe.export.pdf`)."""
+SUFFIXES = {"json": ".json", "text": ".txt", "hocr": ".hocr", "alto": ".alto.xml", "pdf": ".pdf"}

@@ -1,0 +1,142 @@
+"""Searchable PDFs from the real engine: the text a viewer extracts (pdftotext, pypdf) is the recognised text,
+each extracted word lies in its word box, and the original page objects are untouched."""
+
+import io
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pikepdf
+import pypdf
+import pytest
+from PIL import Image, ImageFilter
+
+from ocrpipe import Pipeline
+from ocrpipe.document import Document
+from ocrpipe.export.pdf import overlay_pdf, searchable_pdf
+from ocrpipe.samples import render_page
+
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext (poppler-utils) missing")]
+
+LINES = ("대한민국 헌법 제1조 국민 주권", "계약 기간: 2026. 3. 1. ~ 2027. 2. 28.",
+         "Invoice No. A-2291 Total 35,000 KRW", "담당자 연락처 010-1234-5678")
+
+
+def _norm(text: str) -> list[str]:
+    return [" ".join(line.split()) for line in text.splitlines() if line.strip()]
+
+
+def _pdftotext_words(path: Path) -> list[tuple[str, float, float, float, float, float]]:
+    """(text, xMin, yMin, xMax, yMax, page width) of every word pdftotext finds, in points."""
+    xml = subprocess.run(["pdftotext", "-bbox", str(path), "-"], capture_output=True, text=True, check=True).stdout
+    width = float(re.search(r'<page width="([\d.]+)"', xml).group(1))  # type: ignore[union-attr]
+    return [(html_unescape(m[4]), float(m[0]), float(m[1]), float(m[2]), float(m[3]), width)
+            for m in re.findall(r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">(.*?)</word>',
+                                xml)]
+
+
+def html_unescape(text: str) -> str:
+    import html
+
+    return html.unescape(text)
+
+
+def _check_text_and_positions(path: Path, doc: Document) -> None:
+    expected = _norm(doc.text)
+    assert expected, "the engine read nothing"
+    plain = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True, check=True).stdout
+    assert _norm(plain) == expected
+    assert _norm(pypdf.PdfReader(path).pages[0].extract_text()) == expected
+    words = [w for line in doc.pages[0].lines for w in line.words]
+    found = _pdftotext_words(path)
+    assert [f[0] for f in found] == [w.text for w in words]
+    for (_, x0, y0, x1, y1, width_pt), word in zip(found, words, strict=True):
+        px = doc.pages[0].width / width_pt  # pixels per point
+        xs, ys = [p[0] for p in word.box], [p[1] for p in word.box]
+        tol = 1.5
+        assert min(xs) - tol <= x0 * px and x1 * px <= max(xs) + tol, (word, x0 * px, x1 * px)
+        assert min(ys) - tol <= y0 * px and y1 * px <= max(ys) + tol, (word, y0 * px, y1 * px)
+
+
+def _image_streams(pdf_bytes: bytes) -> list[bytes]:
+    with pikepdf.open(io.BytesIO(pdf_bytes)) as pdf:
+        return [img.read_raw_bytes() for page in pdf.pages for img in page.get_images(recursive=False).values()]
+
+
+@pytest.fixture(scope="module")
+def page_image() -> np.ndarray:
+    image, _ = render_page(LINES, size=30)
+    return image
+
+
+def test_generated_pdf_gets_a_text_layer_and_keeps_its_page(pipeline: Pipeline, page_image, tmp_path):
+    buf = io.BytesIO()
+    Image.fromarray(page_image).save(buf, "PDF", resolution=150)
+    original = buf.getvalue()
+    doc = pipeline.run(original, filename="page.pdf")
+    out = tmp_path / "out.pdf"
+    out.write_bytes(overlay_pdf(original, doc))
+    _check_text_and_positions(out, doc)
+    assert _image_streams(out.read_bytes()) == _image_streams(original)  # the scan is not recompressed
+    with pikepdf.open(out) as pdf, pikepdf.open(io.BytesIO(original)) as src:
+        assert pdf.pages[0].mediabox == src.pages[0].mediabox
+
+
+def test_scanned_image_pdf_jpeg_kept_byte_for_byte(pipeline: Pipeline, page_image, tmp_path):
+    rng = np.random.default_rng(0)
+    scan = Image.fromarray(page_image).rotate(1.2, expand=True, fillcolor="white").filter(ImageFilter.GaussianBlur(0.6))
+    noisy = np.clip(np.asarray(scan, np.int16) + rng.normal(0, 12, (scan.height, scan.width, 1)), 0, 255)
+    jpeg = io.BytesIO()
+    Image.fromarray(noisy.astype(np.uint8)).save(jpeg, "JPEG", quality=80, dpi=(200, 200))
+    scanned_pdf = tmp_path / "scan.pdf"
+    Image.open(io.BytesIO(jpeg.getvalue())).save(scanned_pdf, "PDF", resolution=200)
+    original = scanned_pdf.read_bytes()
+    doc = pipeline.run(original, filename="scan.pdf")
+    out = tmp_path / "out.pdf"
+    out.write_bytes(searchable_pdf(original, pipeline.decode(original, filename="scan.pdf"), doc))
+    _check_text_and_positions(out, doc)
+    assert _image_streams(out.read_bytes()) == _image_streams(original)
+
+
+def test_image_to_pdf_embeds_the_jpeg_as_it_is(pipeline: Pipeline, page_image, tmp_path):
+    jpeg = io.BytesIO()
+    Image.fromarray(page_image).save(jpeg, "JPEG", quality=90, dpi=(150, 150))
+    data = jpeg.getvalue()
+    doc = pipeline.run(data, filename="page.jpg")
+    out = tmp_path / "page.pdf"
+    out.write_bytes(searchable_pdf(data, pipeline.decode(data, filename="page.jpg"), doc))
+    _check_text_and_positions(out, doc)
+    assert _image_streams(out.read_bytes()) == [data]
+    with pikepdf.open(out) as pdf:
+        assert float(pdf.pages[0].mediabox[2]) == pytest.approx(page_image.shape[1] * 72 / 150, abs=0.01)
+
+
+def test_cli_writes_a_searchable_pdf_and_refuses_pdf_without_out(page_image, tmp_path):
+    png = tmp_path / "page.png"
+    Image.fromarray(page_image).save(png)
+    run = [sys.executable, "-m", "ocrpipe.cli", "ocr"]
+    done = subprocess.run([*run, str(png), "--format", "pdf", "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    plain = subprocess.run(["pdftotext", str(tmp_path / "out" / "page.pdf"), "-"], capture_output=True, text=True)
+    assert _norm(plain.stdout)[0].startswith("대한민국")
+    bad = subprocess.run([*run, str(png), "--format", "pdf"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "invalid_argument" in bad.stderr
+
+
+@pytest.mark.skipif(pytest.importorskip("ocrmypdf") is None, reason="OCRmyPDF missing")
+def test_pdfa_output_keeps_the_text(pipeline: Pipeline, page_image, tmp_path):
+    png = io.BytesIO()
+    Image.fromarray(page_image).save(png, "PNG")
+    data = png.getvalue()
+    doc = pipeline.run(data, filename="page.png")
+    out = tmp_path / "a.pdf"
+    out.write_bytes(searchable_pdf(data, pipeline.decode(data, filename="page.png"), doc, pdfa=True))
+    with pikepdf.open(out) as pdf:
+        assert pdf.open_metadata().pdfa_status.startswith("2")
+    plain = subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True, check=True).stdout
+    assert _norm(plain) == _norm(doc.text)

@@ -73,13 +73,13 @@ def _cmd_ocr(args: argparse.Namespace) -> int:
     for path in progress:
         progress.set_postfix_str(path.name, refresh=False)
         try:
-            doc, traces = pipeline.run_traced(path, keep=args.visualize)
+            doc, traces = pipeline.run_traced(path, keep=args.visualize or args.format == "pdf")
         except InputError as exc:
             print(f"ocrpipe: {path}: error [{exc.code}]: {exc.message}", file=sys.stderr)
             status = max(status, EXIT_INPUT)
             continue
         if args.format == "pdf":
-            _write_pdf(path, images, doc, Path(args.out), pdfa=args.pdfa)
+            _write_pdf(path, [trace.image for trace in traces], doc, Path(args.out), pdfa=args.pdfa)
             continue
         text = render.FORMATS[args.format](doc)
         if out_dir:

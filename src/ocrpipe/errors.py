@@ -4,12 +4,14 @@ Exception hierarchy (one place)::
 
     OcrError                 base: carries a stable ``code``, the failing ``stage`` and an HTTP status
     ├── InputError           the caller's input is unusable (empty, corrupt, wrong type, too large) -> 4xx
-    └── EngineError          a model or internal stage failed on valid input -> 5xx
+    ├── EngineError          a model or internal stage failed on valid input -> 5xx
+    └── ServiceError         (ocrpipe.server.errors) a service-level refusal: overload, unknown job, auth
 """
 
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -25,8 +27,11 @@ class Stage(enum.StrEnum):
 
 
 class ErrorCode(enum.StrEnum):
-    """Stable machine-readable error codes (API, CLI and job records use the same strings)."""
+    """Every stable machine-readable error code, of every transport: the REST body's ``error.code``, gRPC's
+    ``ocrpipe-error-code`` trailing metadata, job records, the CLI. Each is documented in the README's
+    "Errors" table; :data:`STATUSES` gives its HTTP and gRPC status."""
 
+    # the caller's input
     EMPTY_INPUT = "empty_input"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     CORRUPT_IMAGE = "corrupt_image"
@@ -37,21 +42,89 @@ class ErrorCode(enum.StrEnum):
     TOO_MANY_PAGES = "too_many_pages"
     FILE_NOT_FOUND = "file_not_found"
     INVALID_ARGUMENT = "invalid_argument"
+    # the engine
     MODEL_NOT_FOUND = "model_not_found"
     MODEL_CHECKSUM_MISMATCH = "model_checksum_mismatch"
     ENGINE_FAILURE = "engine_failure"
+    # the service: load, jobs, resources
+    OVERLOADED = "overloaded"
+    TOO_MANY_REQUESTS = "too_many_requests"
+    SHUTTING_DOWN = "shutting_down"
+    NOT_READY = "not_ready"
+    DATABASE_UNAVAILABLE = "database_unavailable"
+    JOB_NOT_FOUND = "job_not_found"
+    JOB_NOT_FINISHED = "job_not_finished"
+    JOB_FAILED = "job_failed"
+    IDEMPOTENCY_CONFLICT = "idempotency_conflict"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    HTTP_ERROR = "http_error"
+    INTERNAL_ERROR = "internal_error"
+    # access control
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    RATE_LIMITED = "rate_limited"
+    INVALID_KEY_REQUEST = "invalid_key_request"
+
+
+@dataclass(frozen=True)
+class Status:
+    """How a code is answered: the HTTP status and the gRPC status name (``grpc.StatusCode`` member)."""
+
+    http: int
+    grpc: str
+
+
+STATUSES: dict[ErrorCode, Status] = {
+    ErrorCode.EMPTY_INPUT: Status(400, "INVALID_ARGUMENT"),
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: Status(415, "INVALID_ARGUMENT"),
+    ErrorCode.CORRUPT_IMAGE: Status(400, "INVALID_ARGUMENT"),
+    ErrorCode.CORRUPT_PDF: Status(400, "INVALID_ARGUMENT"),
+    ErrorCode.ENCRYPTED_PDF: Status(400, "INVALID_ARGUMENT"),
+    ErrorCode.FILE_TOO_LARGE: Status(413, "RESOURCE_EXHAUSTED"),
+    ErrorCode.IMAGE_TOO_LARGE: Status(413, "RESOURCE_EXHAUSTED"),
+    ErrorCode.TOO_MANY_PAGES: Status(413, "RESOURCE_EXHAUSTED"),
+    ErrorCode.FILE_NOT_FOUND: Status(404, "NOT_FOUND"),
+    ErrorCode.INVALID_ARGUMENT: Status(400, "INVALID_ARGUMENT"),
+    ErrorCode.MODEL_NOT_FOUND: Status(500, "INTERNAL"),
+    ErrorCode.MODEL_CHECKSUM_MISMATCH: Status(500, "INTERNAL"),
+    ErrorCode.ENGINE_FAILURE: Status(500, "INTERNAL"),
+    ErrorCode.OVERLOADED: Status(503, "UNAVAILABLE"),
+    ErrorCode.TOO_MANY_REQUESTS: Status(429, "RESOURCE_EXHAUSTED"),
+    ErrorCode.SHUTTING_DOWN: Status(503, "UNAVAILABLE"),
+    ErrorCode.NOT_READY: Status(503, "UNAVAILABLE"),
+    ErrorCode.DATABASE_UNAVAILABLE: Status(503, "UNAVAILABLE"),
+    ErrorCode.JOB_NOT_FOUND: Status(404, "NOT_FOUND"),
+    ErrorCode.JOB_NOT_FINISHED: Status(409, "FAILED_PRECONDITION"),
+    ErrorCode.JOB_FAILED: Status(422, "FAILED_PRECONDITION"),
+    ErrorCode.IDEMPOTENCY_CONFLICT: Status(409, "ALREADY_EXISTS"),
+    ErrorCode.NOT_FOUND: Status(404, "NOT_FOUND"),
+    ErrorCode.METHOD_NOT_ALLOWED: Status(405, "UNIMPLEMENTED"),
+    ErrorCode.HTTP_ERROR: Status(400, "INVALID_ARGUMENT"),
+    ErrorCode.INTERNAL_ERROR: Status(500, "INTERNAL"),
+    ErrorCode.UNAUTHORIZED: Status(401, "UNAUTHENTICATED"),
+    ErrorCode.FORBIDDEN: Status(403, "PERMISSION_DENIED"),
+    ErrorCode.RATE_LIMITED: Status(429, "RESOURCE_EXHAUSTED"),
+    ErrorCode.INVALID_KEY_REQUEST: Status(400, "INVALID_ARGUMENT"),
+}
 
 
 class OcrError(Exception):
-    """Base error: ``code`` is stable, ``message`` tells a person what to do."""
+    """Base error: ``code`` is stable, ``message`` tells a person what to do.
 
-    http_status = 500
+    The HTTP status comes from :data:`STATUSES` unless ``http_status`` is given (a code answered with
+    another status in one place, e.g. ``invalid_key_request`` as 409 when the key name is taken);
+    ``retry_after`` (seconds) becomes the ``Retry-After`` header.
+    """
 
-    def __init__(self, code: ErrorCode | str, message: str, *, stage: Stage | None = None) -> None:
+    def __init__(self, code: ErrorCode | str, message: str, *, stage: Stage | None = None,
+                 http_status: int | None = None, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.code = ErrorCode(code)
         self.message = message
         self.stage = stage
+        self.http_status = http_status or STATUSES[self.code].http
+        self.retry_after = retry_after
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON error body of DESIGN.md: ``{"error": {"code", "message", "stage"}}``."""
@@ -67,22 +140,9 @@ class OcrError(Exception):
 class InputError(OcrError):
     """The input cannot be processed as given (client error)."""
 
-    http_status = 400
-
-    _STATUS = {
-        ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
-        ErrorCode.FILE_TOO_LARGE: 413,
-        ErrorCode.IMAGE_TOO_LARGE: 413,
-        ErrorCode.TOO_MANY_PAGES: 413,
-        ErrorCode.FILE_NOT_FOUND: 404,
-    }
-
     def __init__(self, code: ErrorCode | str, message: str, *, stage: Stage | None = Stage.DECODE) -> None:
         super().__init__(code, message, stage=stage)
-        self.http_status = self._STATUS.get(self.code, 400)
 
 
 class EngineError(OcrError):
     """A model or internal stage failed on valid input (server error)."""
-
-    http_status = 500

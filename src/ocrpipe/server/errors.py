@@ -1,91 +1,145 @@
-"""The service's JSON errors: ``{"error": {"code", "message"[, "stage"]}}`` with a fitting status.
+"""How the service answers a failure, on either transport.
 
-Engine errors (:class:`ocrpipe.errors.OcrError`) keep their own code and status; the service adds a few
-codes of its own for HTTP-level conditions (overload, unknown job, idempotency conflict, ...).
+Every code is a member of :class:`ocrpipe.errors.ErrorCode`. :func:`failure` maps any exception to one
+:class:`Failure` (HTTP status, gRPC status, code, message, retry-after); the FastAPI handlers below and the
+gRPC servicer (:mod:`ocrpipe.server.grpc.server`) both answer from it. REST bodies are
+``{"error": {"code", "message"[, "stage"]}}``; gRPC puts the code in the trailing metadata
+``ocrpipe-error-code`` and ``"<code>: <message>"`` in the status details.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+import math
+from dataclasses import dataclass
+from typing import Any, NoReturn
 
+import grpc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ocrpipe.errors import ErrorCode, OcrError
+from ocrpipe.errors import STATUSES, ErrorCode, OcrError, Stage
 from ocrpipe.server.scheduling.batcher import BatcherOverloaded
 
 log = logging.getLogger(__name__)
 
-
-class ServiceError(Exception):
-    """An HTTP-level error with a stable code."""
-
-    def __init__(self, status: int, code: str, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.retry_after = retry_after
+GRPC_CODE_KEY = "ocrpipe-error-code"
+"""The gRPC trailing-metadata key that carries the error code."""
 
 
-OVERLOADED = "overloaded"
-TOO_MANY_REQUESTS = "too_many_requests"
-JOB_NOT_FOUND = "job_not_found"
-JOB_NOT_FINISHED = "job_not_finished"
-JOB_FAILED = "job_failed"
-IDEMPOTENCY_CONFLICT = "idempotency_conflict"
-NOT_FOUND = "not_found"
-METHOD_NOT_ALLOWED = "method_not_allowed"
-INTERNAL = "internal_error"
+class ServiceError(OcrError):
+    """A service-level refusal (overload, unknown job, conflict, access) with a stable code.
+
+    The statuses come from :data:`ocrpipe.errors.STATUSES`; ``http_status`` overrides the HTTP one where a
+    code is answered differently in one place.
+    """
+
+    def __init__(self, code: ErrorCode | str, message: str, *, retry_after: float | None = None,
+                 http_status: int | None = None, stage: Stage | None = None) -> None:
+        super().__init__(code, message, stage=stage, http_status=http_status, retry_after=retry_after)
 
 
-def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, **extra}}
+@dataclass(frozen=True)
+class Failure:
+    """One failure as both transports answer it."""
+
+    http_status: int
+    grpc_status: grpc.StatusCode
+    code: ErrorCode
+    message: str
+    retry_after: float | None = None
+    stage: Stage | None = None
+
+    def body(self, **extra: Any) -> dict[str, Any]:
+        """The REST error body."""
+        err: dict[str, Any] = {"code": self.code.value, "message": self.message}
+        if self.stage is not None:
+            err["stage"] = self.stage.value
+        return {"error": {**err, **extra}}
+
+    def headers(self) -> dict[str, str]:
+        """The REST headers the failure needs: ``Retry-After`` (whole seconds, never 0) and, for 401,
+        ``WWW-Authenticate``."""
+        out: dict[str, str] = {}
+        if self.retry_after is not None:
+            out["Retry-After"] = str(max(1, math.ceil(self.retry_after)))
+        if self.http_status == 401:
+            out["WWW-Authenticate"] = 'Bearer realm="ocrpipe"'
+        return out
+
+    def details(self) -> str:
+        """The gRPC status details."""
+        return f"{self.code.value}: {self.message}"
 
 
-def error_response(status: int, code: str, message: str, *, retry_after: float | None = None,
-                   **extra: Any) -> JSONResponse:
-    headers = {"Retry-After": str(max(1, round(retry_after)))} if retry_after is not None else None
-    return JSONResponse(error_body(code, message, **extra), status_code=status, headers=headers)
+def failure(exc: BaseException) -> Failure:
+    """The answer to ``exc`` on either transport; anything unexpected is ``internal_error`` (logged by the
+    caller, never shown)."""
+    if isinstance(exc, BatcherOverloaded):
+        exc = ServiceError(ErrorCode.OVERLOADED, str(exc), retry_after=exc.retry_after)
+    if not isinstance(exc, OcrError):
+        exc = ServiceError(ErrorCode.INTERNAL_ERROR, "internal error; see the server log")
+    return Failure(http_status=exc.http_status, grpc_status=grpc.StatusCode[STATUSES[exc.code].grpc],
+                   code=exc.code, message=exc.message, retry_after=exc.retry_after, stage=exc.stage)
+
+
+def error_body(code: ErrorCode | str, message: str, **extra: Any) -> dict[str, Any]:
+    """The REST error body for ``code`` (for answers that are not raised, e.g. a failed job's result, whose
+    stored code may predate this version)."""
+    return {"error": {"code": str(code), "message": message, **extra}}
+
+
+def error_response(exc: BaseException, **extra: Any) -> JSONResponse:
+    """The REST answer to ``exc``: status, JSON body and headers from :func:`failure`."""
+    f = failure(exc)
+    return JSONResponse(f.body(**extra), status_code=f.http_status, headers=f.headers() or None)
+
+
+def grpc_abort(context: grpc.ServicerContext, exc: BaseException) -> NoReturn:
+    """End a gRPC call with the answer :func:`failure` gives for ``exc`` (code in the trailing metadata)."""
+    answer = failure(exc)
+    context.set_trailing_metadata(((GRPC_CODE_KEY, answer.code.value),))
+    context.abort(answer.grpc_status, answer.details())
+    raise AssertionError("unreachable")  # context.abort raises
 
 
 def install(app: FastAPI) -> None:
     """Register the exception handlers that turn every failure into the JSON error shape."""
 
-    @app.exception_handler(ServiceError)
-    async def _service(_: Request, exc: ServiceError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, retry_after=exc.retry_after)
-
     @app.exception_handler(OcrError)
     async def _ocr(_: Request, exc: OcrError) -> JSONResponse:
-        return JSONResponse(exc.to_dict(), status_code=exc.http_status)
+        return error_response(exc)
 
     @app.exception_handler(BatcherOverloaded)
     async def _overloaded(_: Request, exc: BatcherOverloaded) -> JSONResponse:
-        return error_response(503, OVERLOADED, str(exc), retry_after=exc.retry_after)
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        ctype = request.headers.get("content-type", "")
-        multipart = ctype.startswith("multipart/form-data")
-        if request.method == "POST" and _wants_multipart(request) and not multipart:
-            return error_response(415, ErrorCode.UNSUPPORTED_MEDIA_TYPE.value,
-                                  f"send the file as multipart/form-data, not {ctype or 'an empty body'!r}")
-        problems = "; ".join(_problem(e) for e in exc.errors())
-        return error_response(400, ErrorCode.INVALID_ARGUMENT.value, problems or "invalid request")
+        return error_response(_invalid_request(request, exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: NOT_FOUND, 405: METHOD_NOT_ALLOWED}.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail))
+        code = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED}.get(exc.status_code,
+                                                                                 ErrorCode.HTTP_ERROR)
+        return error_response(ServiceError(code, str(exc.detail), http_status=exc.status_code))
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error", exc_info=exc)
-        return error_response(500, INTERNAL, "internal error; see the server log")
+        return error_response(exc)
+
+
+def _invalid_request(request: Request, exc: RequestValidationError) -> ServiceError:
+    ctype = request.headers.get("content-type", "")
+    multipart = ctype.startswith("multipart/form-data")
+    if request.method == "POST" and _wants_multipart(request) and not multipart:
+        return ServiceError(ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+                            f"send the file as multipart/form-data, not {ctype or 'an empty body'!r}")
+    problems = "; ".join(_problem(e) for e in exc.errors())
+    return ServiceError(ErrorCode.INVALID_ARGUMENT, problems or "invalid request")
 
 
 def _problem(err: Any) -> str:

@@ -31,7 +31,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from ocrpipe.engine import decode as imageio
 from ocrpipe.errors import ErrorCode
 from ocrpipe.protocol import ingest_pb2, ingest_pb2_grpc
-from ocrpipe.server import errors
+from ocrpipe.server.errors import ServiceError, failure, grpc_abort
 from ocrpipe.server.grpc.metrics import MetricsInterceptor
 from ocrpipe.server.metrics import Metrics
 from ocrpipe.server.scheduling.jobs import JobRunner
@@ -47,8 +47,6 @@ from ocrpipe.server.storage.models import Job, JobKind, JobStatus
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = "ocrpipe.v1.Ingest"
-ERROR_CODE_KEY = "ocrpipe-error-code"
-SHUTTING_DOWN = "shutting_down"
 JOB_ID = re.compile(r"[0-9a-f]{32}")
 MAX_WATCH_IDS = 1000
 WATCH_BATCH = 100
@@ -60,25 +58,9 @@ _LIMITS = {"filename": 255, "device": 128, "exam_id": 128, "idempotency_key": 25
 Audit = Callable[[str, Principal | None, str | None, int], None]
 
 
-class IngestError(Exception):
-    """A refused call: gRPC status, stable error code and a message for a person."""
-
-    def __init__(self, status: grpc.StatusCode, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-def _abort(context: grpc.ServicerContext, exc: IngestError) -> NoReturn:
-    context.set_trailing_metadata(((ERROR_CODE_KEY, exc.code),))
-    context.abort(exc.status, f"{exc.code}: {exc.message}")
-    raise AssertionError("unreachable")  # context.abort raises
-
-
-def _internal(context: grpc.ServicerContext, method: str) -> NoReturn:
+def _internal(context: grpc.ServicerContext, method: str, exc: Exception) -> NoReturn:
     log.exception("grpc call failed", extra={"method": method})
-    _abort(context, IngestError(grpc.StatusCode.INTERNAL, errors.INTERNAL, "internal error; see the server log"))
+    grpc_abort(context, exc)
 
 
 def _ms(value: datetime | None) -> int:
@@ -92,7 +74,7 @@ def to_result(job: Job) -> ingest_pb2.JobResult:
                                device=job.device or "", submitted_unix_ms=_ms(job.created_at),
                                finished_unix_ms=_ms(job.finished_at))
     if job.status == JobStatus.FAILED.value:
-        out.error_code = job.error_code or errors.JOB_FAILED
+        out.error_code = job.error_code or ErrorCode.JOB_FAILED.value
         out.error_message = job.error_message or ""
     if not job.result_json:
         return out
@@ -135,17 +117,17 @@ class IngestServicer(ingest_pb2_grpc.IngestServicer):
         principal = current_principal()
         try:
             reply = self._submit(request, principal)
-        except IngestError as exc:
-            self.audit("submit_job", principal, None, exc.status.value[0])
-            _abort(context, exc)
-        except Exception:  # noqa: BLE001 - answered as INTERNAL, logged without content
-            _internal(context, "Submit")
+        except ServiceError as exc:
+            self.audit("submit_job", principal, None, failure(exc).grpc_status.value[0])
+            grpc_abort(context, exc)
+        except Exception as exc:  # noqa: BLE001 - answered as INTERNAL, logged without content
+            _internal(context, "Submit", exc)
         self.audit("submit_job", principal, reply.job_id, 0)
         return reply
 
     def _submit(self, request: ingest_pb2.SubmitRequest, principal: Principal | None) -> ingest_pb2.SubmitReply:
         if self.closing.is_set():
-            raise IngestError(grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN, "the server is stopping; retry")
+            raise ServiceError(ErrorCode.SHUTTING_DOWN, "the server is stopping; retry")
         media = self._check_upload(request)
         self._check_queue()
         key = scoped_key(principal, request.idempotency_key) if request.idempotency_key else None
@@ -155,8 +137,8 @@ class IngestServicer(ingest_pb2_grpc.IngestServicer):
                 tenant=principal.tenant if principal else None, submitted_by=principal.name if principal else None,
                 kind=JobKind.TEMPLATE.value, device=request.device or None, exam_id=request.exam_id or None)
         except IdempotencyConflict as exc:
-            raise IngestError(grpc.StatusCode.ALREADY_EXISTS, errors.IDEMPOTENCY_CONFLICT,
-                              "this idempotency_key was used before with other image bytes") from exc
+            raise ServiceError(ErrorCode.IDEMPOTENCY_CONFLICT,
+                               "this idempotency_key was used before with other image bytes") from exc
         if created:
             self._queued = (self._queued[0], self._queued[1] + 1)
             self.runner.wake()
@@ -164,22 +146,23 @@ class IngestServicer(ingest_pb2_grpc.IngestServicer):
         return ingest_pb2.SubmitReply(job_id=job.id, created=created, status=job.status)
 
     def _check_upload(self, request: ingest_pb2.SubmitRequest) -> str:
-        """The upload's media type, after checks that need no decoding; raises :class:`IngestError`."""
+        """The upload's media type, after checks that need no decoding; raises
+        :class:`~ocrpipe.server.errors.ServiceError`."""
         for name, limit in _LIMITS.items():
             value: str = getattr(request, name)
             if len(value) > limit or "\x00" in value:
-                raise IngestError(grpc.StatusCode.INVALID_ARGUMENT, ErrorCode.INVALID_ARGUMENT.value,
-                                  f"{name} must be at most {limit} characters without NUL")
+                raise ServiceError(ErrorCode.INVALID_ARGUMENT,
+                                   f"{name} must be at most {limit} characters without NUL")
         data = request.image
         if not data:
-            raise IngestError(grpc.StatusCode.INVALID_ARGUMENT, ErrorCode.EMPTY_INPUT.value, "image is empty")
+            raise ServiceError(ErrorCode.EMPTY_INPUT, "image is empty")
         if len(data) > self.settings.max_upload_bytes:
-            raise IngestError(grpc.StatusCode.RESOURCE_EXHAUSTED, ErrorCode.FILE_TOO_LARGE.value,
-                              f"image is {len(data)} bytes; the limit is {self.settings.max_upload_bytes}")
+            raise ServiceError(ErrorCode.FILE_TOO_LARGE,
+                               f"image is {len(data)} bytes; the limit is {self.settings.max_upload_bytes}")
         media = imageio.sniff(data)
         if media is None or media not in imageio.SUPPORTED:
-            raise IngestError(grpc.StatusCode.INVALID_ARGUMENT, ErrorCode.UNSUPPORTED_MEDIA_TYPE.value,
-                              "image is not a supported image or PDF (PNG, JPEG, TIFF, BMP, WebP, GIF, PDF)")
+            raise ServiceError(ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+                               "image is not a supported image or PDF (PNG, JPEG, TIFF, BMP, WebP, GIF, PDF)")
         if media != imageio.PDF:
             self._check_pixels(data)
         return media
@@ -193,13 +176,13 @@ class IngestServicer(ingest_pb2_grpc.IngestServicer):
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 width, height = Image.open(io.BytesIO(data)).size
         except Image.DecompressionBombError as exc:
-            raise IngestError(grpc.StatusCode.RESOURCE_EXHAUSTED, ErrorCode.IMAGE_TOO_LARGE.value, str(exc)) from exc
+            raise ServiceError(ErrorCode.IMAGE_TOO_LARGE, str(exc)) from exc
         except Exception as exc:  # noqa: BLE001 - any header Pillow cannot parse is a corrupt image
-            raise IngestError(grpc.StatusCode.INVALID_ARGUMENT, ErrorCode.CORRUPT_IMAGE.value,
-                              "the image header cannot be read (truncated or corrupt image)") from exc
+            raise ServiceError(ErrorCode.CORRUPT_IMAGE,
+                               "the image header cannot be read (truncated or corrupt image)") from exc
         if width * height > self.settings.max_pixels:
-            raise IngestError(grpc.StatusCode.RESOURCE_EXHAUSTED, ErrorCode.IMAGE_TOO_LARGE.value,
-                              f"image is {width}x{height} pixels; the limit is {self.settings.max_pixels}")
+            raise ServiceError(ErrorCode.IMAGE_TOO_LARGE,
+                               f"image is {width}x{height} pixels; the limit is {self.settings.max_pixels}")
 
     def _check_queue(self) -> None:
         """Refuse work when too many jobs wait (counted in the database at most once a second)."""
@@ -208,8 +191,8 @@ class IngestServicer(ingest_pb2_grpc.IngestServicer):
             count = self.store.count_queued()
             self._queued = (time.monotonic(), count)
         if count >= self.settings.max_queued_jobs:
-            raise IngestError(grpc.StatusCode.RESOURCE_EXHAUSTED, errors.TOO_MANY_REQUESTS,
-                              f"{count} jobs are waiting; retry later")
+            raise ServiceError(ErrorCode.TOO_MANY_REQUESTS,
+                               f"{count} jobs are waiting; retry later")
 
     # ---- GetResult ---------------------------------------------------------------------------------
 
@@ -219,12 +202,12 @@ class IngestServicer(ingest_pb2_grpc.IngestServicer):
         job_id = request.job_id if JOB_ID.fullmatch(request.job_id) else None
         try:
             job = self.store.job(job_id, principal.tenant if principal else None) if job_id else None
-        except Exception:  # noqa: BLE001
-            _internal(context, "GetResult")
+        except Exception as exc:  # noqa: BLE001
+            _internal(context, "GetResult", exc)
         if job is None:
             self.audit("read_result", principal, job_id, grpc.StatusCode.NOT_FOUND.value[0])
-            _abort(context, IngestError(grpc.StatusCode.NOT_FOUND, errors.JOB_NOT_FOUND,
-                                        "no such job (unknown or past retention)"))
+            grpc_abort(context, ServiceError(ErrorCode.JOB_NOT_FOUND,
+                                             "no such job (unknown or past retention)"))
         self.audit("read_result", principal, job.id, 0)
         return to_result(job)
 
@@ -233,19 +216,19 @@ class IngestServicer(ingest_pb2_grpc.IngestServicer):
     def WatchResults(self, request: ingest_pb2.WatchRequest,  # noqa: N802 - gRPC method name
                      context: grpc.ServicerContext) -> Iterator[ingest_pb2.JobResult]:
         if len(request.job_ids) > MAX_WATCH_IDS:
-            _abort(context, IngestError(grpc.StatusCode.INVALID_ARGUMENT, ErrorCode.INVALID_ARGUMENT.value,
-                                        f"at most {MAX_WATCH_IDS} job_ids per stream"))
+            grpc_abort(context, ServiceError(ErrorCode.INVALID_ARGUMENT,
+                                             f"at most {MAX_WATCH_IDS} job_ids per stream"))
         if not self._watchers.acquire(blocking=False):
-            _abort(context, IngestError(grpc.StatusCode.RESOURCE_EXHAUSTED, errors.TOO_MANY_REQUESTS,
-                                        "too many open result streams; retry later"))
+            grpc_abort(context, ServiceError(ErrorCode.TOO_MANY_REQUESTS,
+                                             "too many open result streams; retry later"))
         try:
             context.add_callback(self.runner.finished.notify)  # wake the loop when the client goes away
             yield from _Watch(self, request, current_principal()).run(context)
-        except IngestError as exc:
-            _abort(context, exc)
-        except Exception:  # noqa: BLE001
+        except ServiceError as exc:
+            grpc_abort(context, exc)
+        except Exception as exc:  # noqa: BLE001
             if context.is_active():
-                _internal(context, "WatchResults")
+                _internal(context, "WatchResults", exc)
         finally:
             self._watchers.release()
 
@@ -290,7 +273,7 @@ class _Watch:
                 pending &= svc.store.existing(pending, tenant)  # deleted meanwhile: stop waiting for them
             finished.wait(seen, svc.settings.poll_interval_s)
         if svc.closing.is_set() and pending != set():  # not a normal end: the client should watch again
-            raise IngestError(grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN, "the server is stopping; watch again")
+            raise ServiceError(ErrorCode.SHUTTING_DOWN, "the server is stopping; watch again")
 
 
 def scoped_key(principal: Principal | None, key: str) -> str:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from ocrpipe.server import errors
+from ocrpipe.errors import ErrorCode
 from ocrpipe.server.errors import ServiceError
 from ocrpipe.server.http.deps import Authorized
 from ocrpipe.server.security.audit import audit_log
@@ -41,7 +41,8 @@ async def create_key(request: Request, body: KeyRequest) -> dict[str, Any]:
         info, secret = await run_in_threadpool(key_store(request.app).create, body.name, body.scopes,
                                                body.tenant, body.rate_limit_per_min)
     except KeyAdminError as exc:
-        raise ServiceError(409 if isinstance(exc, KeyExists) else 400, "invalid_key_request", str(exc)) from exc
+        raise ServiceError(ErrorCode.INVALID_KEY_REQUEST, str(exc),
+                           http_status=409 if isinstance(exc, KeyExists) else None) from exc
     return {**info.to_dict(), "key": secret}
 
 
@@ -50,7 +51,7 @@ async def revoke_key(request: Request, name: str) -> dict[str, Any]:
     try:
         info = await run_in_threadpool(key_store(request.app).revoke, name)
     except KeyAdminError as exc:
-        raise ServiceError(404, errors.NOT_FOUND, str(exc)) from exc
+        raise ServiceError(ErrorCode.NOT_FOUND, str(exc)) from exc
     return info.to_dict()
 
 

@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from ocrpipe.server import errors
+from ocrpipe.errors import ErrorCode
 from ocrpipe.server.errors import ServiceError
 from ocrpipe.server.security.auth import Principal, check_request
 from ocrpipe.server.state import ServiceState
@@ -40,7 +40,7 @@ async def inflight_slot(request: Request) -> AsyncIterator[None]:
     svc = state(request)
     if svc.inflight >= svc.settings.max_inflight:
         svc.metrics.rejected.labels(reason="inflight").inc()
-        raise ServiceError(429, errors.TOO_MANY_REQUESTS,
+        raise ServiceError(ErrorCode.TOO_MANY_REQUESTS,
                            f"{svc.inflight} OCR requests are in progress; retry shortly", retry_after=1)
     svc.inflight += 1
     svc.metrics.inflight.set(svc.inflight)

@@ -12,6 +12,7 @@ from fastapi import APIRouter, File, Header, Query, Response, UploadFile
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from ocrpipe.errors import ErrorCode
 from ocrpipe.server import errors
 from ocrpipe.server.errors import ServiceError
 from ocrpipe.server.http import schemas
@@ -50,14 +51,14 @@ async def create_job(svc: State, response: Response, caller: Caller,
     queued = await queued_jobs(svc)
     if queued >= svc.settings.max_queued_jobs:
         svc.metrics.rejected.labels(reason="jobs").inc()
-        raise ServiceError(429, errors.TOO_MANY_REQUESTS, f"{queued} jobs are waiting; retry later",
+        raise ServiceError(ErrorCode.TOO_MANY_REQUESTS, f"{queued} jobs are waiting; retry later",
                            retry_after=30)
     try:
         job, created = await run_in_threadpool(svc.store.create, data, filename=name,
                                                content_type=file.content_type, idempotency_key=key,
                                                tenant=tenant_of(caller), submitted_by=caller.name if caller else None)
     except IdempotencyConflict as exc:
-        raise ServiceError(409, errors.IDEMPOTENCY_CONFLICT, str(exc)) from exc
+        raise ServiceError(ErrorCode.IDEMPOTENCY_CONFLICT, str(exc)) from exc
     if created:
         svc.queued_count += 1
         svc.runner.wake()
@@ -82,7 +83,7 @@ async def get_job(svc: State, job_id: str, caller: Caller) -> dict[str, Any]:
     """The job's row: status, timestamps, error code and stage when it failed."""
     job = await run_in_threadpool(svc.store.get, job_id, tenant_of(caller))
     if job is None:
-        raise ServiceError(404, errors.JOB_NOT_FOUND, f"no job {job_id!r} (unknown or past retention)")
+        raise ServiceError(ErrorCode.JOB_NOT_FOUND, f"no job {job_id!r} (unknown or past retention)")
     return job.to_dict()
 
 
@@ -94,13 +95,13 @@ async def job_result(svc: State, job_id: str, caller: Caller) -> JSONResponse:
     """The Document JSON of a finished job; 409 while it runs, 422 with its error when it failed."""
     found = await run_in_threadpool(svc.store.result, job_id, tenant_of(caller))
     if found is None:
-        raise ServiceError(404, errors.JOB_NOT_FOUND, f"no job {job_id!r} (unknown or past retention)")
+        raise ServiceError(ErrorCode.JOB_NOT_FOUND, f"no job {job_id!r} (unknown or past retention)")
     job, result = found
     if job.status == JobStatus.FAILED:
-        return JSONResponse(errors.error_body(job.error_code or errors.JOB_FAILED, job.error_message or "",
+        return JSONResponse(errors.error_body(job.error_code or ErrorCode.JOB_FAILED, job.error_message or "",
                                               stage=job.error_stage, job_id=job.id), status_code=422)
     if result is None:
-        raise ServiceError(409, errors.JOB_NOT_FINISHED,
+        raise ServiceError(ErrorCode.JOB_NOT_FINISHED,
                            f"job {job_id} is {job.status}; poll /v1/jobs/{job_id}", retry_after=1)
     return JSONResponse(result)
 
@@ -111,12 +112,12 @@ async def job_page(svc: State, job_id: str, index: int, caller: Caller) -> Respo
     """Page ``index`` (from 0) of the stored upload, decoded and re-encoded as JPEG."""
     found = await run_in_threadpool(svc.store.upload_of, job_id, tenant_of(caller))
     if found is None or not found[0].is_file():
-        raise ServiceError(404, errors.JOB_NOT_FOUND, f"no stored upload for job {job_id!r}")
+        raise ServiceError(ErrorCode.JOB_NOT_FOUND, f"no stored upload for job {job_id!r}")
     path, name = found
     images = await asyncio.get_running_loop().run_in_executor(
         svc.engine.executor, svc.engine.decode, path.read_bytes(), name)
     if not 0 <= index < len(images):
-        raise ServiceError(404, errors.NOT_FOUND, f"job {job_id} has {len(images)} page(s)")
+        raise ServiceError(ErrorCode.NOT_FOUND, f"job {job_id} has {len(images)} page(s)")
     return Response(await run_in_threadpool(_jpeg, images[index]), media_type="image/jpeg",
                     headers={"Cache-Control": "private, max-age=3600"})
 
@@ -134,5 +135,5 @@ async def delete_job_route(svc: State, job_id: str, caller: Caller) -> dict[str,
     """Removes the stored image, the job row with its result and every row derived from it."""
     counts = await run_in_threadpool(delete_job, svc.store.sessions, job_id, tenant_of(caller))
     if counts is None:
-        raise ServiceError(404, errors.JOB_NOT_FOUND, f"no job {job_id!r} (unknown or past retention)")
+        raise ServiceError(ErrorCode.JOB_NOT_FOUND, f"no job {job_id!r} (unknown or past retention)")
     return {"id": job_id, "deleted": True, "removed": counts}

@@ -6,9 +6,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from ocrpipe.errors import ErrorCode
+
 
 class ErrorDetail(BaseModel):
-    code: str = Field(description="stable machine-readable code, e.g. unsupported_media_type")
+    code: ErrorCode = Field(description="stable machine-readable code (README, \"Errors\")")
     message: str = Field(description="what went wrong and what to do")
     stage: str | None = Field(default=None, description="failing pipeline stage, when known")
 

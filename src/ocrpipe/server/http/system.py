@@ -8,7 +8,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from ocrpipe.errors import ErrorCode
 from ocrpipe.server import errors
+from ocrpipe.server.errors import ServiceError
 from ocrpipe.server.state import ServiceState
 
 router = APIRouter(tags=["system"])
@@ -32,11 +34,11 @@ async def readyz(request: Request) -> JSONResponse:
     """503 while models load or when the database does not answer; else the engine and models in use."""
     svc: ServiceState | None = getattr(request.app.state, "svc", None)
     if svc is None:
-        return JSONResponse(errors.error_body("not_ready", "models are loading"), status_code=503)
+        return errors.error_response(ServiceError(ErrorCode.NOT_READY, "models are loading"))
     try:
         await run_in_threadpool(svc.store.ping)
     except Exception as exc:  # noqa: BLE001 - reported, not raised
-        return JSONResponse(errors.error_body("database_unavailable", type(exc).__name__), status_code=503)
+        return errors.error_response(ServiceError(ErrorCode.DATABASE_UNAVAILABLE, type(exc).__name__))
     return JSONResponse({"status": "ready", "engine": svc.engine.pipeline.engine_name,
                          "batching": svc.settings.batching, "models": svc.engine.models,
                          "database": svc.store.engine.dialect.name})

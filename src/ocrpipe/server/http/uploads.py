@@ -34,5 +34,5 @@ def check_media(data: bytes, name: str | None) -> None:
 def check_count(files: list[UploadFile], svc: ServiceState) -> None:
     """Refuse requests with more files than ``max_files``."""
     if len(files) > svc.settings.max_files:
-        raise ServiceError(413, ErrorCode.TOO_MANY_PAGES.value,
+        raise ServiceError(ErrorCode.TOO_MANY_PAGES,
                            f"{len(files)} files in one request; the limit is {svc.settings.max_files}")

@@ -14,21 +14,14 @@ from typing import Any
 
 def install(app: Any, settings: Any = None) -> None:
     """Add the security middleware, state and OpenAPI additions to ``app`` (call before other middleware)."""
-    from ocrpipe.server.errors import error_response
     from ocrpipe.server.security import openapi
     from ocrpipe.server.security.audit import SecurityMiddleware
-    from ocrpipe.server.security.auth import AuthError, SecurityState
+    from ocrpipe.server.security.auth import SecurityState
     from ocrpipe.server.security.settings import SecuritySettings
 
     app.state.security = SecurityState(settings or SecuritySettings())
     app.add_middleware(SecurityMiddleware)
     openapi.install(app)
-
-    @app.exception_handler(AuthError)
-    async def _auth_error(_: Any, exc: AuthError) -> Any:
-        resp = error_response(exc.status, exc.code, exc.message)
-        resp.headers.update(exc.headers)
-        return resp
 
 
 def configure(app: Any, settings: Any) -> None:

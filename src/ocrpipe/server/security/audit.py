@@ -175,7 +175,7 @@ class SecurityMiddleware:
             return
         if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
             # PostgreSQL text cannot hold NUL: refuse it at the edge instead of failing in the database
-            await _send_error(send, AuthError(400, ErrorCode.INVALID_ARGUMENT.value,
+            await _send_error(send, AuthError(ErrorCode.INVALID_ARGUMENT,
                                               "NUL characters are not allowed in the URL"))
             return
         fastapi_app = scope["app"]
@@ -234,8 +234,9 @@ def _location_job_id(message: Message) -> str | None:
 
 
 async def _send_error(send: Send, exc: AuthError) -> None:
-    body = json.dumps(errors.error_body(exc.code, exc.message)).encode()
+    answer = errors.failure(exc)
+    body = json.dumps(answer.body()).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    headers += [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
-    await send({"type": "http.response.start", "status": exc.status, "headers": headers})
+    headers += [(k.lower().encode(), v.encode()) for k, v in answer.headers().items()]
+    await send({"type": "http.response.start", "status": answer.http_status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

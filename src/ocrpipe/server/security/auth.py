@@ -21,26 +21,17 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from ocrpipe.errors import ErrorCode
 from ocrpipe.server.errors import ServiceError
 from ocrpipe.server.security.keys import KeyStore, Principal, Scope
 from ocrpipe.server.security.ratelimit import RateLimiter
 from ocrpipe.server.security.settings import SecuritySettings
 
-UNAUTHORIZED = "unauthorized"
-FORBIDDEN = "forbidden"
-RATE_LIMITED = "rate_limited"
 FAILED_AUTH_PER_MIN = 30.0
 
 
 class AuthError(ServiceError):
-    """401/403/429 from the security layer (401 carries ``WWW-Authenticate``)."""
-
-    @property
-    def headers(self) -> dict[str, str]:
-        out = {"WWW-Authenticate": 'Bearer realm="ocrpipe"'} if self.status == 401 else {}
-        if self.retry_after is not None:
-            out["Retry-After"] = str(max(1, round(self.retry_after + 0.49)))
-        return out
+    """401/403/429 from the security layer (a 401 answer carries ``WWW-Authenticate``)."""
 
 
 class SecurityState:
@@ -139,24 +130,24 @@ async def check_request(app: FastAPI, method: str, path: str, headers: Mapping[s
         return None
     token = bearer_token(headers)
     if token is None:
-        raise AuthError(401, UNAUTHORIZED, "this API needs an API key: send 'Authorization: Bearer <key>'")
+        raise AuthError(ErrorCode.UNAUTHORIZED, "this API needs an API key: send 'Authorization: Bearer <key>'")
     peer = f"peer:{client or '?'}"
     wait = 0.0 if keys.recently_verified(token) else sec.failures.peek(peer, FAILED_AUTH_PER_MIN)
     if wait > 0:
-        raise AuthError(429, RATE_LIMITED, "too many requests with invalid API keys from this address; "
+        raise AuthError(ErrorCode.RATE_LIMITED, "too many requests with invalid API keys from this address; "
                                            f"retry in {wait:.0f} s", retry_after=wait)
     principal = await run_in_threadpool(keys.authenticate, token)
     if principal is None:
         sec.failures.acquire(peer, FAILED_AUTH_PER_MIN)
-        raise AuthError(401, UNAUTHORIZED, "the API key is invalid or was revoked")
+        raise AuthError(ErrorCode.UNAUTHORIZED, "the API key is invalid or was revoked")
     limit = principal.rate_limit_per_min or sec.settings.rate_limit_per_min
     wait = sec.limiter.acquire(principal.key_id, limit)
     if wait > 0:
-        raise AuthError(429, RATE_LIMITED, f"key {principal.name!r} is limited to {limit:g} requests per "
+        raise AuthError(ErrorCode.RATE_LIMITED, f"key {principal.name!r} is limited to {limit:g} requests per "
                                            f"minute; retry in {wait:.1f} s", retry_after=wait)
     scope = required_scope(method, path)
     if scope is not None and not principal.has(scope):
-        raise AuthError(403, FORBIDDEN, f"key {principal.name!r} lacks the {scope.value!r} scope "
+        raise AuthError(ErrorCode.FORBIDDEN, f"key {principal.name!r} lacks the {scope.value!r} scope "
                                         f"needed for {method} {path}")
     return principal
 

@@ -15,8 +15,10 @@ from typing import Any
 
 import grpc
 
+from ocrpipe.errors import ErrorCode
+from ocrpipe.server.errors import grpc_abort
 from ocrpipe.server.security.audit import AuditLog
-from ocrpipe.server.security.auth import FAILED_AUTH_PER_MIN, SecurityState
+from ocrpipe.server.security.auth import FAILED_AUTH_PER_MIN, AuthError, SecurityState
 from ocrpipe.server.security.keys import KeyStore, Principal, Scope
 from ocrpipe.server.security.settings import SecuritySettings
 
@@ -58,12 +60,6 @@ def peer_host(peer: str) -> str:
     return rest.rsplit(":", 1)[0]
 
 
-class _Refused(Exception):
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
 
 class AuthInterceptor(grpc.ServerInterceptor):
     """Authenticate and authorise every call (except the health service) before its handler runs."""
@@ -84,30 +80,31 @@ class AuthInterceptor(grpc.ServerInterceptor):
         return _wrap(handler, lambda context: self.check(method, context))
 
     def check(self, method: str, context: grpc.ServicerContext) -> Principal | None:
-        """The caller's principal (None when auth is not enforced); raises :class:`_Refused`."""
+        """The caller's principal (None when auth is not enforced); raises
+        :class:`~ocrpipe.server.security.auth.AuthError`."""
         if not self.state.enforced(self.keys):
             return None
         metadata = {k.lower(): v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
         value = metadata.get("authorization", "")
         scheme, _, token = value.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise _Refused(grpc.StatusCode.UNAUTHENTICATED, "send the API key as 'authorization: Bearer <key>'")
+            raise AuthError(ErrorCode.UNAUTHORIZED, "send the API key as 'authorization: Bearer <key>'")
         peer = "peer:" + peer_host(context.peer() or "?")
         known = self.keys.recently_verified(token.strip())
         if not known and self.state.failures.peek(peer, FAILED_AUTH_PER_MIN) > 0:
-            raise _Refused(grpc.StatusCode.RESOURCE_EXHAUSTED, "too many invalid API keys from this address")
+            raise AuthError(ErrorCode.RATE_LIMITED, "too many invalid API keys from this address")
         principal = self.keys.authenticate(token.strip())
         if principal is None:
             self.state.failures.acquire(peer, FAILED_AUTH_PER_MIN)
-            raise _Refused(grpc.StatusCode.UNAUTHENTICATED, "the API key is invalid or was revoked")
+            raise AuthError(ErrorCode.UNAUTHORIZED, "the API key is invalid or was revoked")
         limit = principal.rate_limit_per_min or self.state.settings.rate_limit_per_min
         if self.state.limiter.acquire(principal.key_id, limit) > 0:
-            raise _Refused(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                           f"key {principal.name!r} is limited to {limit:g} requests per minute")
+            raise AuthError(ErrorCode.RATE_LIMITED,
+                            f"key {principal.name!r} is limited to {limit:g} requests per minute")
         scope = scope_for(method)
         if not principal.has(scope):
-            raise _Refused(grpc.StatusCode.PERMISSION_DENIED,
-                           f"key {principal.name!r} lacks the {scope.value!r} scope needed for {method}")
+            raise AuthError(ErrorCode.FORBIDDEN,
+                            f"key {principal.name!r} lacks the {scope.value!r} scope needed for {method}")
         return principal
 
     def record(self, action: str, principal: Principal | None, job_id: str | None, status: int = 0) -> None:
@@ -147,8 +144,8 @@ def _enter(check: Callable[[grpc.ServicerContext], Principal | None],
            context: grpc.ServicerContext) -> contextvars.Token[Principal | None]:
     try:
         principal = check(context)
-    except _Refused as exc:
-        context.abort(exc.code, exc.message)  # raises
+    except AuthError as exc:
+        grpc_abort(context, exc)
     return _principal.set(principal)
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ocrpipe.errors import ErrorCode
+
 ERROR_SCHEMA: dict[str, Any] = {
     "title": "ErrorBody",
     "type": "object",
@@ -18,7 +20,8 @@ ERROR_SCHEMA: dict[str, Any] = {
         "error": {
             "type": "object",
             "required": ["code", "message"],
-            "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+            "properties": {"code": {"type": "string", "enum": [c.value for c in ErrorCode]},
+                           "message": {"type": "string"},
                            "stage": {"type": ["string", "null"]}},
             "additionalProperties": True,
         },

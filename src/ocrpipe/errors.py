@@ -39,6 +39,7 @@ class ErrorCode(enum.StrEnum):
     ENCRYPTED_PDF = "encrypted_pdf"
     FILE_TOO_LARGE = "file_too_large"
     IMAGE_TOO_LARGE = "image_too_large"
+    IMAGE_TOO_SMALL = "image_too_small"
     TOO_MANY_PAGES = "too_many_pages"
     FILE_NOT_FOUND = "file_not_found"
     INVALID_ARGUMENT = "invalid_argument"

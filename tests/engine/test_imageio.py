@@ -42,7 +42,7 @@ def test_exif_orientation_is_applied():
 
 
 def test_rgba_is_composited_on_white():
-    img = Image.new("RGBA", (4, 4), (0, 0, 0, 0))
+    img = Image.new("RGBA", (16, 16), (0, 0, 0, 0))
     (page,) = imageio.load_pages(_encode("PNG", img))
     assert page.min() == 255
 
@@ -204,3 +204,27 @@ def test_pdf_sources_render_from_many_threads():
     assert shapes == [(s.page_size(i)[1], s.page_size(i)[0], 3) for s, i in jobs]
     for s in sources:
         s.close()
+
+
+@pytest.mark.parametrize("size, code", [((40_000, 10), ErrorCode.IMAGE_TOO_LARGE),
+                                        ((10, 31_000), ErrorCode.IMAGE_TOO_LARGE),
+                                        ((1, 1), ErrorCode.IMAGE_TOO_SMALL), ((600, 4), ErrorCode.IMAGE_TOO_SMALL)])
+def test_each_side_is_bounded_before_decoding(size, code):
+    data = _encode("PNG", Image.new("L", size, 255))
+    with imageio.open_pages(data) as src, pytest.raises(InputError) as err:
+        src.page_size(0)
+    assert err.value.code == code
+
+
+@pytest.mark.parametrize("points, code", [((36_000_000, 0.001), ErrorCode.IMAGE_TOO_SMALL),
+                                          ((1.8e8, 100), ErrorCode.IMAGE_TOO_SMALL),
+                                          ((0.5, 0.5), ErrorCode.IMAGE_TOO_SMALL)])
+def test_pdf_page_boxes_are_checked_before_rendering(points, code):
+    """A needle-shaped page within the area limit would render a 10^8-pixel-wide strip: it is scaled to the
+    side limit first and then refused for what is left of it."""
+    with imageio.open_pages(_pdf([points])) as src, pytest.raises(InputError) as err:
+        src.page_size(0)
+    assert err.value.code == code
+    with imageio.open_pages(_pdf([(14400, 900)])) as src:  # 200 x 12.5 inch: scaled to 30,000 px wide
+        width, height = src.page_size(0)
+    assert width <= imageio.Limits().max_side and height >= imageio.Limits().min_side

@@ -1,7 +1,7 @@
 """Decode PNG, JPEG, TIFF (multi-page), BMP, WebP, GIF, AVIF and PDF into RGB page images, safely.
 
 The media type is sniffed from the bytes, never trusted from a file name. Size limits (bytes, pixels per
-page, pages) are checked before anything large is allocated: image dimensions are read from the header
+page and per side, pages) are checked before anything large is allocated: image dimensions are read from the header
 before decoding, PDF page sizes before rendering.
 """
 
@@ -47,6 +47,11 @@ class Limits:
     max_pixels: int = 60_000_000
     """Per page: e.g. an A4 scan at 600 dpi is 35 Mpx."""
     max_pages: int = 100
+    max_side: int = 30_000
+    """Per side of a page, in pixels (A0 at 600 dpi is 19,866 x 28,087): a strip within the area limit can
+    still be too long to allocate its working copies."""
+    min_side: int = 8
+    """Per side: a smaller image cannot hold a readable glyph."""
 
 
 def sniff(data: bytes) -> str | None:
@@ -265,10 +270,22 @@ class _PdfSource(PageSource):
             width_pt, height_pt = self._pdf.get_page_size(index)
         except self._pdfium.PdfiumError as exc:
             raise InputError(ErrorCode.CORRUPT_PDF, f"{self.name}: page {index} has no size: {exc}") from exc
+        if not (math.isfinite(width_pt) and math.isfinite(height_pt)) or width_pt <= 0 or height_pt <= 0:
+            raise InputError(ErrorCode.CORRUPT_PDF, f"{self.name}: page {index} has no area "
+                                                    f"({width_pt} x {height_pt} pt)")
         scale = self.dpi / 72.0
         pixels = width_pt * height_pt * scale * scale
         if pixels > self.limits.max_pixels:
             scale *= (self.limits.max_pixels / pixels) ** 0.5
+        longest = max(width_pt, height_pt) * scale
+        if longest > self.limits.max_side:
+            scale *= self.limits.max_side / longest
+        size = (math.ceil(width_pt * scale), math.ceil(height_pt * scale))
+        if min(size) < self.limits.min_side:
+            raise InputError(ErrorCode.IMAGE_TOO_SMALL,
+                             f"{self.name}: page {index + 1} is {width_pt:g} x {height_pt:g} pt, which renders "
+                             f"to {size[0]}x{size[1]} pixels at most; a page needs {self.limits.min_side} pixels "
+                             "per side")
         return scale, width_pt, height_pt
 
     def _page_size(self, index: int) -> tuple[int, int]:
@@ -300,6 +317,12 @@ def _check_pixels(size: tuple[int, int], name: str, limits: Limits) -> None:
     width, height = size
     if width <= 0 or height <= 0:
         raise InputError(ErrorCode.CORRUPT_IMAGE, f"{name} has an empty size {width}x{height}")
+    if max(width, height) > limits.max_side:
+        raise InputError(ErrorCode.IMAGE_TOO_LARGE, f"{name} is {width}x{height} pixels; the limit is "
+                                                    f"{limits.max_side} pixels per side")
+    if min(width, height) < limits.min_side:
+        raise InputError(ErrorCode.IMAGE_TOO_SMALL, f"{name} is {width}x{height} pixels; a page or line image "
+                                                    f"needs at least {limits.min_side} pixels per side")
     if width * height > limits.max_pixels:
         raise InputError(
             ErrorCode.IMAGE_TOO_LARGE,

@@ -49,6 +49,9 @@ def find_tessdata(langs: str) -> str:
 
 LINE_PAD = 12
 """Background pixels added around each line image (Tesseract wants margins)."""
+MAX_ASPECT = 100
+"""Longest line, in multiples of its height, Tesseract is given: longer crops are squeezed to it (the neural
+recogniser caps its input the same way); an unbounded strip made Tesseract itself fail."""
 
 
 def prepare_line(crop: np.ndarray, height: int = 48, pad: int = LINE_PAD) -> Image.Image:
@@ -56,7 +59,7 @@ def prepare_line(crop: np.ndarray, height: int = 48, pad: int = LINE_PAD) -> Ima
     gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY) if crop.ndim == 3 else crop
     h, w = gray.shape
     scale = height / max(h, 1)
-    new_w = max(1, int(round(w * scale)))
+    new_w = min(height * MAX_ASPECT, max(1, int(round(w * scale))))
     interp = cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA
     gray = cv2.resize(gray, (new_w, height), interpolation=interp)
     border = int(np.median(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])))

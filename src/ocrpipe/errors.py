@@ -84,6 +84,7 @@ STATUSES: dict[ErrorCode, Status] = {
     ErrorCode.ENCRYPTED_PDF: Status(400, "INVALID_ARGUMENT"),
     ErrorCode.FILE_TOO_LARGE: Status(413, "RESOURCE_EXHAUSTED"),
     ErrorCode.IMAGE_TOO_LARGE: Status(413, "RESOURCE_EXHAUSTED"),
+    ErrorCode.IMAGE_TOO_SMALL: Status(400, "INVALID_ARGUMENT"),
     ErrorCode.TOO_MANY_PAGES: Status(413, "RESOURCE_EXHAUSTED"),
     ErrorCode.FILE_NOT_FOUND: Status(404, "NOT_FOUND"),
     ErrorCode.INVALID_ARGUMENT: Status(400, "INVALID_ARGUMENT"),

@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ocrpipe.errors import EngineError, ErrorCode, InputError, OcrError
+from ocrpipe.settings import EngineSettings, OcrSettings, add_flags, from_args, pipeline_config
 
 if TYPE_CHECKING:
     import numpy as np
 
     from ocrpipe.document import Document
+    from ocrpipe.engine.pipeline import Pipeline
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_ENGINE = 0, 1, 2, 3
 
@@ -29,43 +31,32 @@ SAMPLE = Path(__file__).resolve().parent / "assets" / "sample_ko.png"
 
 
 def _add_engine_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("engine")
-    g.add_argument("--recognizer", default="auto",
-                   help="auto (default), tesseract, or a model name from `ocrpipe models`")
-    g.add_argument("--dpi", type=int, default=200, help="PDF render resolution (default 200)")
-    g.add_argument("--deskew", action="store_true", help="straighten skewed scans")
-    g.add_argument("--denoise", action="store_true", help="median-filter noisy scans")
-    g.add_argument("--contrast", action="store_true", help="boost faint print (CLAHE)")
-    g.add_argument("--orientation", action="store_true", help="flip upside-down lines (0/180 classifier)")
+    add_flags(p.add_argument_group("engine (each flag is also an OCRPIPE_<NAME> variable; flags win)"),
+              EngineSettings)
 
 
-def pipeline_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def pipeline_from_args(args: argparse.Namespace) -> Pipeline:
     """Build a Pipeline from the engine options shared by several subcommands."""
-    from ocrpipe.engine.pipeline import Pipeline, PipelineConfig
-    from ocrpipe.engine.preprocess import PreprocessConfig
+    from ocrpipe.engine.pipeline import Pipeline
 
-    config = PipelineConfig(
-        recognizer=args.recognizer,
-        pdf_dpi=args.dpi,
-        preprocess=PreprocessConfig(denoise=args.denoise, contrast=args.contrast, deskew=args.deskew),
-        use_orientation=args.orientation,
-    )
-    return Pipeline(config)
+    return Pipeline(pipeline_config(from_args(EngineSettings, args)))
 
 
 def _cmd_ocr(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from ocrpipe.engine.pipeline import Pipeline
     from ocrpipe.export import render
 
+    settings = from_args(OcrSettings, args)
     files = [Path(f) for f in args.files]
     if not files:
         files = [SAMPLE]
         print(f"ocrpipe: no file given, reading the bundled sample page {SAMPLE}", file=sys.stderr)
-    if (args.format == "pdf" or args.pdfa) and not (args.out and args.format == "pdf"):
+    if (settings.format == "pdf" or settings.pdfa) and not (settings.out and settings.format == "pdf"):
         raise OcrError(ErrorCode.INVALID_ARGUMENT, "--format pdf needs --out DIR (and --pdfa needs --format pdf)")
-    pipeline = pipeline_from_args(args)
-    out_dir = Path(args.out) if args.out else None
+    pipeline = Pipeline(pipeline_config(settings))
+    out_dir = settings.out
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
     status = EXIT_OK
@@ -73,23 +64,23 @@ def _cmd_ocr(args: argparse.Namespace) -> int:
     for path in progress:
         progress.set_postfix_str(path.name, refresh=False)
         try:
-            doc, traces = pipeline.run_traced(path, keep=args.visualize or args.format == "pdf")
+            doc, traces = pipeline.run_traced(path, keep=settings.visualize or settings.format == "pdf")
         except InputError as exc:
             print(f"ocrpipe: {path}: error [{exc.code}]: {exc.message}", file=sys.stderr)
             status = max(status, EXIT_INPUT)
             continue
-        if args.format == "pdf":
-            _write_pdf(path, [trace.image for trace in traces], doc, Path(args.out), pdfa=args.pdfa)
+        if settings.format == "pdf" and out_dir is not None:  # checked above: pdf always has --out
+            _write_pdf(path, [trace.image for trace in traces], doc, out_dir, pdfa=settings.pdfa)
             continue
-        text = render.FORMATS[args.format](doc)
+        text = render.FORMATS[settings.format](doc)
         if out_dir:
-            (out_dir / (path.stem + render.SUFFIXES[args.format])).write_text(text, encoding="utf-8")
+            (out_dir / (path.stem + render.SUFFIXES[settings.format])).write_text(text, encoding="utf-8")
         else:
-            if len(files) > 1 and args.format == "text":
+            if len(files) > 1 and settings.format == "text":
                 text = f"==> {path} <==\n{text}"
             sys.stdout.write(text)
             sys.stdout.flush()
-        if args.visualize:
+        if settings.visualize:
             vis_dir = out_dir or Path.cwd()
             for trace in traces:
                 one = len(traces) == 1
@@ -129,11 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ocr", help="read images or PDFs and print or save their text")
     p.add_argument("files", nargs="*", metavar="FILE", help="images or PDFs (default: a bundled sample page)")
-    p.add_argument("--format", choices=["json", "text", "hocr", "alto", "pdf"], default="text",
-                   help="pdf: a searchable PDF (the original pages with an invisible text layer; needs --out)")
-    p.add_argument("--pdfa", action="store_true", help="with --format pdf: PDF/A-2b through OCRmyPDF")
-    p.add_argument("--out", metavar="DIR", help="write one output file per input into DIR")
-    p.add_argument("--visualize", action="store_true", help="also write <name>.vis.png with boxes and text")
+    add_flags(p.add_argument_group("output"), OcrSettings, skip=EngineSettings.model_fields)
     _add_engine_options(p)
     p.set_defaults(func=_cmd_ocr)
 

@@ -5,10 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-_FLAGS = ("host", "port", "database_url", "data_dir", "recognizer", "batching", "max_batch_size",
-          "max_batch_width", "batch_threads", "max_wait_ms", "workers", "threads", "job_workers", "webhook_url",
-          "log_level", "grpc_port", "grpc_workers", "template_workers")
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the ``serve`` subcommand."""
@@ -21,50 +17,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--host", help="bind address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, help="port (default 8000; 0 picks a free one)")
-    p.add_argument("--database-url", help="sqlite:///path or postgresql+psycopg://user@host/db "
-                                          "(default: SQLite under the data dir)")
-    p.add_argument("--data-dir", help="uploads and the SQLite database (default ./ocrpipe-data)")
-    p.add_argument("--recognizer", help="auto, tesseract or a CTC model name (default auto)")
-    p.add_argument("--batching", action=argparse.BooleanOptionalAction, default=None,
-                   help="pool recognition crops across requests (default on)")
-    p.add_argument("--max-batch-size", type=int, help="crops per recognition batch (default 32)")
-    p.add_argument("--max-batch-width", type=int,
-                   help="padded width budget per batch (crops x widest crop at the recogniser's input "
-                        "height; default 1024, "
-                        "0 = none: use 0 on a GPU)")
-    p.add_argument("--batch-threads", type=int, help="inference threads of the batcher (default 2)")
-    p.add_argument("--max-wait-ms", type=float, help="longest wait of a batch's first crop (default 10)")
-    p.add_argument("--workers", type=int, help="page worker threads: decode/detect concurrency (default 2)")
-    p.add_argument("--threads", type=int, help="ONNX Runtime threads per model call (default 1)")
-    p.add_argument("--job-workers", type=int, help="background job threads (default 1)")
-    p.add_argument("--template-workers", type=int, help="background threads for printout (template) jobs "
-                                                          "(default 1)")
-    p.add_argument("--grpc-port", type=int, help="gRPC ingestion port on the same host (default 50051; 0 = off); "
-                                                 "TLS and API keys as for REST")
-    p.add_argument("--grpc-workers", type=int, help="gRPC server threads (default 16)")
-    p.add_argument("--webhook-url", help="Slack-compatible webhook for alerts and the daily summary")
-    p.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    """One flag per :class:`ServiceSettings` field (the engine options included), then the security options."""
     from ocrpipe.server.security.cli import add_serve_arguments
+    from ocrpipe.server.settings import ServiceSettings
+    from ocrpipe.settings import EngineSettings, add_flags
 
+    add_flags(p.add_argument_group("service"), ServiceSettings, skip=EngineSettings.model_fields)
+    add_flags(p.add_argument_group("engine"), ServiceSettings, skip=ServiceSettings.model_fields.keys()
+              - EngineSettings.model_fields.keys())
     add_serve_arguments(p)  # --tls-cert/--tls-key/--tls-client-ca, --auth, --insecure, rate limits
 
 
 def run(args: argparse.Namespace) -> int:
     """Validate the settings, then serve until interrupted. Returns an exit code."""
     import uvicorn
-    from pydantic import ValidationError
 
+    from ocrpipe.errors import OcrError
     from ocrpipe.server import logconfig
     from ocrpipe.server.app import create_app
     from ocrpipe.server.settings import ServiceSettings
+    from ocrpipe.settings import from_args
 
-    overrides = {k: getattr(args, k) for k in _FLAGS if getattr(args, k, None) is not None}
     try:
-        settings = ServiceSettings(**overrides)
-    except ValidationError as exc:
-        print(f"ocrpipe serve: invalid settings:\n{exc}", file=sys.stderr)
+        settings = from_args(ServiceSettings, args)
+    except OcrError as exc:
+        print(f"ocrpipe serve: {exc.message}", file=sys.stderr)
         return 2
     logconfig.configure(settings.log_level, settings.log_json)
     from ocrpipe.server import security

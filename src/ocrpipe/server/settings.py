@@ -7,12 +7,15 @@ failing on the first request.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from ocrpipe.engine.decode import Limits
 from ocrpipe.settings import EngineSettings
+
+if TYPE_CHECKING:
+    from ocrpipe.engine.decode import Limits
 
 
 class ServiceSettings(EngineSettings):
@@ -23,8 +26,11 @@ class ServiceSettings(EngineSettings):
                                       use_attribute_docstrings=True)
 
     host: str = "127.0.0.1"
+    """bind address"""
     port: int = Field(default=8000, ge=0, le=65535)
+    """port (0 picks a free one)"""
     data_dir: Path = Path("./ocrpipe-data")
+    """uploads and the SQLite database"""
     database_url: str | None = None
     """SQLAlchemy URL; default ``sqlite:///<data_dir>/ocrpipe.db``. ``postgresql+psycopg://...`` works."""
 
@@ -54,7 +60,9 @@ class ServiceSettings(EngineSettings):
 
     # dynamic batching
     batching: bool = True
+    """pool recognition crops across requests in the dynamic batcher"""
     max_batch_size: int = Field(default=32, ge=1, le=1024)
+    """crops per recognition batch"""
     batch_threads: int = Field(default=2, ge=1, le=64)
     """Inference threads of the batcher: batches run side by side (one per CPU core; 1 on a GPU)."""
     max_batch_width: int = Field(default=1024, ge=0)
@@ -62,39 +70,52 @@ class ServiceSettings(EngineSettings):
     32 px for ko_rec, 48 for Tesseract and the PP-OCR readers); 0 = no budget.
     On a CPU, big batches of long lines leave the cache and cost more per crop than small ones."""
     max_wait_ms: float = Field(default=10.0, ge=0, le=10_000)
+    """longest wait of a batch's first crop, in milliseconds"""
     max_queue: int = Field(default=4096, ge=1)
     """Most crops waiting for recognition; beyond it requests get 503 + Retry-After."""
     admission_timeout_s: float = Field(default=2.0, ge=0)
+    """how long a request waits for room in a full batch queue before 503"""
     sequential_unit: str = "page"
     """With batching off: ``page`` (the recogniser gets one page's crops) or ``crop`` (one crop per call)."""
 
     # limits and back-pressure
     max_upload_mb: float = Field(default=50.0, gt=0)
+    """largest upload (one file), in MiB"""
     max_files: int = Field(default=32, ge=1)
+    """files per batch request"""
     max_pages: int = Field(default=50, ge=1)
+    """pages per file"""
     max_pixels: int = Field(default=40_000_000, ge=1)
     """Per page. A request's decoded pages are held in memory (worst case max_pages x max_pixels x 3 bytes),
     so raise these two with care."""
     max_inflight: int = Field(default=16, ge=1)
     """Concurrent synchronous OCR requests; more get 429 + Retry-After."""
     max_queued_jobs: int = Field(default=10_000, ge=1)
+    """queued jobs; more submissions get 503"""
 
     # jobs
     retention_hours: float = Field(default=168.0, gt=0)
+    """uploads and results are deleted this long after a job finished"""
     sweep_interval_s: float = Field(default=600.0, gt=0)
+    """how often expired jobs are deleted"""
     lease_s: float = Field(default=60.0, ge=2)
     """A running job whose worker stopped renewing its lease for this long is run again."""
     shutdown_grace_s: float = Field(default=10.0, ge=0)
     """On SIGTERM, how long running jobs may finish; the rest go back to the queue for the next start."""
     poll_interval_s: float = Field(default=1.0, gt=0)
+    """how often idle job workers look for queued jobs"""
 
     # monitoring
     log_level: str = "INFO"
+    """DEBUG, INFO, WARNING or ERROR"""
     log_json: bool = True
+    """log one JSON object per line (else plain text)"""
     webhook_url: str | None = None
+    """Slack-compatible webhook for alerts and the daily summary"""
     alert_interval_s: float = Field(default=300.0, ge=0)
     """At most one alert per failure class per interval; the next one reports how many were suppressed."""
     summary_interval_s: float = Field(default=86_400.0, gt=0)
+    """how often the summary goes to the webhook"""
 
     @field_validator("sequential_unit")
     @classmethod
@@ -141,4 +162,6 @@ class ServiceSettings(EngineSettings):
 
     def limits(self) -> Limits:
         """The service's input limits (upload size, pages per file, pixels per page)."""
+        from ocrpipe.engine.decode import Limits
+
         return Limits(max_bytes=self.max_upload_bytes, max_pixels=self.max_pixels, max_pages=self.max_pages)

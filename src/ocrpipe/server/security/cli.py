@@ -143,38 +143,27 @@ def _cmd_certs(args: argparse.Namespace) -> int:
 
 # ---- ocrpipe serve -----------------------------------------------------------------------------------
 
-SERVE_FLAGS = ("auth", "insecure", "tls_cert", "tls_key", "tls_client_ca", "rate_limit_per_min", "metrics_auth")
-
-
 def add_serve_arguments(p: argparse.ArgumentParser) -> None:
-    """The security options of ``ocrpipe serve``."""
-    g = p.add_argument_group("security")
-    g.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM; chain allowed)")
-    g.add_argument("--tls-key", help="private key of --tls-cert (PEM)")
-    g.add_argument("--tls-client-ca", help="require client certificates signed by this CA (mutual TLS)")
-    g.add_argument("--auth", choices=["auto", "required"],
-                   help="auto (default): API keys are enforced once one exists; required: always")
-    g.add_argument("--insecure", action="store_true", default=None,
-                   help="allow a non-loopback --host without API keys (anyone who can connect reads data)")
-    g.add_argument("--rate-limit-per-min", type=float, help="default requests per minute per key (1200)")
-    g.add_argument("--metrics-auth", action="store_true", default=None,
-                   help="GET /metrics needs an admin key")
+    """The security options of ``ocrpipe serve``, one per :class:`SecuritySettings` field."""
+    from ocrpipe.server.security.settings import SecuritySettings
+    from ocrpipe.settings import add_flags
+
+    add_flags(p.add_argument_group("security"), SecuritySettings)
 
 
 def prepare_serve(args: argparse.Namespace, host: str, db_url: str) -> tuple[Any, dict[str, Any]] | None:
     """Security settings and uvicorn TLS options for ``serve``; None (after printing why) to refuse."""
-    from pydantic import ValidationError
-
+    from ocrpipe.errors import OcrError
     from ocrpipe.server.security.keys import KeyStore
     from ocrpipe.server.security.settings import SecuritySettings, UnsafeBind, check_bind
     from ocrpipe.server.security.tls import uvicorn_ssl_options
     from ocrpipe.server.storage.db import get_engine, migrate
+    from ocrpipe.settings import from_args
 
-    overrides = {k: getattr(args, k) for k in SERVE_FLAGS if getattr(args, k, None) is not None}
     try:
-        security = SecuritySettings(**overrides)
-    except ValidationError as exc:
-        print(f"ocrpipe serve: invalid security settings:\n{exc}", file=sys.stderr)
+        security = from_args(SecuritySettings, args)
+    except OcrError as exc:
+        print(f"ocrpipe serve: {exc.message}", file=sys.stderr)
         return None
     engine = get_engine(db_url)
     try:

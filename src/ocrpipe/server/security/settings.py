@@ -17,7 +17,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class SecuritySettings(BaseSettings):
     """Authentication, TLS and rate-limit settings."""
 
-    model_config = SettingsConfigDict(env_prefix="OCRPIPE_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="OCRPIPE_", extra="ignore", frozen=True,
+                                      use_attribute_docstrings=True)
 
     auth: Literal["auto", "required"] = "auto"
     """``auto``: API keys are enforced as soon as one exists (also after revoking them all);
@@ -25,7 +26,9 @@ class SecuritySettings(BaseSettings):
     insecure: bool = False
     """Allow serving a non-loopback address without any API key."""
     tls_cert: Path | None = None
+    """Serve HTTPS (and gRPC over TLS) with this certificate (PEM; chain allowed)."""
     tls_key: Path | None = None
+    """Private key of ``tls_cert`` (PEM)."""
     tls_client_ca: Path | None = None
     """When set, clients must present a certificate signed by this CA (mutual TLS)."""
     rate_limit_per_min: float = Field(default=1200.0, gt=0)

@@ -37,8 +37,9 @@ def _shared_pipeline() -> Pipeline:
     with _lock:
         if _pipeline is None:
             from ocrpipe.engine.pipeline import Pipeline
+            from ocrpipe.settings import EngineSettings, pipeline_config
 
-            _pipeline = Pipeline()
+            _pipeline = Pipeline(pipeline_config(EngineSettings()))  # OCRPIPE_* engine variables apply
         return _pipeline
 
 

@@ -168,6 +168,24 @@ def build_document(engine: str, pages: Sequence[Page], *, timings_ms: dict[str, 
     return Document(engine=engine, pages=tuple(pages), timings_ms=timings, models=tuple(models))
 
 
+def _box(points: Any) -> Box:
+    return quad_to_box(np.asarray(points, dtype=np.float64))
+
+
+def document_from_dict(data: dict[str, Any]) -> Document:
+    """A Document back from its JSON (``Document.to_dict``): pages, lines, words, timings and models."""
+    pages = []
+    for p in data.get("pages", []):
+        lines = tuple(
+            Line(text=ln["text"], confidence=float(ln["confidence"]), box=_box(ln["box"]),
+                 words=tuple(Word(w["text"], float(w["confidence"]), _box(w["box"])) for w in ln.get("words", [])))
+            for ln in p.get("lines", []))
+        pages.append(Page(index=int(p["index"]), width=int(p["width"]), height=int(p["height"]), lines=lines))
+    models = tuple(ModelInfo(**m) for m in data.get("models", []))
+    return Document(engine=str(data.get("engine", "")), pages=tuple(pages),
+                    timings_ms=dict(data.get("timings_ms", {})), models=models)
+
+
 def boxes_of(lines: Sequence[Line]) -> np.ndarray:
     """Stack line boxes into an (N, 4, 2) float32 array."""
     if not lines:

@@ -233,12 +233,18 @@ def _embeddable(source: bytes, image: np.ndarray) -> tuple[bytes | None, float]:
     return (source if same else None), (dpi if 36 <= dpi <= 2400 else DEFAULT_IMAGE_DPI)
 
 
-def searchable_pdf(source: bytes, images: Sequence[np.ndarray], doc: Document, *, pdfa: bool = False) -> bytes:
-    """The searchable PDF of one input: ``source`` is the file's bytes, ``images`` its decoded pages and
-    ``doc`` their OCR. A PDF keeps its pages and gets the text layer; images become pages."""
-    if source[:1024].lstrip().startswith(b"%PDF") or b"%PDF-" in source[:1024]:
+def searchable_pdf(source: bytes, images: Sequence[np.ndarray] | None, doc: Document, *,
+                   pdfa: bool = False) -> bytes:
+    """The searchable PDF of one input: ``source`` is the file's bytes, ``images`` its decoded pages (decoded
+    here when ``None`` and needed) and ``doc`` their OCR. A PDF keeps its pages and gets the text layer;
+    images become pages."""
+    if b"%PDF-" in source[:1024]:
         out = overlay_pdf(source, doc)
     else:
+        if images is None:
+            from ocrpipe.engine.decode import load_pages
+
+            images = load_pages(source)
         raw, dpi = _embeddable(source, images[0]) if len(images) == 1 else (None, DEFAULT_IMAGE_DPI)
         out = images_pdf([raw if raw is not None else images[0]] if raw is not None else list(images), doc, dpi=dpi)
     return to_pdfa(out) if pdfa else out

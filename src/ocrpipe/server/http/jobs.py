@@ -12,10 +12,11 @@ from fastapi import APIRouter, File, Header, Query, Response, UploadFile
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from ocrpipe.document import document_from_dict
 from ocrpipe.errors import ErrorCode
 from ocrpipe.server import errors
 from ocrpipe.server.errors import ServiceError
-from ocrpipe.server.http import schemas
+from ocrpipe.server.http import formats, schemas
 from ocrpipe.server.http.deps import Authorized, Caller, State
 from ocrpipe.server.http.uploads import check_media, read_upload
 from ocrpipe.server.security.auth import scoped_idempotency_key, tenant_of
@@ -87,12 +88,15 @@ async def get_job(svc: State, job_id: str, caller: Caller) -> dict[str, Any]:
     return job.to_dict()
 
 
-@router.get("/jobs/{job_id}/result", summary="A finished job's Document JSON",
-            responses={200: {"model": schemas.DocumentOut}, 404: {"model": schemas.ErrorBody},
+@router.get("/jobs/{job_id}/result", summary="A finished job's Document JSON (or text, hOCR, ALTO, PDF)",
+            responses={200: {"model": schemas.DocumentOut, **formats.FORMAT_RESPONSES[200]},
+                       400: {"model": schemas.ErrorBody}, 404: {"model": schemas.ErrorBody},
                        409: {"model": schemas.ErrorBody, "description": "not finished yet"},
                        422: {"model": schemas.ErrorBody, "description": "the job failed: its code and stage"}})
-async def job_result(svc: State, job_id: str, caller: Caller) -> JSONResponse:
-    """The Document JSON of a finished job; 409 while it runs, 422 with its error when it failed."""
+async def job_result(svc: State, job_id: str, caller: Caller, format: formats.Format = "json") -> Response:
+    """The Document JSON of a finished job, or with ``format`` its text, hOCR, ALTO XML or a searchable PDF
+    of the stored upload; 409 while it runs, 422 with its error when it failed."""
+    fmt = formats.check_format(format)
     found = await run_in_threadpool(svc.store.result, job_id, tenant_of(caller))
     if found is None:
         raise ServiceError(ErrorCode.JOB_NOT_FOUND, f"no job {job_id!r} (unknown or past retention)")
@@ -103,7 +107,14 @@ async def job_result(svc: State, job_id: str, caller: Caller) -> JSONResponse:
     if result is None:
         raise ServiceError(ErrorCode.JOB_NOT_FINISHED,
                            f"job {job_id} is {job.status}; poll /v1/jobs/{job_id}", retry_after=1)
-    return JSONResponse(result)
+    if fmt == "json":
+        return JSONResponse(result)
+    source = None
+    if fmt == "pdf":
+        upload = await run_in_threadpool(svc.store.upload_of, job_id, tenant_of(caller))
+        if upload is not None and upload[0].is_file():
+            source = await run_in_threadpool(upload[0].read_bytes)
+    return await formats.rendered(document_from_dict(result), fmt, source)
 
 
 @router.get("/jobs/{job_id}/pages/{index}", summary="A page of the job's upload as JPEG (for the web page)",

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, UploadFile
 
-from ocrpipe.server.http import schemas
+from ocrpipe.server.http import formats, schemas
 from ocrpipe.server.http.deps import Authorized, Slot, State
 from ocrpipe.server.http.uploads import check_count, read_upload
 
@@ -14,12 +14,17 @@ router = APIRouter(prefix="/v1", dependencies=[Authorized], tags=["ocr"])
 
 
 @router.post("/ocr", dependencies=[Slot], summary="OCR one image or PDF synchronously",
-             response_model=schemas.DocumentOut, responses=schemas.ERRORS)
-async def ocr(svc: State, file: Annotated[UploadFile, File(description="image or PDF")]) -> dict[str, Any]:
-    """Returns the Document JSON: engine, pages with lines (text, confidence, box), text, timings."""
+             response_model=schemas.DocumentOut, responses={**schemas.ERRORS, **formats.FORMAT_RESPONSES})
+async def ocr(svc: State, file: Annotated[UploadFile, File(description="image or PDF")],
+              format: formats.Format = "json") -> Any:
+    """Returns the Document JSON (engine, pages with lines and words: text, confidence, box; text, timings),
+    or with ``format`` its text, hOCR, ALTO XML or a searchable PDF of the upload."""
+    fmt = formats.check_format(format)
     data, name = await read_upload(file, svc)
     doc = await svc.engine.ocr(data, name)
-    return doc.to_dict()
+    if fmt == "json":
+        return doc.to_dict()
+    return await formats.rendered(doc, fmt, data)
 
 
 @router.post("/batch_ocr", dependencies=[Slot], summary="OCR many files in one request",

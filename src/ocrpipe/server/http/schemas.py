@@ -19,10 +19,17 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
+class WordOut(BaseModel):
+    text: str
+    confidence: float
+    box: list[list[float]] = Field(description="4 corners [x, y] in original pixels, clockwise from top-left")
+
+
 class LineOut(BaseModel):
     text: str
     confidence: float
     box: list[list[float]] = Field(description="4 corners [x, y] in original pixels, clockwise from top-left")
+    words: list[WordOut] = Field(default_factory=list, description="the line's words with their own boxes")
 
 
 class PageOut(BaseModel):

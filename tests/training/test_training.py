@@ -50,14 +50,15 @@ def test_tiny_training_run_resumes_and_exports(tmp_path: Path):
     assert first["step"] == 3 and (tmp_path / "run" / "last.pt").is_file()
     second = train(TINY, tmp_path / "run", resume=True, progress=False, log=lambda _: None)
     assert second["step"] == TINY.steps
-    assert 0.0 <= second["val_cer"] <= 5.0
     info = export_onnx(tmp_path / "run" / "last.pt", tmp_path / "tiny.onnx")
     assert info["max_abs_diff"] < 1e-4 and info["step"] == TINY.steps
     from ocrpipe.training.train import evaluate_checkpoint
 
-    value, examples = evaluate_checkpoint(tmp_path / "run" / "last.pt", size=6, max_width=96, max_chars=6,
-                                          threads=1)
-    assert 0.0 <= value <= 5.0 and len(examples) == 3 and all(isinstance(t, str) for _, t in examples)
+    # the saved checkpoint reproduces the run's own validation exactly (six steps teach nothing: the
+    # bound on what the model learns is test_the_model_learns_a_few_lines_by_heart)
+    value, examples = evaluate_checkpoint(tmp_path / "run" / "last.pt", seed=TINY.val_seed, size=TINY.val_size,
+                                          max_width=96, max_chars=6, threads=1)
+    assert value == pytest.approx(second["val_cer"]) and len(examples) == 3
 
     from ocrpipe.engine import runtime
     from ocrpipe.engine.recognize.ctc import CTCRecognizer
@@ -68,6 +69,41 @@ def test_tiny_training_run_resumes_and_exports(tmp_path: Path):
     assert rec.height == 32 and rec.channels == 1
     results = rec.recognize([np.full((20, 60, 3), 255, np.uint8), np.zeros((40, 200, 3), np.uint8)])
     assert len(results) == 2 and all(0.0 <= r.confidence <= 1.0 for r in results)
+
+
+def test_the_model_learns_a_few_lines_by_heart():
+    """Model, CTC loss, targets and greedy decoding together: a working recogniser memorises four lines in a
+    few hundred steps; a broken one (misaligned time axis, wrong targets, a decoder that drops symbols) does
+    not get below the bound."""
+    from torch import nn
+
+    from ocrpipe.training.train import SynthLines, cer, seed_everything
+
+    seed_everything(0)
+    torch.set_num_threads(1)
+    vocab = build_vocab()
+    data = SynthLines(5, 4, 96, 4)
+    x, lengths, targets, target_lengths, texts = Collate(vocab, 96)([data[i] for i in range(4)])
+    model = CRNN(len(vocab) + 1)
+
+    def error() -> float:
+        model.eval()
+        with torch.no_grad():
+            preds = greedy_decode(model(x), lengths.tolist(), vocab)
+        model.train()
+        return cer(preds, texts)
+
+    assert error() >= 0.75  # untrained
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    ctc = nn.CTCLoss(blank=0, zero_infinity=True)
+    for step in range(1, 301):
+        loss = ctc(model(x).log_softmax(-1).transpose(0, 1), targets, lengths, target_lengths)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 25 == 0 and error() == 0.0:
+            break
+    assert error() <= 0.15, f"CER {error():.3f} after {step} steps"
 
 
 def test_config_rejects_unknown_keys(tmp_path: Path):

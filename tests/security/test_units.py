@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from ocrpipe.server.security.auth import SecurityState, bearer_token, required_scope, scoped_idempotency_key
+from ocrpipe.server.intake import scoped_idempotency_key
+from ocrpipe.server.security.auth import SecurityState, bearer_token, required_scope
 from ocrpipe.server.security.keys import KeyAdminError, KeyExists, KeyStore, Principal, Scope, parse_scopes
 from ocrpipe.server.security.openapi import document
 from ocrpipe.server.security.ratelimit import RateLimiter
@@ -160,11 +161,11 @@ def test_tls_settings_need_a_pair(tmp_path: Path) -> None:
 
 
 def test_idempotency_keys_are_scoped_per_tenant() -> None:
-    a = Principal("1", "a", "tenant-a", frozenset({Scope.SUBMIT}))
-    b = Principal("2", "b", "tenant-b", frozenset({Scope.SUBMIT}))
-    assert scoped_idempotency_key(a, "k") != scoped_idempotency_key(b, "k")
-    assert scoped_idempotency_key(a, "k") == scoped_idempotency_key(a, "k")
-    assert scoped_idempotency_key(None, "k") == "k" and scoped_idempotency_key(a, None) is None
+    assert scoped_idempotency_key("tenant-a", "k", "rest") != scoped_idempotency_key("tenant-b", "k", "rest")
+    assert scoped_idempotency_key("tenant-a", "k", "rest") == scoped_idempotency_key("tenant-a", "k", "rest")
+    assert scoped_idempotency_key("tenant-a", "k", "rest") != scoped_idempotency_key("tenant-a", "k", "grpc")
+    assert scoped_idempotency_key(None, "k", "rest") != scoped_idempotency_key("tenant-a", "k", "rest")
+    assert scoped_idempotency_key("tenant-a", None, "rest") is None
 
 
 def test_delete_job_removes_rows_that_refer_to_it(engine: Engine, tmp_path: Path) -> None:

@@ -20,6 +20,8 @@ from ocrpipe import __version__
 from ocrpipe.errors import ErrorCode
 from ocrpipe.server import errors
 from ocrpipe.server.http import docs
+from ocrpipe.server.http.deps import ServiceState
+from ocrpipe.server.intake import QueueGate
 from ocrpipe.server.logconfig import request_id_var
 from ocrpipe.server.metrics import Metrics
 from ocrpipe.server.notifier import Notifier
@@ -29,7 +31,6 @@ from ocrpipe.server.scheduling.template_jobs import TemplateJobRunner
 from ocrpipe.server.security import install as install_security
 from ocrpipe.server.security.headers import SecurityHeadersMiddleware
 from ocrpipe.server.settings import ServiceSettings
-from ocrpipe.server.state import ServiceState
 from ocrpipe.server.storage.db import get_engine, migrate
 from ocrpipe.server.storage.jobs import JobStore
 
@@ -50,8 +51,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     templates = TemplateJobRunner(settings, store, engine, metrics, notifier, finished=finished)
     runner.start()  # first: it re-queues jobs of dead processes before any runner claims
     templates.start()
-    grpc_server = start_grpc(app, settings, store, templates)
-    app.state.svc = ServiceState(settings, metrics, store, engine, runner, notifier, templates, grpc_server)
+    queue = QueueGate(store, settings.max_queued_jobs, on_refuse=metrics.rejected.labels(reason="jobs").inc)
+    grpc_server = start_grpc(app, settings, store, templates, queue)
+    app.state.svc = ServiceState(settings, metrics, store, engine, runner, notifier, queue, templates, grpc_server)
     log.info("service ready", extra={"engine": engine.pipeline.engine_name, "batching": settings.batching,
                                      "database": db.dialect.name, "workers": settings.workers,
                                      "grpc_port": grpc_server.port if grpc_server else None})
@@ -71,7 +73,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info("service stopped")
 
 
-def start_grpc(app: FastAPI, settings: ServiceSettings, store: JobStore, runner: JobRunner) -> Any:
+def start_grpc(app: FastAPI, settings: ServiceSettings, store: JobStore, runner: JobRunner,
+               queue: QueueGate | None = None) -> Any:
     """Start the gRPC ingestion server on ``settings.host:grpc_port`` with the app's security settings.
 
     A port given explicitly (flag or environment) must be free; when the default port is taken (another
@@ -84,7 +87,8 @@ def start_grpc(app: FastAPI, settings: ServiceSettings, store: JobStore, runner:
     state = getattr(app.state, "security", None)
     security = state.settings if state is not None else SecuritySettings()
     try:
-        server = IngestServer(settings, security, store, runner, app.state.metrics, security_state=state).start()
+        server = IngestServer(settings, security, store, runner, app.state.metrics, security_state=state,
+                              queue=queue).start()
     except RuntimeError as exc:  # grpc: "Failed to bind to address ..."
         if "grpc_port" in settings.model_fields_set:
             raise RuntimeError(f"cannot serve gRPC on {settings.host}:{settings.grpc_port}: {exc}") from exc

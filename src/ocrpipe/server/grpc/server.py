@@ -6,19 +6,16 @@ background. ``GetResult`` and ``WatchResults`` read the same job store. Every ca
 :class:`~ocrpipe.server.grpc.metrics.MetricsInterceptor` (the service's ``/metrics``) and then goes through
 :class:`~ocrpipe.server.security.grpc_auth.AuthInterceptor` (keys, scopes, rate limits); the servicer restricts
 reads to the caller's tenant and writes the audit log. Errors carry a stable code in the trailing metadata
-``ocrpipe-error-code`` (see ``proto/ocrpipe/v1/ingest.proto`` for the table).
+``ocrpipe-error-code`` (README, "Errors"), from :func:`ocrpipe.server.errors.failure`. The upload, queue and
+idempotency checks are :mod:`ocrpipe.server.intake`'s, shared with REST.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import logging
 import re
 import threading
-import time
-import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,11 +25,11 @@ from typing import Any, NoReturn
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from ocrpipe.engine import decode as imageio
-from ocrpipe.errors import ErrorCode
+from ocrpipe.errors import ErrorCode, OcrError
 from ocrpipe.protocol import ingest_pb2, ingest_pb2_grpc
 from ocrpipe.server.errors import ServiceError, failure, grpc_abort
 from ocrpipe.server.grpc.metrics import MetricsInterceptor
+from ocrpipe.server.intake import QueueGate, check_upload, scoped_idempotency_key
 from ocrpipe.server.metrics import Metrics
 from ocrpipe.server.scheduling.jobs import JobRunner
 from ocrpipe.server.scheduling.template_jobs import value_text
@@ -96,14 +93,15 @@ def to_result(job: Job) -> ingest_pb2.JobResult:
 class IngestServicer(ingest_pb2_grpc.IngestServicer):
     """Submit / GetResult / WatchResults on the service's job store; ``runner`` runs the template jobs."""
 
-    def __init__(self, settings: ServiceSettings, store: JobStore, runner: JobRunner, audit: Audit) -> None:
+    def __init__(self, settings: ServiceSettings, store: JobStore, runner: JobRunner, audit: Audit,
+                 queue: QueueGate) -> None:
         self.settings = settings
         self.store = store
         self.runner = runner
         self.audit = audit
+        self.queue = queue
         self.closing = threading.Event()
         self._watchers = threading.BoundedSemaphore(max(1, settings.grpc_workers - 2))
-        self._queued = (0.0, 0)
 
     def close(self) -> None:
         """Refuse new submissions and end every result stream (the server is stopping)."""
@@ -117,7 +115,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServicer):
         principal = current_principal()
         try:
             reply = self._submit(request, principal)
-        except ServiceError as exc:
+        except OcrError as exc:
             self.audit("submit_job", principal, None, failure(exc).grpc_status.value[0])
             grpc_abort(context, exc)
         except Exception as exc:  # noqa: BLE001 - answered as INTERNAL, logged without content
@@ -129,8 +127,8 @@ class IngestServicer(ingest_pb2_grpc.IngestServicer):
         if self.closing.is_set():
             raise ServiceError(ErrorCode.SHUTTING_DOWN, "the server is stopping; retry")
         media = self._check_upload(request)
-        self._check_queue()
-        key = scoped_key(principal, request.idempotency_key) if request.idempotency_key else None
+        self.queue.check()
+        key = scoped_idempotency_key(principal.tenant if principal else None, request.idempotency_key, "grpc")
         try:
             job, created = self.store.create(
                 request.image, filename=request.filename or None, content_type=media, idempotency_key=key,
@@ -140,59 +138,20 @@ class IngestServicer(ingest_pb2_grpc.IngestServicer):
             raise ServiceError(ErrorCode.IDEMPOTENCY_CONFLICT,
                                "this idempotency_key was used before with other image bytes") from exc
         if created:
-            self._queued = (self._queued[0], self._queued[1] + 1)
+            self.queue.created()
             self.runner.wake()
             log.info("printout queued", extra={"job_id": job.id, "size_bytes": len(request.image)})
         return ingest_pb2.SubmitReply(job_id=job.id, created=created, status=job.status)
 
     def _check_upload(self, request: ingest_pb2.SubmitRequest) -> str:
-        """The upload's media type, after checks that need no decoding; raises
-        :class:`~ocrpipe.server.errors.ServiceError`."""
+        """The upload's media type, after the metadata limits and the shared intake checks (no decoding)."""
         for name, limit in _LIMITS.items():
             value: str = getattr(request, name)
             if len(value) > limit or "\x00" in value:
                 raise ServiceError(ErrorCode.INVALID_ARGUMENT,
                                    f"{name} must be at most {limit} characters without NUL")
-        data = request.image
-        if not data:
-            raise ServiceError(ErrorCode.EMPTY_INPUT, "image is empty")
-        if len(data) > self.settings.max_upload_bytes:
-            raise ServiceError(ErrorCode.FILE_TOO_LARGE,
-                               f"image is {len(data)} bytes; the limit is {self.settings.max_upload_bytes}")
-        media = imageio.sniff(data)
-        if media is None or media not in imageio.SUPPORTED:
-            raise ServiceError(ErrorCode.UNSUPPORTED_MEDIA_TYPE,
-                               "image is not a supported image or PDF (PNG, JPEG, TIFF, BMP, WebP, GIF, PDF)")
-        if media != imageio.PDF:
-            self._check_pixels(data)
-        return media
-
-    def _check_pixels(self, data: bytes) -> None:
-        """The pixel limit from the image header alone (Pillow parses the header, decodes nothing)."""
-        from PIL import Image
-
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                width, height = Image.open(io.BytesIO(data)).size
-        except Image.DecompressionBombError as exc:
-            raise ServiceError(ErrorCode.IMAGE_TOO_LARGE, str(exc)) from exc
-        except Exception as exc:  # noqa: BLE001 - any header Pillow cannot parse is a corrupt image
-            raise ServiceError(ErrorCode.CORRUPT_IMAGE,
-                               "the image header cannot be read (truncated or corrupt image)") from exc
-        if width * height > self.settings.max_pixels:
-            raise ServiceError(ErrorCode.IMAGE_TOO_LARGE,
-                               f"image is {width}x{height} pixels; the limit is {self.settings.max_pixels}")
-
-    def _check_queue(self) -> None:
-        """Refuse work when too many jobs wait (counted in the database at most once a second)."""
-        checked, count = self._queued
-        if time.monotonic() - checked > 1.0:
-            count = self.store.count_queued()
-            self._queued = (time.monotonic(), count)
-        if count >= self.settings.max_queued_jobs:
-            raise ServiceError(ErrorCode.TOO_MANY_REQUESTS,
-                               f"{count} jobs are waiting; retry later")
+        return check_upload(request.image, "image", max_bytes=self.settings.max_upload_bytes,
+                            max_pixels=self.settings.max_pixels)
 
     # ---- GetResult ---------------------------------------------------------------------------------
 
@@ -276,12 +235,6 @@ class _Watch:
             raise ServiceError(ErrorCode.SHUTTING_DOWN, "the server is stopping; watch again")
 
 
-def scoped_key(principal: Principal | None, key: str) -> str:
-    """Idempotency keys are per tenant and apart from REST keys (a REST job never answers a gRPC retry)."""
-    tenant = principal.tenant if principal is not None else ""
-    return "g:" + hashlib.sha256(f"{tenant}\0{key}".encode()).hexdigest()
-
-
 # ---- server ------------------------------------------------------------------------------------------
 
 
@@ -294,7 +247,8 @@ class IngestServer:
     """The gRPC server of ``ocrpipe serve``: Ingest + health, keys and TLS as for REST, metrics in ``metrics``."""
 
     def __init__(self, settings: ServiceSettings, security: SecuritySettings, store: JobStore,
-                 runner: JobRunner, metrics: Metrics, *, security_state: SecurityState | None = None) -> None:
+                 runner: JobRunner, metrics: Metrics, *, security_state: SecurityState | None = None,
+                 queue: QueueGate | None = None) -> None:
         self.interceptor = AuthInterceptor(store.engine, security, state=security_state)
         options = [
             ("grpc.so_reuseport", 0),  # a second server on the same port must fail, not share it
@@ -305,7 +259,8 @@ class IngestServer:
         self.server = grpc.server(ThreadPoolExecutor(settings.grpc_workers, thread_name_prefix="grpc"),
                                   interceptors=[MetricsInterceptor(metrics), self.interceptor], options=options)
         metrics.grpc_streams.labels(method=f"{SERVICE_NAME}/WatchResults").set(0)  # a series before any stream
-        self.servicer = IngestServicer(settings, store, runner, self._audit)
+        queue = queue or QueueGate(store, settings.max_queued_jobs)
+        self.servicer = IngestServicer(settings, store, runner, self._audit, queue)
         self.health = health.HealthServicer()
         ingest_pb2_grpc.add_IngestServicer_to_server(self.servicer, self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

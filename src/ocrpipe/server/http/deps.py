@@ -1,5 +1,5 @@
-"""The dependencies of the REST routes, declared once: the authorisation hook, the service state, the
-caller and the synchronous-OCR slot.
+"""The dependencies of the REST routes, declared once: the authorisation hook, the service state (the
+:class:`ServiceState` the app's lifespan creates), the caller and the synchronous-OCR slot.
 
 Access control (API keys, scopes, rate limits) lives in :mod:`ocrpipe.server.security.auth`; tests and
 deployments may replace :func:`authorize` via ``app.dependency_overrides``.
@@ -7,15 +7,42 @@ deployments may replace :func:`authorize` via ``app.dependency_overrides``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
-from typing import Annotated
+from dataclasses import dataclass, field
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
 from ocrpipe.errors import ErrorCode
 from ocrpipe.server.errors import ServiceError
+from ocrpipe.server.intake import QueueGate
+from ocrpipe.server.metrics import Metrics
+from ocrpipe.server.notifier import Notifier
+from ocrpipe.server.scheduling.engine import OcrEngine
+from ocrpipe.server.scheduling.jobs import JobRunner
 from ocrpipe.server.security.auth import Principal, check_request
-from ocrpipe.server.state import ServiceState
+from ocrpipe.server.settings import ServiceSettings
+from ocrpipe.server.storage.jobs import JobStore
+
+
+@dataclass
+class ServiceState:
+    """Everything the routes need, created once in the app's lifespan (``app.state.svc``)."""
+
+    settings: ServiceSettings
+    metrics: Metrics
+    store: JobStore
+    engine: OcrEngine
+    runner: JobRunner
+    notifier: Notifier
+    queue: QueueGate
+    """The queued-jobs limit, shared with gRPC ``Submit``."""
+    template_runner: JobRunner | None = None
+    grpc: Any = None
+    """The running :class:`ocrpipe.server.grpc.server.IngestServer` (None: gRPC off or its default port taken)."""
+    inflight: int = 0
+    started: float = field(default_factory=time.time)
 
 
 async def authorize(request: Request) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import time
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -18,23 +17,14 @@ from ocrpipe.server import errors
 from ocrpipe.server.errors import ServiceError
 from ocrpipe.server.http import formats, schemas
 from ocrpipe.server.http.deps import Authorized, Caller, State
-from ocrpipe.server.http.uploads import check_media, read_upload
-from ocrpipe.server.security.auth import scoped_idempotency_key, tenant_of
-from ocrpipe.server.state import ServiceState
+from ocrpipe.server.http.uploads import read_upload
+from ocrpipe.server.intake import scoped_idempotency_key
+from ocrpipe.server.security.auth import tenant_of
 from ocrpipe.server.storage.jobs import IdempotencyConflict
 from ocrpipe.server.storage.models import JobStatus
 from ocrpipe.server.storage.retention import delete_job
 
 router = APIRouter(prefix="/v1", dependencies=[Authorized], tags=["ocr"])
-
-
-async def queued_jobs(svc: ServiceState) -> int:
-    """Jobs waiting to run, counted in the database at most once a second (keeps acks fast)."""
-    now = time.monotonic()
-    if now - svc.queued_checked > 1.0:
-        svc.queued_checked = now
-        svc.queued_count = await run_in_threadpool(svc.store.count_queued)
-    return svc.queued_count
 
 
 @router.post("/jobs", status_code=202, summary="Queue an OCR job (durable before the 202)",
@@ -46,14 +36,9 @@ async def create_job(svc: State, response: Response, caller: Caller,
                      file: Annotated[UploadFile, File(description="image or PDF")],
                      idempotency_key: Annotated[str | None, Header(max_length=255)] = None) -> dict[str, Any]:
     """The upload is written (fsync) and the job row committed before the answer; poll ``/v1/jobs/{id}``."""
-    key = scoped_idempotency_key(caller, idempotency_key)
+    key = scoped_idempotency_key(tenant_of(caller), idempotency_key, "rest")
     data, name = await read_upload(file, svc)
-    check_media(data, name)
-    queued = await queued_jobs(svc)
-    if queued >= svc.settings.max_queued_jobs:
-        svc.metrics.rejected.labels(reason="jobs").inc()
-        raise ServiceError(ErrorCode.TOO_MANY_REQUESTS, f"{queued} jobs are waiting; retry later",
-                           retry_after=30)
+    await run_in_threadpool(svc.queue.check)
     try:
         job, created = await run_in_threadpool(svc.store.create, data, filename=name,
                                                content_type=file.content_type, idempotency_key=key,
@@ -61,7 +46,7 @@ async def create_job(svc: State, response: Response, caller: Caller,
     except IdempotencyConflict as exc:
         raise ServiceError(ErrorCode.IDEMPOTENCY_CONFLICT, str(exc)) from exc
     if created:
-        svc.queued_count += 1
+        svc.queue.created()
         svc.runner.wake()
     else:
         response.status_code = 200

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from ocrpipe.errors import ErrorCode
 from ocrpipe.server import errors
 from ocrpipe.server.errors import ServiceError
-from ocrpipe.server.state import ServiceState
+from ocrpipe.server.http.deps import ServiceState
 
 router = APIRouter(tags=["system"])
 

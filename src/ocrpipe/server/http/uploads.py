@@ -1,34 +1,21 @@
-"""Reading and checking REST uploads before the engine sees them."""
+"""Reading REST uploads; the checks themselves are :mod:`ocrpipe.server.intake`'s (shared with gRPC)."""
 
 from __future__ import annotations
 
 from fastapi import UploadFile
 
-from ocrpipe.engine import decode as imageio
-from ocrpipe.errors import ErrorCode, InputError
+from ocrpipe.errors import ErrorCode
 from ocrpipe.server.errors import ServiceError
-from ocrpipe.server.state import ServiceState
+from ocrpipe.server.http.deps import ServiceState
+from ocrpipe.server.intake import check_upload
 
 
 async def read_upload(upload: UploadFile, svc: ServiceState) -> tuple[bytes, str | None]:
-    """The upload's bytes, refusing empty and oversize files before the engine sees them."""
+    """The upload's bytes after the intake checks (empty, byte limit, media type, header pixel count)."""
     data = await upload.read()
     name = upload.filename or None
-    if not data:
-        raise InputError(ErrorCode.EMPTY_INPUT, f"{name or 'the uploaded file'} is empty (0 bytes)")
-    if len(data) > svc.settings.max_upload_bytes:
-        limit = svc.settings.max_upload_bytes
-        raise InputError(ErrorCode.FILE_TOO_LARGE,
-                         f"{name or 'upload'} is {len(data)} bytes; the limit is {limit}")
+    check_upload(data, name, max_bytes=svc.settings.max_upload_bytes, max_pixels=svc.settings.max_pixels)
     return data, name
-
-
-def check_media(data: bytes, name: str | None) -> None:
-    """Refuse bytes that are neither a supported image nor a PDF (sniffed, not trusted from the name)."""
-    if imageio.sniff(data) is None:
-        raise InputError(ErrorCode.UNSUPPORTED_MEDIA_TYPE,
-                         f"{name or 'the upload'} is not a supported image or PDF "
-                         "(PNG, JPEG, TIFF, BMP, WebP, GIF, PDF)")
 
 
 def check_count(files: list[UploadFile], svc: ServiceState) -> None:

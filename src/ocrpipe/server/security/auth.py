@@ -12,7 +12,6 @@ Policy:
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Mapping
@@ -156,9 +155,3 @@ def tenant_of(principal: Principal | None) -> str | None:
     """The tenant whose jobs the caller may see (None: no restriction, auth not enforced)."""
     return principal.tenant if principal is not None else None
 
-
-def scoped_idempotency_key(principal: Principal | None, key: str | None) -> str | None:
-    """Idempotency keys are per tenant: two clinics using the same key never see each other's job."""
-    if key is None or principal is None:
-        return key
-    return "t:" + hashlib.sha256(f"{principal.tenant}\0{key}".encode()).hexdigest()

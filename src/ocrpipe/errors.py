@@ -40,6 +40,7 @@ class ErrorCode(enum.StrEnum):
     FILE_TOO_LARGE = "file_too_large"
     IMAGE_TOO_LARGE = "image_too_large"
     IMAGE_TOO_SMALL = "image_too_small"
+    STORAGE_FULL = "storage_full"
     TOO_MANY_PAGES = "too_many_pages"
     FILE_NOT_FOUND = "file_not_found"
     INVALID_ARGUMENT = "invalid_argument"
@@ -85,6 +86,7 @@ STATUSES: dict[ErrorCode, Status] = {
     ErrorCode.FILE_TOO_LARGE: Status(413, "RESOURCE_EXHAUSTED"),
     ErrorCode.IMAGE_TOO_LARGE: Status(413, "RESOURCE_EXHAUSTED"),
     ErrorCode.IMAGE_TOO_SMALL: Status(400, "INVALID_ARGUMENT"),
+    ErrorCode.STORAGE_FULL: Status(507, "RESOURCE_EXHAUSTED"),
     ErrorCode.TOO_MANY_PAGES: Status(413, "RESOURCE_EXHAUSTED"),
     ErrorCode.FILE_NOT_FOUND: Status(404, "NOT_FOUND"),
     ErrorCode.INVALID_ARGUMENT: Status(400, "INVALID_ARGUMENT"),

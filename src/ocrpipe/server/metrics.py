@@ -32,6 +32,8 @@ class Metrics:
         self.jobs_queued = Gauge("ocrpipe_jobs_queued", "Jobs waiting to run", registry=r)
         self.job_latency = Histogram("ocrpipe_job_duration_seconds", "Job run time",
                                      buckets=_LATENCY_BUCKETS, registry=r)
+        self.audit_failures = Gauge("ocrpipe_audit_write_failures", "Audit entries that could not be stored "
+                                    "since start (the requests were answered; see the error log)", registry=r)
         self.errors = Counter("ocrpipe_errors_total", "Errors by stage and code", ["stage", "code"],
                               registry=r)
         # gRPC ingestion: labelled by method and status code only, never by anything from the request.

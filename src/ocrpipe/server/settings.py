@@ -92,6 +92,8 @@ class ServiceSettings(EngineSettings):
     """Concurrent synchronous OCR requests; more get 429 + Retry-After."""
     max_queued_jobs: int = Field(default=10_000, ge=1)
     """queued jobs; more submissions get 503"""
+    min_free_mb: float = Field(default=200.0, ge=0)
+    """MiB of free space the data directory needs: under it /readyz answers 507 storage_full (0: no check)"""
 
     # jobs
     retention_hours: float = Field(default=168.0, gt=0)

@@ -90,6 +90,10 @@ def to_result(job: Job) -> ingest_pb2.JobResult:
     return out
 
 
+MAX_UNIX_MS = int(datetime(9999, 12, 31, tzinfo=UTC).timestamp() * 1000)
+"""The latest ``since_unix_ms`` a datetime can hold."""
+
+
 class IngestServicer(ingest_pb2_grpc.IngestServicer):
     """Submit / GetResult / WatchResults on the service's job store; ``runner`` runs the template jobs."""
 
@@ -115,7 +119,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServicer):
         principal = current_principal()
         try:
             reply = self._submit(request, principal)
-        except OcrError as exc:
+        except OcrError as exc:  # refusals with a code: input, queue, storage_full, shutting down
             self.audit("submit_job", principal, None, failure(exc).grpc_status.value[0])
             grpc_abort(context, exc)
         except Exception as exc:  # noqa: BLE001 - answered as INTERNAL, logged without content
@@ -177,6 +181,9 @@ class IngestServicer(ingest_pb2_grpc.IngestServicer):
         if len(request.job_ids) > MAX_WATCH_IDS:
             grpc_abort(context, ServiceError(ErrorCode.INVALID_ARGUMENT,
                                              f"at most {MAX_WATCH_IDS} job_ids per stream"))
+        if request.since_unix_ms > MAX_UNIX_MS:
+            grpc_abort(context, ServiceError(ErrorCode.INVALID_ARGUMENT,
+                                             f"since_unix_ms {request.since_unix_ms} lies past the year 9999"))
         if not self._watchers.acquire(blocking=False):
             grpc_abort(context, ServiceError(ErrorCode.TOO_MANY_REQUESTS,
                                              "too many open result streams; retry later"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Header, Query, Response, UploadFile
@@ -12,11 +13,12 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from ocrpipe.document import document_from_dict
+from ocrpipe.engine.decode import Limits, open_pages
 from ocrpipe.errors import ErrorCode
 from ocrpipe.server import errors
 from ocrpipe.server.errors import ServiceError
 from ocrpipe.server.http import formats, schemas
-from ocrpipe.server.http.deps import Authorized, Caller, State
+from ocrpipe.server.http.deps import Authorized, Caller, Slot, State
 from ocrpipe.server.http.uploads import read_upload
 from ocrpipe.server.intake import scoped_idempotency_key
 from ocrpipe.server.security.auth import tenant_of
@@ -103,19 +105,29 @@ async def job_result(svc: State, job_id: str, caller: Caller, format: formats.Fo
 
 
 @router.get("/jobs/{job_id}/pages/{index}", summary="A page of the job's upload as JPEG (for the web page)",
-            response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
+            dependencies=[Slot], response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
 async def job_page(svc: State, job_id: str, index: int, caller: Caller) -> Response:
-    """Page ``index`` (from 0) of the stored upload, decoded and re-encoded as JPEG."""
+    """Page ``index`` (from 0) of the stored upload, re-encoded as JPEG.
+
+    Only that page is rendered (a PDF is opened, not decoded whole), on the page workers, and the call
+    counts against the in-flight limit like an OCR request."""
     found = await run_in_threadpool(svc.store.upload_of, job_id, tenant_of(caller))
     if found is None or not found[0].is_file():
         raise ServiceError(ErrorCode.JOB_NOT_FOUND, f"no stored upload for job {job_id!r}")
     path, name = found
-    images = await asyncio.get_running_loop().run_in_executor(
-        svc.engine.executor, svc.engine.decode, path.read_bytes(), name)
-    if not 0 <= index < len(images):
-        raise ServiceError(ErrorCode.NOT_FOUND, f"job {job_id} has {len(images)} page(s)")
-    return Response(await run_in_threadpool(_jpeg, images[index]), media_type="image/jpeg",
-                    headers={"Cache-Control": "private, max-age=3600"})
+    jpeg = await asyncio.get_running_loop().run_in_executor(
+        svc.engine.executor, _page_jpeg, path, name, index, svc.settings.limits(), svc.settings.pdf_dpi)
+    if jpeg is None:
+        raise ServiceError(ErrorCode.NOT_FOUND, f"job {job_id} has no page {index}")
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+
+def _page_jpeg(path: Path, name: str | None, index: int, limits: Limits, dpi: int) -> bytes | None:
+    """JPEG bytes of one page of a stored upload (None: no such page)."""
+    with open_pages(path, filename=name, limits=limits, dpi=dpi) as pages:
+        if not 0 <= index < len(pages):
+            return None
+        return _jpeg(pages.render(index))
 
 
 def _jpeg(image: Any) -> bytes:

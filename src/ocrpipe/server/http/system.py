@@ -12,6 +12,8 @@ from ocrpipe.errors import ErrorCode
 from ocrpipe.server import errors
 from ocrpipe.server.errors import ServiceError
 from ocrpipe.server.http.deps import ServiceState
+from ocrpipe.server.security.audit import audit_write_failures
+from ocrpipe.server.storage.jobs import free_bytes, storage_full
 
 router = APIRouter(tags=["system"])
 
@@ -39,6 +41,10 @@ async def readyz(request: Request) -> JSONResponse:
         await run_in_threadpool(svc.store.ping)
     except Exception as exc:  # noqa: BLE001 - reported, not raised
         return errors.error_response(ServiceError(ErrorCode.DATABASE_UNAVAILABLE, type(exc).__name__))
+    free = await run_in_threadpool(free_bytes, svc.store.upload_dir)
+    if free < svc.settings.min_free_mb * 1024 * 1024:
+        return errors.error_response(storage_full(f"the data directory has {free // 2**20} MB free, under "
+                                                  f"the {svc.settings.min_free_mb:g} MB minimum"))
     return JSONResponse({"status": "ready", "engine": svc.engine.pipeline.engine_name,
                          "batching": svc.settings.batching, "models": svc.engine.models,
                          "database": svc.store.engine.dialect.name})
@@ -50,4 +56,5 @@ async def metrics(request: Request) -> Response:
     svc: ServiceState = request.app.state.svc
     if svc.engine.batcher is not None:
         svc.metrics.queue_depth.set(svc.engine.batcher.depth)
+    svc.metrics.audit_failures.set(audit_write_failures(request.app))
     return Response(svc.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -69,6 +69,8 @@ class AuditLog:
     """
 
     BATCH = 500
+    failed_writes = 0
+    """Entries that could not be stored, in this process (every AuditLog adds to it; shown in /metrics)."""
 
     def __init__(self, engine: Engine, *, background: bool = False) -> None:
         self.engine = engine
@@ -130,8 +132,12 @@ class AuditLog:
                 batch.append(item)
             try:
                 self._write(batch)
-            except Exception:  # noqa: BLE001 - keep the writer alive; the failure is logged
-                log.exception("audit write failed", extra={"entries": len(batch)})
+            except Exception as exc:  # noqa: BLE001 - keep the writer alive; the failure is logged
+                # Policy: the requests these entries describe have been answered already and are not
+                # undone; the loss is logged as an error and counted in /metrics
+                # (ocrpipe_audit_write_failures), and /readyz reports storage trouble.
+                AuditLog.failed_writes += len(batch)
+                log.error("audit write failed", extra={"entries": len(batch), "error": type(exc).__name__})
             with self._cond:
                 self._pending -= len(batch)
                 self._cond.notify_all()
@@ -151,6 +157,11 @@ class AuditLog:
             return [AuditRecord(ts=e.ts, key_name=e.key_name, tenant=e.tenant, action=e.action,
                                 job_id=e.job_id, transport=e.transport, status=e.status)
                     for e in s.scalars(q)]
+
+
+def audit_write_failures(_app: Any = None) -> int:
+    """Audit entries this process could not store (REST and gRPC writers together)."""
+    return AuditLog.failed_writes
 
 
 def audit_log(app: Any) -> AuditLog:

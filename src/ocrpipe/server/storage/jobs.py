@@ -8,9 +8,11 @@ is claimed again, and at start-up jobs left ``running`` by a dead process on thi
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
 import socket
 import statistics
 import uuid
@@ -21,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, and_, func, or_, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from ocrpipe.errors import ErrorCode, OcrError
 from ocrpipe.server.storage.db import Base, get_sessionmaker
 from ocrpipe.server.storage.models import TERMINAL, Job, JobKind, JobStatus
 from ocrpipe.server.storage.retention import purge_job_rows, remove_upload, scrub_sqlite
@@ -102,6 +105,40 @@ class Claimed:
     exam_id: str | None = None
 
 
+STORAGE_RETRY_S = 60.0
+"""``Retry-After`` of a storage refusal: space comes back when an operator (or retention) frees it."""
+
+
+def storage_full(message: str) -> OcrError:
+    """The refusal of a write that found no room (507 ``storage_full`` with ``Retry-After``)."""
+    return OcrError(ErrorCode.STORAGE_FULL, f"{message}; retry later", retry_after=STORAGE_RETRY_S)
+
+
+def is_disk_full(exc: OperationalError) -> bool:
+    """Whether a database error means the disk (or the database's quota) is full: SQLite's SQLITE_FULL,
+    PostgreSQL's SQLSTATE class 53 (disk_full 53100, out_of_memory 53200 ...) or ENOSPC text."""
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if sqlstate and str(sqlstate).startswith("531"):
+        return True
+    text = str(orig).lower()
+    return "disk is full" in text or "no space left" in text or "database or disk is full" in text
+
+
+def remove_temp_files(upload_dir: Path) -> int:
+    """Delete upload temp files a crash or a full disk left behind (never acknowledged); returns how many."""
+    removed = 0
+    for tmp in upload_dir.glob("*/*.tmp"):
+        tmp.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def free_bytes(path: Path) -> int:
+    """Bytes available to this process on the file system holding ``path``."""
+    return shutil.disk_usage(path).free
+
+
 class IdempotencyConflict(Exception):
     """The Idempotency-Key was used before with a different upload."""
 
@@ -115,6 +152,7 @@ class JobStore:
         self.upload_dir = upload_dir
         self.upload_dir.mkdir(parents=True, exist_ok=True)
         self.postgres = engine.dialect.name == "postgresql"
+        self.removed_temp_files = remove_temp_files(upload_dir)
 
     # ---- create ------------------------------------------------------------------------------------
 
@@ -133,7 +171,7 @@ class JobStore:
             if existing is not None:
                 return self._same_upload(existing, digest), False
         job_id = uuid.uuid4().hex
-        path = self._write_upload(job_id, data)
+        path = self._write_upload(job_id, data)  # storage_full when there is no room: nothing acknowledged
         job = Job(id=job_id, status=JobStatus.QUEUED.value, created_at=utcnow(), attempts=0,
                   filename=_no_nul(filename)[:255] or None, content_type=_no_nul(content_type)[:128] or None,
                   size_bytes=len(data), sha256=digest, upload_path=str(path), idempotency_key=idempotency_key,
@@ -142,6 +180,11 @@ class JobStore:
         try:
             with self.sessions.begin() as s:
                 s.add(job)
+        except OperationalError as exc:
+            path.unlink(missing_ok=True)
+            if is_disk_full(exc):
+                raise storage_full("the database has no room for the job row") from exc
+            raise
         except IntegrityError:
             path.unlink(missing_ok=True)
             existing = self._by_key(idempotency_key) if idempotency_key else None
@@ -165,11 +208,17 @@ class JobStore:
         sub.mkdir(parents=True, exist_ok=True)
         final = sub / f"{job_id}.bin"
         tmp = sub / f"{job_id}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, final)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise storage_full(f"the data directory has no room for a {len(data)}-byte upload") from exc
+            raise
         dir_fd = os.open(sub, os.O_RDONLY)
         try:
             os.fsync(dir_fd)

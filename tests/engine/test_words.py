@@ -102,3 +102,16 @@ def test_each_word_box_contains_the_words_ink(recognizer: str, size: int):
         xs, ys = [p[0] for p in word.box], [p[1] for p in word.box]
         assert min(xs) <= x0 + 1 and max(xs) >= x1 - 1 and min(ys) <= y0 + 1 and max(ys) >= y1 - 1, word
         assert max(xs) - min(xs) < (x1 - x0) + 2.5 * size, word  # and not the whole line
+
+
+@pytest.mark.integration
+def test_tesseract_word_boxes_survive_crops_without_words():
+    """Noise crops give Tesseract word elements without text (tesserocr raises for those): no failure."""
+    from ocrpipe.engine.recognize.tesseract import TesseractRecognizer
+
+    rng = np.random.default_rng(0)
+    crops = [np.full((30, 200, 3), 255, np.uint8)]
+    crops += [((rng.random((20 + k, 60 + 7 * k, 3)) > 0.9) * 255).astype(np.uint8) for k in range(40)]
+    results = TesseractRecognizer("kor+eng").recognize(crops)
+    assert len(results) == len(crops)
+    assert all([w.text for w in r.words] in ([], r.text.split()) for r in results)

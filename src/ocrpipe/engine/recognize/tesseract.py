@@ -157,9 +157,15 @@ class TesseractRecognizer:
     def _word_spans(self, api: object, width: int, pad: int) -> tuple[WordSpan, ...]:
         """Tesseract's own word boxes (its result iterator), as fractions of the unpadded crop width."""
         level = self._tesserocr.RIL.WORD
+        iterator = api.GetIterator()  # type: ignore[attr-defined]
+        if iterator is None:
+            return ()
         spans = []
-        for word in self._tesserocr.iterate_level(api.GetIterator(), level):  # type: ignore[attr-defined]
-            text = word.GetUTF8Text(level)
+        for word in self._tesserocr.iterate_level(iterator, level):
+            try:
+                text = word.GetUTF8Text(level)
+            except RuntimeError:  # tesserocr raises for a word element without text
+                continue
             box = word.BoundingBox(level)
             if not text or not text.strip() or box is None:
                 continue

@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from ocrpipe.errors import OcrError
     from ocrpipe.server import logconfig
     from ocrpipe.server.app import create_app
+    from ocrpipe.server.http.connections import protocol_class
     from ocrpipe.server.settings import ServiceSettings
     from ocrpipe.settings import from_args
 
@@ -56,8 +57,12 @@ def run(args: argparse.Namespace) -> int:
     sys.setswitchinterval(0.001)
     app = create_app(settings)
     security.configure(app, security_settings)
+    http = protocol_class(header_timeout_s=settings.header_timeout_s, body_timeout_s=settings.body_timeout_s,
+                          max_connections=settings.max_connections)
+    proxies = security_settings.trusted_proxies.strip()
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
-                timeout_graceful_shutdown=10, **ssl_options)
+                timeout_graceful_shutdown=10, http=http, proxy_headers=bool(proxies),
+                forwarded_allow_ips=proxies or None, **ssl_options)
     return 0
 
 

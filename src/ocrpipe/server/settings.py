@@ -92,6 +92,12 @@ class ServiceSettings(EngineSettings):
     """Concurrent synchronous OCR requests; more get 429 + Retry-After."""
     max_queued_jobs: int = Field(default=10_000, ge=1)
     """queued jobs; more submissions get 503"""
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    """seconds a client has to send a request's line and headers; slower connections are closed"""
+    body_timeout_s: float = Field(default=120.0, gt=0)
+    """seconds a client has to send a request's body after its headers; slower connections are closed"""
+    max_connections: int = Field(default=1000, ge=1)
+    """open HTTP connections at most; one more is closed at once"""
     min_free_mb: float = Field(default=200.0, ge=0)
     """MiB of free space the data directory needs: under it /readyz answers 507 storage_full (0: no check)"""
 

@@ -173,6 +173,14 @@ def audit_log(app: Any) -> AuditLog:
     return current
 
 
+DOC_PATHS = ("/docs", "/redoc", "/openapi.json")
+
+
+def _guarded(path: str, settings: Any) -> bool:
+    """Whether a path outside ``/v1`` needs a key: ``/metrics`` (admin) and the API docs (read) on request."""
+    return (path == "/metrics" and settings.metrics_auth) or (path in DOC_PATHS and settings.docs_auth)
+
+
 class SecurityMiddleware:
     """Refuses NUL bytes in URLs, guards ``/metrics`` when configured, and writes an audit entry for each
     job/admin request."""
@@ -190,11 +198,11 @@ class SecurityMiddleware:
                                               "NUL characters are not allowed in the URL"))
             return
         fastapi_app = scope["app"]
-        if scope["path"] == "/metrics" and security_state(fastapi_app).settings.metrics_auth:
+        if _guarded(scope["path"], security_state(fastapi_app).settings):
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
             try:
                 peer = scope.get("client") or (None,)
-                await check_request(fastapi_app, scope["method"], "/metrics", headers, peer[0])
+                await check_request(fastapi_app, scope["method"], scope["path"], headers, peer[0])
             except AuthError as exc:
                 await _send_error(send, exc)
                 return

@@ -35,6 +35,12 @@ class SecuritySettings(BaseSettings):
     """Default requests per minute per API key (a key's own limit wins)."""
     metrics_auth: bool = False
     """Require an ``admin`` key for ``GET /metrics``."""
+    docs_auth: bool = False
+    """Require a ``read`` key for ``/docs``, ``/redoc`` and ``/openapi.json`` (when keys are enforced)."""
+    trusted_proxies: str = ""
+    """Comma-separated addresses or networks of reverse proxies whose ``X-Forwarded-For`` names the client
+    (throttles and logs then see the real address); from anyone else the header is ignored. ``Forwarded``
+    is never read."""
 
     @model_validator(mode="after")
     def _tls_pair(self) -> SecuritySettings:

@@ -2,9 +2,10 @@
 ocrpipe's detection and recognition while OCRmyPDF does the rest (rasterising, skipping pages that already
 have text, the text layer, PDF/A, optimisation).
 
-It implements OCRmyPDF 17's ``OcrEngine`` interface: ``generate_ocr`` returns the page as an ``OcrElement``
-tree (paragraph per block, line, word with its box) that OCRmyPDF's own renderer turns into the text layer;
-``generate_hocr`` and ``generate_pdf`` serve the older paths. The engine is chosen for ``--ocr-engine auto``
+It implements OCRmyPDF 17's ``OcrEngine`` interface: ``generate_pdf`` writes ocrpipe's own text layer for the
+page (the default here: see :func:`check_options`); ``generate_ocr`` returns the page as an ``OcrElement``
+tree (paragraph per block, line, word with its box) for OCRmyPDF's fpdf2 renderer (``--pdf-renderer fpdf2``)
+and ``generate_hocr`` serves the hOCR path. The engine is chosen for ``--ocr-engine auto``
 (the default) once this plugin is loaded. The models are loaded once per OCRmyPDF worker process.
 """
 
@@ -134,9 +135,21 @@ class OcrpipeEngine(OcrEngine):
         Path(output_text).write_text(doc.text, encoding="utf-8")
 
 
+def _selected(options: OcrOptions | None) -> bool:
+    return options is None or getattr(options, "ocr_engine", "auto") in ("auto", "ocrpipe")
+
+
+@hookimpl
+def check_options(options: OcrOptions) -> None:
+    """With ocrpipe selected, ``--pdf-renderer auto`` means ``sandwich``: the text layer is ocrpipe's own
+    (:meth:`OcrpipeEngine.generate_pdf`). OCRmyPDF's fpdf2 renderer draws Hangul words in a CJK CID font
+    that pdftotext runs together and pypdf spaces out syllable by syllable; ``--pdf-renderer fpdf2`` still
+    selects it (fed by :meth:`OcrpipeEngine.generate_ocr`)."""
+    if _selected(options) and getattr(options, "pdf_renderer", None) == "auto":
+        options.pdf_renderer = "sandwich"
+
+
 @hookimpl
 def get_ocr_engine(options: OcrOptions | None) -> OcrEngine | None:
     """ocrpipe, unless another engine was asked for by name (``--ocr-engine tesseract`` or ``none``)."""
-    if options is not None and getattr(options, "ocr_engine", "auto") not in ("auto", "ocrpipe"):
-        return None
-    return OcrpipeEngine()
+    return OcrpipeEngine() if _selected(options) else None

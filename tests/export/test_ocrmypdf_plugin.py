@@ -23,7 +23,8 @@ PAGES = (
 DPI = 150
 
 
-def test_ocrmypdf_with_the_plugin_reads_like_ocrpipe(tmp_path):
+@pytest.mark.parametrize("renderer", ["auto", "fpdf2"])  # auto: the plugin's own text layer (sandwich)
+def test_ocrmypdf_with_the_plugin_reads_like_ocrpipe(tmp_path, renderer: str):
     pytest.importorskip("ocrmypdf")
     images, truths = zip(*(render_page(lines, size=30) for lines in PAGES), strict=True)
     src = tmp_path / "in.pdf"
@@ -31,7 +32,8 @@ def test_ocrmypdf_with_the_plugin_reads_like_ocrpipe(tmp_path):
     first.save(src, "PDF", resolution=DPI, save_all=True, append_images=rest)
     out = tmp_path / "out.pdf"
     done = subprocess.run([sys.executable, "-m", "ocrmypdf", "--plugin", "ocrpipe.ocrmypdf_plugin", "--jobs", "1",
-                           "--output-type", "pdf", str(src), str(out)], capture_output=True, text=True, timeout=600)
+                           "--output-type", "pdf", "--pdf-renderer", renderer, str(src), str(out)],
+                          capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     ours = subprocess.run([sys.executable, "-m", "ocrpipe.cli", "ocr", "--format", "json", "--dpi", str(DPI),
                            str(src)], capture_output=True, text=True, timeout=600, check=True)
@@ -45,3 +47,5 @@ def test_ocrmypdf_with_the_plugin_reads_like_ocrpipe(tmp_path):
         direct = line_cer(gt, [Region.of(ln["box"], ln["text"]) for ln in page["lines"]]).count.rate
         assert abs(plugin - direct) <= 0.005, (plugin, direct, pdf_page.text)
         assert "".join(pdf_page.text.split()) == "".join("\n".join(ln["text"] for ln in page["lines"]).split())
+        if renderer == "auto":  # ocrpipe's text layer keeps the words apart as well
+            assert [ln.text for ln in pdf_page.lines] == [ln["text"] for ln in page["lines"]]

@@ -42,12 +42,20 @@ class ErrorCode(enum.StrEnum):
     IMAGE_TOO_SMALL = "image_too_small"
     STORAGE_FULL = "storage_full"
     TOO_MANY_PAGES = "too_many_pages"
+    TOO_MANY_PAGES_FOR_SYNC = "too_many_pages_for_sync"
+    """More pages than a synchronous request takes: send the file to ``POST /v1/jobs``."""
     FILE_NOT_FOUND = "file_not_found"
     INVALID_ARGUMENT = "invalid_argument"
     # the engine
     MODEL_NOT_FOUND = "model_not_found"
     MODEL_CHECKSUM_MISMATCH = "model_checksum_mismatch"
     ENGINE_FAILURE = "engine_failure"
+    INFERENCE_THREAD_DIED = "inference_thread_died"
+    """The inference thread holding the item died (it was replaced); the same request may be retried."""
+    DEADLINE_EXCEEDED = "deadline_exceeded"
+    """The request's or job's time budget ran out before its pages were processed."""
+    INFERENCE_UNAVAILABLE = "inference_unavailable"
+    """``/readyz``: the batcher cannot keep its inference threads alive."""
     # the service: load, jobs, resources
     OVERLOADED = "overloaded"
     TOO_MANY_REQUESTS = "too_many_requests"
@@ -88,11 +96,15 @@ STATUSES: dict[ErrorCode, Status] = {
     ErrorCode.IMAGE_TOO_SMALL: Status(400, "INVALID_ARGUMENT"),
     ErrorCode.STORAGE_FULL: Status(507, "RESOURCE_EXHAUSTED"),
     ErrorCode.TOO_MANY_PAGES: Status(413, "RESOURCE_EXHAUSTED"),
+    ErrorCode.TOO_MANY_PAGES_FOR_SYNC: Status(413, "RESOURCE_EXHAUSTED"),
     ErrorCode.FILE_NOT_FOUND: Status(404, "NOT_FOUND"),
     ErrorCode.INVALID_ARGUMENT: Status(400, "INVALID_ARGUMENT"),
     ErrorCode.MODEL_NOT_FOUND: Status(500, "INTERNAL"),
     ErrorCode.MODEL_CHECKSUM_MISMATCH: Status(500, "INTERNAL"),
     ErrorCode.ENGINE_FAILURE: Status(500, "INTERNAL"),
+    ErrorCode.INFERENCE_THREAD_DIED: Status(503, "UNAVAILABLE"),
+    ErrorCode.DEADLINE_EXCEEDED: Status(504, "DEADLINE_EXCEEDED"),
+    ErrorCode.INFERENCE_UNAVAILABLE: Status(503, "UNAVAILABLE"),
     ErrorCode.OVERLOADED: Status(503, "UNAVAILABLE"),
     ErrorCode.TOO_MANY_REQUESTS: Status(429, "RESOURCE_EXHAUSTED"),
     ErrorCode.SHUTTING_DOWN: Status(503, "UNAVAILABLE"),

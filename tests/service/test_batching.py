@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
 import pytest
 
+from ocrpipe.errors import EngineError, ErrorCode
 from ocrpipe.server.scheduling.batcher import BatcherOverloaded, DynamicBatcher
 
 
@@ -84,6 +86,7 @@ def test_items_from_many_threads_are_pooled() -> None:
         assert out == {k: [(k * 10 + i) ** 2 for i in range(3)] for k in range(8)}
         assert len(fn.batches) < 8  # fewer calls than clients
         assert b.stats.items == 24
+        assert b.stats.mixed_batches >= 1
     finally:
         b.close()
 
@@ -191,5 +194,73 @@ def test_cost_budget_closes_a_batch_early() -> None:
         # every batch closes at once (budget reached), none waits for the 60 s max_wait
         assert [f.result(timeout=10) for f in futures] == [100] * 10 + [2500] * 3 + [40_000]
         assert fn.batches == [[10] * 10, [50, 50], [50], [200]]
+    finally:
+        b.close()
+
+
+def test_a_thread_woken_after_another_emptied_the_queue_keeps_serving() -> None:
+    """Regression: with two threads and a cost budget, the thread that lost the race for the batch found
+    an empty queue after its wait and died (``max() arg is an empty sequence`` in ``_next_batch``)."""
+    fn = Recorder()
+    b = DynamicBatcher(fn, max_batch_size=2, max_wait_ms=60_000, threads=2,
+                       batch_cost=lambda items: len(items) * max(items), max_batch_cost=1e9)
+    try:
+        first = b.submit([1])
+        time.sleep(0.2)  # both threads now wait for the batch to fill
+        second = b.submit([2])  # full: one thread takes both, the other wakes to an empty queue
+        assert [first[0].result(timeout=10), second[0].result(timeout=10)] == [1, 4]
+        time.sleep(0.2)
+        assert b.alive_threads == 2
+        assert b.stats.restarts == 0
+        assert b.healthy
+        assert b([3, 4]) == [9, 16]
+    finally:
+        b.close()
+
+
+class Die(BaseException):
+    """Not an ``Exception``: escapes the batcher's per-item isolation, as a killed thread would."""
+
+
+@pytest.mark.parametrize("death", [Die, SystemExit, KeyboardInterrupt])
+def test_a_dead_inference_thread_is_logged_counted_replaced_and_its_items_fail_with_the_code(
+        death: type[BaseException], caplog: pytest.LogCaptureFixture) -> None:
+    def fn(items: list[int]) -> list[int]:
+        if 13 in items:
+            raise death("killed")
+        return [x * x for x in items]
+
+    restarts: list[int] = []
+    b = DynamicBatcher(fn, max_batch_size=4, max_wait_ms=0, threads=2, on_restart=lambda: restarts.append(1))
+    try:
+        with caplog.at_level(logging.ERROR, logger="ocrpipe.server.scheduling.batcher"):
+            doomed = b.submit([13])
+            with pytest.raises(EngineError) as info:
+                doomed[0].result(timeout=10)
+        assert info.value.code == ErrorCode.INFERENCE_THREAD_DIED
+        assert restarts == [1] and b.stats.restarts == 1
+        deaths = [r for r in caplog.records if getattr(r, "event", None) == "inference_thread_died"]
+        assert len(deaths) == 1 and deaths[0].error == death.__name__  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 10
+        while b.alive_threads < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert b.alive_threads == 2  # replaced
+        assert b.healthy
+        assert b([2, 3]) == [4, 9]
+    finally:
+        b.close()
+
+
+def test_threads_dying_faster_than_the_restart_budget_make_the_batcher_unhealthy() -> None:
+    def fn(items: list[int]) -> list[int]:
+        raise Die("killed")
+
+    b = DynamicBatcher(fn, max_batch_size=1, max_wait_ms=0, threads=1, max_restarts=2, restart_window_s=60)
+    try:
+        for _ in range(3):
+            with pytest.raises(EngineError):
+                b([1])
+        assert b.stats.restarts == 3
+        assert not b.healthy
     finally:
         b.close()

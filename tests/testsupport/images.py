@@ -36,3 +36,24 @@ def text_page(lines: list[str], size: int = 40) -> bytes:
     for i, line in enumerate(lines):
         draw.text((40, 40 + 90 * i), line, font=font, fill="black")
     return encode_png(img)
+
+
+def text_line(text: str, size: int = 32) -> bytes:
+    """A PNG of one line of text, tightly cropped (input of ``/v1/recognition``)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(FONT, size)
+    left, top, right, bottom = font.getbbox(text)
+    img = Image.new("RGB", (right - left + 16, bottom - top + 12), "white")
+    ImageDraw.Draw(img).text((8 - left, 6 - top), text, font=font, fill="black")
+    return encode_png(img)
+
+
+def blank_pdf(pages: int, width: int = 1654, height: int = 2339, dpi: int = 200) -> bytes:
+    """A PDF of ``pages`` white pages that render to ``width`` x ``height`` pixels at ``dpi`` (A4 at 200)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    frames = [Image.new("1", (width, height), 1) for _ in range(pages)]
+    frames[0].save(buf, "PDF", save_all=True, append_images=frames[1:], resolution=float(dpi))
+    return buf.getvalue()

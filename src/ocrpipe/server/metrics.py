@@ -22,9 +22,16 @@ class Metrics:
                                        ["stage"], buckets=_LATENCY_BUCKETS, registry=r)
         self.batch_size = Histogram("ocrpipe_batch_size", "Crops per recognition batch",
                                     buckets=_BATCH_BUCKETS, registry=r)
+        self.batch_callers = Histogram("ocrpipe_batch_callers",
+                                       "Callers (pages, line requests) whose crops share one recognition batch",
+                                       buckets=_BATCH_BUCKETS, registry=r)
         self.batch_latency = Histogram("ocrpipe_batch_duration_seconds", "Recognition time per batch",
                                        buckets=_LATENCY_BUCKETS, registry=r)
         self.queue_depth = Gauge("ocrpipe_batcher_queue_depth", "Crops waiting for recognition", registry=r)
+        self.inference_restarts = Counter("ocrpipe_inference_thread_restarts_total",
+                                          "Inference (batcher) threads that died and were replaced", registry=r)
+        self.inference_threads = Gauge("ocrpipe_inference_threads_alive", "Live inference (batcher) threads",
+                                       registry=r)
         self.inflight = Gauge("ocrpipe_inflight_requests", "Synchronous OCR requests in progress", registry=r)
         self.rejected = Counter("ocrpipe_rejected_total", "Requests refused by back-pressure", ["reason"],
                                 registry=r)
@@ -50,8 +57,10 @@ class Metrics:
             if stage != "total":
                 self.stage_latency.labels(stage=stage).observe(ms / 1000.0)
 
-    def on_batch(self, size: int, seconds: float) -> None:
+    def on_batch(self, size: int, seconds: float, callers: int = 1) -> None:
+        """One recognition call of ``size`` crops that took ``seconds``, pooling ``callers`` callers."""
         self.batch_size.observe(size)
+        self.batch_callers.observe(callers)
         self.batch_latency.observe(seconds)
 
     def render(self) -> bytes:

@@ -65,6 +65,8 @@ class ServiceSettings(EngineSettings):
     """crops per recognition batch"""
     batch_threads: int = Field(default=2, ge=1, le=64)
     """Inference threads of the batcher: batches run side by side (one per CPU core; 1 on a GPU)."""
+    tesseract_threads: int = Field(default=2, ge=1, le=64)
+    """Tesseract's own pool (the hybrid's re-reads of doubtful lines run there, beside the batcher)."""
     max_batch_width: int = Field(default=1024, ge=0)
     """Budget of one batch in padded width (crops x widest crop, at the recogniser's input height:
     32 px for ko_rec, 48 for Tesseract and the PP-OCR readers); 0 = no budget.
@@ -88,6 +90,16 @@ class ServiceSettings(EngineSettings):
     max_pixels: int = Field(default=40_000_000, ge=1)
     """Per page. A request's decoded pages are held in memory (worst case max_pages x max_pixels x 3 bytes),
     so raise these two with care."""
+    max_sync_pages: int = Field(default=20, ge=1)
+    """Pages one file of a synchronous request (``/v1/ocr``, ``/v1/batch_ocr``) may have; beyond it the
+    answer is 413 ``too_many_pages_for_sync`` (send it to ``/v1/jobs``, which takes up to ``max_pages``)."""
+    sync_timeout_s: float = Field(default=120.0, gt=0)
+    """Time budget of a synchronous request: pages not started by then fail it (504 ``deadline_exceeded``)."""
+    job_timeout_s: float = Field(default=3600.0, gt=0)
+    """Time budget of one job run (its pages not started by then fail it with ``deadline_exceeded``)."""
+    page_memory_mb: float = Field(default=512.0, gt=0)
+    """Budget of page images in flight (width x height x 3 bytes each, read before rendering); a page
+    larger than the budget runs alone."""
     max_inflight: int = Field(default=16, ge=1)
     """Concurrent synchronous OCR requests; more get 429 + Retry-After."""
     max_queued_jobs: int = Field(default=10_000, ge=1)

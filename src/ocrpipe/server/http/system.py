@@ -33,7 +33,8 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", summary="Models loaded and database reachable")
 async def readyz(request: Request) -> JSONResponse:
-    """503 while models load or when the database does not answer; else the engine and models in use."""
+    """503 while models load, when the database does not answer or when the batcher cannot keep its
+    inference threads alive; else the engine and models in use."""
     svc: ServiceState | None = getattr(request.app.state, "svc", None)
     if svc is None:
         return errors.error_response(ServiceError(ErrorCode.NOT_READY, "models are loading"))
@@ -45,6 +46,9 @@ async def readyz(request: Request) -> JSONResponse:
     if free < svc.settings.min_free_mb * 1024 * 1024:
         return errors.error_response(storage_full(f"the data directory has {free // 2**20} MB free, under "
                                                   f"the {svc.settings.min_free_mb:g} MB minimum"))
+    if not svc.engine.healthy:
+        return errors.error_response(ServiceError(ErrorCode.INFERENCE_UNAVAILABLE,
+                                                  "the batcher cannot keep its inference threads alive"))
     return JSONResponse({"status": "ready", "engine": svc.engine.pipeline.engine_name,
                          "batching": svc.settings.batching, "models": svc.engine.models,
                          "database": svc.store.engine.dialect.name})
@@ -56,5 +60,6 @@ async def metrics(request: Request) -> Response:
     svc: ServiceState = request.app.state.svc
     if svc.engine.batcher is not None:
         svc.metrics.queue_depth.set(svc.engine.batcher.depth)
+        svc.metrics.inference_threads.set(svc.engine.batcher.alive_threads)
     svc.metrics.audit_failures.set(audit_write_failures(request.app))
     return Response(svc.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -16,7 +16,13 @@ Semantics (after Ray Serve's ``@serve.batch`` and BentoML's adaptive batching):
 * the batch function must return one result per item; a wrong length, or an exception, makes the batcher
   retry the items one by one, so a single bad item fails only its own future;
 * the batch function runs on ``threads`` dedicated daemon threads (one by default; more lets batches run
-  side by side, e.g. one per CPU core), never on the caller's (or an event loop's) thread.
+  side by side, e.g. one per CPU core), never on the caller's (or an event loop's) thread;
+* the threads are supervised: one that dies (any exception escaping its loop, ``BaseException`` included,
+  unless the interpreter is exiting) is logged as one JSON line (``event: inference_thread_died``),
+  counted (``stats.restarts``, ``on_restart``) and replaced; the items it held fail with
+  :attr:`~ocrpipe.errors.ErrorCode.INFERENCE_THREAD_DIED`, so no caller waits forever. :attr:`healthy`
+  turns false when a thread cannot be kept alive (a slot without a live thread, or more than
+  ``max_restarts`` deaths within ``restart_window_s``).
 
 Calling the batcher like a function (``batcher(items)``) submits the items and blocks until all their
 results are in, which is exactly the ``recognize`` hook of :meth:`ocrpipe.Pipeline.process_image`.
@@ -26,12 +32,15 @@ from __future__ import annotations
 
 import collections
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
+
+from ocrpipe.errors import EngineError, ErrorCode, Stage
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -56,6 +65,8 @@ class _Item(Generic[T, R]):
     value: T
     future: Future[R]
     enqueued: float = field(default_factory=time.monotonic)
+    caller: int = 0
+    """Which :meth:`DynamicBatcher.submit` call queued the item (batches mixing callers are counted)."""
 
 
 @dataclass
@@ -66,6 +77,9 @@ class BatcherStats:
     items: int = 0
     fallbacks: int = 0
     max_batch_seen: int = 0
+    restarts: int = 0
+    mixed_batches: int = 0
+    """Batches holding items of more than one submit call (cross-request batching)."""
 
 
 class DynamicBatcher(Generic[T, R]):
@@ -82,9 +96,12 @@ class DynamicBatcher(Generic[T, R]):
         sort_key: Callable[[T], float] | None = None,
         batch_cost: Callable[[Sequence[T]], float] | None = None,
         max_batch_cost: float = float("inf"),
-        on_batch: Callable[[int, float], None] | None = None,
+        on_batch: Callable[[int, float, int], None] | None = None,
         threads: int = 1,
         thread_init: Callable[[], None] | None = None,
+        on_restart: Callable[[], None] | None = None,
+        max_restarts: int = 5,
+        restart_window_s: float = 60.0,
         name: str = "batcher",
     ) -> None:
         if max_batch_size < 1:
@@ -111,10 +128,17 @@ class DynamicBatcher(Generic[T, R]):
         self._avg_item_s = 0.005
         self._stats_lock = threading.Lock()
         self.thread_init = thread_init
-        self._threads = [threading.Thread(target=self._loop, name=f"{name}-{i}", daemon=True)
-                         for i in range(threads)]
-        for t in self._threads:
-            t.start()
+        self.on_restart = on_restart
+        self.max_restarts = max_restarts
+        self.restart_window_s = restart_window_s
+        self.name = name
+        self._deaths: collections.deque[float] = collections.deque(maxlen=max(1, max_restarts + 1))
+        self._held: dict[int, list[_Item[T, R]]] = {}
+        self._generation = 0
+        self._submits = 0
+        self._threads: list[threading.Thread] = [threading.Thread() for _ in range(threads)]
+        for slot in range(threads):
+            self._start(slot)
 
     # ---- public API --------------------------------------------------------------------------------
 
@@ -122,6 +146,19 @@ class DynamicBatcher(Generic[T, R]):
     def depth(self) -> int:
         """Items waiting for a batch right now."""
         return len(self._queue)
+
+    @property
+    def alive_threads(self) -> int:
+        """Inference threads running right now."""
+        return sum(t.is_alive() for t in self._threads)
+
+    @property
+    def healthy(self) -> bool:
+        """Every thread slot has a live thread and threads are not dying faster than the restart budget."""
+        if self._closed or self.alive_threads < len(self._threads):
+            return False
+        recent = [t for t in self._deaths if time.monotonic() - t < self.restart_window_s]
+        return len(recent) <= self.max_restarts
 
     def submit(self, items: Sequence[T], timeout: float | None = None) -> list[Future[R]]:
         """Queue ``items`` (all or none) and return one future per item, in order.
@@ -146,8 +183,13 @@ class DynamicBatcher(Generic[T, R]):
                 self._cond.wait(remaining)
             if self._closed:
                 raise BatcherClosed("the batcher is stopped")
+            if not self.alive_threads:
+                raise EngineError(ErrorCode.INFERENCE_THREAD_DIED, "no inference thread is running",
+                                  stage=Stage.RECOGNIZE)
             now = time.monotonic()
-            new: list[_Item[T, R]] = [_Item(value=v, future=Future(), enqueued=now) for v in items]
+            self._submits += 1
+            new: list[_Item[T, R]] = [_Item(value=v, future=Future(), enqueued=now, caller=self._submits)
+                                      for v in items]
             self._queue.extend(new)
             self._cond.notify_all()
         return [item.future for item in new]
@@ -186,40 +228,99 @@ class DynamicBatcher(Generic[T, R]):
 
     def _full(self) -> bool:
         n = self._fitting()
+        if n == 0:
+            return False
         if n >= self.max_batch_size or n < len(self._queue):
             return True
         return self.batch_cost is not None and self.batch_cost(
             [self._queue[i].value for i in range(n)]) >= self.max_batch_cost
 
-    def _next_batch(self) -> list[_Item[T, R]] | None:
-        """Block until a batch is ready (full, or its first item waited max_wait); None when closed."""
+    def _next_batch(self, slot: int) -> list[_Item[T, R]] | None:
+        """Block until a batch is ready (full, or its first item waited max_wait); None when closed.
+
+        Several inference threads wait on the same queue: after any wait another one may have taken
+        every item, so the queue is checked again before a batch is formed (an empty one never is).
+        """
         with self._cond:
-            while not self._queue:
-                if self._closed:
-                    return None
-                self._cond.wait()
-            first = self._queue[0]
-            deadline = first.enqueued + self.max_wait
-            while not self._full() and not self._closed:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
+            while True:
+                while not self._queue:
+                    if self._closed:
+                        return None
+                    self._cond.wait()
+                while self._queue and not self._closed and not self._full():
+                    remaining = self._queue[0].enqueued + self.max_wait - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+                if self._queue:
                     break
-                self._cond.wait(remaining)
-            take = self._fitting()
-            batch = [self._queue.popleft() for _ in range(take)]
+            batch = [self._queue.popleft() for _ in range(self._fitting())]
+            self._held[slot] = batch
             self._cond.notify_all()  # wake submitters waiting for room
             return batch
 
-    def _loop(self) -> None:
-        if self.thread_init is not None:
-            self.thread_init()
-        while True:
-            batch = self._next_batch()
-            if batch is None:
-                return
-            live = [item for item in batch if item.future.set_running_or_notify_cancel()]
-            if live:
-                self._run(live)
+    def _loop(self, slot: int) -> None:
+        """One inference thread: serve batches; on any escaping exception, hand over to a new thread."""
+        try:
+            if self.thread_init is not None:
+                self.thread_init()
+            while True:
+                batch = self._next_batch(slot)
+                if batch is None:
+                    return
+                live = [item for item in batch if item.future.set_running_or_notify_cancel()]
+                if live:
+                    self._run(live)
+                self._held.pop(slot, None)
+        except BaseException as exc:  # noqa: BLE001 - supervision: every death is reported and replaced
+            if sys.is_finalizing():
+                raise
+            self._on_death(slot, exc)
+
+    def _on_death(self, slot: int, exc: BaseException) -> None:
+        """Report the death (count, JSON log line, ``on_restart``), fail the held items, start a new thread."""
+        held = self._held.pop(slot, [])
+        with self._stats_lock:
+            self.stats.restarts += 1
+            self._deaths.append(time.monotonic())
+        try:
+            log.error("inference thread died", exc_info=exc, extra={
+                "event": "inference_thread_died", "thread_name": threading.current_thread().name,
+                "error": type(exc).__name__, "failed_items": len(held), "restarts": self.stats.restarts})
+            if self.on_restart is not None:
+                self.on_restart()
+        except Exception:  # noqa: BLE001 - reporting must never stop the replacement
+            log.exception("reporting a dead inference thread failed")
+        finally:
+            err = EngineError(ErrorCode.INFERENCE_THREAD_DIED, "the inference thread running this item died "
+                              f"({type(exc).__name__}); it was replaced: retry the request", stage=Stage.RECOGNIZE)
+            for item in held:
+                if not item.future.done():
+                    item.future.set_exception(err)
+            with self._cond:
+                if not self._closed:
+                    self._start(slot)
+
+    def _start(self, slot: int) -> None:
+        """Start (or replace) the thread of ``slot``; a thread that cannot start leaves the slot empty."""
+        self._generation += 1
+        t = threading.Thread(target=self._loop, args=(slot,), name=f"{self.name}-{slot}.{self._generation}",
+                             daemon=True)
+        self._threads[slot] = t
+        try:
+            t.start()
+        except RuntimeError:
+            log.error("cannot start an inference thread", extra={"event": "inference_thread_start_failed"})
+            self._fail_queue_if_no_thread()
+
+    def _fail_queue_if_no_thread(self) -> None:
+        if self.alive_threads:
+            return
+        err = EngineError(ErrorCode.INFERENCE_THREAD_DIED, "no inference thread is running", stage=Stage.RECOGNIZE)
+        while self._queue:
+            item = self._queue.popleft()
+            if item.future.set_running_or_notify_cancel():
+                item.future.set_exception(err)
 
     def _run(self, batch: list[_Item[T, R]]) -> None:
         if self.sort_key is not None:
@@ -241,7 +342,7 @@ class DynamicBatcher(Generic[T, R]):
                     self._run_one(item)
             return
         elapsed = time.perf_counter() - start
-        self._record(len(batch), elapsed)
+        self._record(len(batch), elapsed, len({item.caller for item in batch}))
         for item, result in zip(batch, results, strict=True):
             item.future.set_result(result)
 
@@ -255,14 +356,15 @@ class DynamicBatcher(Generic[T, R]):
             return
         item.future.set_result(results[0])
 
-    def _record(self, size: int, elapsed: float) -> None:
+    def _record(self, size: int, elapsed: float, callers: int) -> None:
         with self._stats_lock:
             self.stats.batches += 1
+            self.stats.mixed_batches += callers > 1
             self.stats.items += size
             self.stats.max_batch_seen = max(self.stats.max_batch_seen, size)
             self._avg_item_s = 0.8 * self._avg_item_s + 0.2 * (elapsed / size)
         if self.on_batch is not None:
             try:
-                self.on_batch(size, elapsed)
+                self.on_batch(size, elapsed, callers)
             except Exception:  # noqa: BLE001 - metrics must never break inference
                 log.exception("on_batch callback failed")

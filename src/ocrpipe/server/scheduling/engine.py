@@ -7,22 +7,25 @@ Every CPU-heavy call runs on the page workers (or the batcher's own thread), nev
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import numpy as np
 
 from ocrpipe.document import Document, Page, RecResult
+from ocrpipe.engine import decode as imageio
 from ocrpipe.engine.pipeline import Pipeline
+from ocrpipe.engine.recognize.base import Recognizer
 from ocrpipe.errors import EngineError, ErrorCode, OcrError, Stage
 from ocrpipe.server.metrics import Metrics
 from ocrpipe.server.scheduling.batcher import BatcherClosed, BatcherOverloaded, DynamicBatcher
+from ocrpipe.server.scheduling.pages import Pages, PageScheduler, Ticket
+from ocrpipe.server.scheduling.recognizers import batch_neural, input_height
 from ocrpipe.server.settings import ServiceSettings
 from ocrpipe.settings import pipeline_config
 
@@ -49,10 +52,14 @@ def crop_aspect(crop: np.ndarray) -> float:
     return crop.shape[1] / max(1, crop.shape[0])
 
 
-def padded_width(crops: Sequence[np.ndarray], height: float) -> float:
-    """Cost of a batch: crops x widest crop, in pixels at the recogniser's input ``height`` (every crop is
-    scaled to it and padded to the widest)."""
-    return len(crops) * height * max(crop_aspect(c) for c in crops)
+def padded_cost(height: int) -> Callable[[Sequence[np.ndarray]], float]:
+    """Cost of a batch for a model of input ``height``: crops x widest crop, in pixels at that height
+    (what the recogniser pads every crop of the batch to)."""
+
+    def cost(crops: Sequence[np.ndarray]) -> float:
+        return len(crops) * float(height) * max(crop_aspect(c) for c in crops)
+
+    return cost
 
 
 class OcrEngine:
@@ -61,32 +68,51 @@ class OcrEngine:
     def __init__(self, settings: ServiceSettings, metrics: Metrics, pipeline: Pipeline | None = None) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.pipeline = pipeline or Pipeline(pipeline_config(settings))
-        self.models = [m.to_dict() for m in self.pipeline.models()]
         nice = lambda: lower_thread_priority(settings.worker_nice)  # noqa: E731
-        self.executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="ocr-page", initializer=nice)
+        self._nice = nice
         self.batcher: DynamicBatcher[np.ndarray, RecResult] | None = None
+        pipeline = pipeline or Pipeline(pipeline_config(settings))
         if settings.batching:
-            self.batcher = DynamicBatcher(
-                self.pipeline.recognize, max_batch_size=settings.max_batch_size,
-                max_wait_ms=settings.max_wait_ms, max_queue=settings.max_queue,
-                admission_timeout=settings.admission_timeout_s, sort_key=crop_aspect,
-                batch_cost=functools.partial(padded_width, height=self.pipeline.recognizer.input_height)
-                if settings.max_batch_width else None,
-                max_batch_cost=float(settings.max_batch_width or "inf"),
-                on_batch=metrics.on_batch, threads=settings.batch_threads, thread_init=nice, name="ocr-batcher",
-            )
+            recognizer, self.batcher = batch_neural(pipeline.recognizer, self._make_batcher)
+            pipeline = pipeline.with_recognizer(recognizer)
+        self.pipeline = pipeline
+        self.models = [m.to_dict() for m in self.pipeline.models()]
+        self.executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="ocr-aux", initializer=nice)
+        self.scheduler = PageScheduler(self._page_fn, self._document, workers=settings.workers,
+                                       memory_budget=int(settings.page_memory_mb * 1024 * 1024),
+                                       thread_init=nice)
+
+    def _make_batcher(self, neural: Recognizer) -> DynamicBatcher[np.ndarray, RecResult]:
+        """The dynamic batcher around the neural model, its cost model at the model's own input height."""
+        s = self.settings
+        return DynamicBatcher(
+            neural.recognize, max_batch_size=s.max_batch_size, max_wait_ms=s.max_wait_ms,
+            max_queue=s.max_queue, admission_timeout=s.admission_timeout_s, sort_key=crop_aspect,
+            batch_cost=padded_cost(input_height(neural)) if s.max_batch_width else None,
+            max_batch_cost=float(s.max_batch_width or "inf"), on_batch=self._on_batch,
+            on_restart=self.metrics.inference_restarts.inc, threads=s.batch_threads, thread_init=self._nice,
+            name="ocr-batcher")
+
+    def _on_batch(self, size: int, seconds: float, callers: int) -> None:
+        self.metrics.on_batch(size, seconds, callers)
+        if self.batcher is not None:
+            self.metrics.queue_depth.set(self.batcher.depth)
+
+    @property
+    def healthy(self) -> bool:
+        """False when the batcher cannot keep its inference threads alive (``/readyz`` turns 503)."""
+        if self.batcher is None:
+            return True
+        self.metrics.inference_threads.set(self.batcher.alive_threads)
+        return self.batcher.healthy
 
     # ---- recognition hook --------------------------------------------------------------------------
 
     def recognize(self, crops: Sequence[np.ndarray]) -> list[RecResult]:
-        """The ``recognize`` hook: the dynamic batcher, or the sequential path (per page or per crop)."""
+        """The ``recognize`` hook: the recogniser (whose neural model is batched when batching is on), or
+        the sequential path (per page or per crop)."""
         if self.batcher is not None:
-            self.metrics.queue_depth.set(self.batcher.depth + len(crops))
-            try:
-                return self.batcher(list(crops))
-            finally:
-                self.metrics.queue_depth.set(self.batcher.depth)
+            return self.pipeline.recognize(crops)
         if self.settings.sequential_unit == "crop":
             out: list[RecResult] = []
             for crop in crops:
@@ -127,18 +153,35 @@ class OcrEngine:
         self.metrics.observe_timings(timings)
         return page, timings
 
-    def run_pages(self, images: Sequence[np.ndarray]) -> tuple[list[Page], dict[str, float]]:
-        """Process pages concurrently on the page workers (their crops meet in the batcher)."""
-        futures = [self.executor.submit(self.process_page, img, i) for i, img in enumerate(images)]
-        return _collect(futures)
+    def _page_fn(self, image: np.ndarray, index: int, timings: dict[str, float]) -> Page:
+        page, page_timings = self.process_page(imageio.as_rgb(image), index)
+        for k, v in page_timings.items():
+            timings[k] = timings.get(k, 0.0) + v
+        return page
+
+    def _ticket(self, data: bytes, filename: str | None, *, sync: bool) -> Ticket:
+        s = self.settings
+        budget = s.sync_timeout_s if sync else s.job_timeout_s
+        return Ticket(open=lambda: self.open_pages(data, filename), deadline=time.monotonic() + budget,
+                      max_pages=s.max_sync_pages if sync else None)
+
+    def open_pages(self, data: bytes, filename: str | None) -> Pages:
+        """The file opened for the scheduler (its pages are rendered when a page thread takes them)."""
+        start = time.perf_counter()
+        try:
+            return self.pipeline.open(data, filename=filename)
+        finally:
+            self.metrics.stage_latency.labels(stage="decode").observe(time.perf_counter() - start)
 
     def run_document(self, data: bytes, filename: str | None) -> Document:
-        """Decode and OCR one file (blocking; for job workers)."""
-        start = time.perf_counter()
-        images = self.decode(data, filename)
-        decode_ms = (time.perf_counter() - start) * 1000.0
-        pages, timings = self.run_pages(images)
-        return self._document(pages, {"decode": decode_ms, **timings}, start)
+        """OCR one file as a job (blocking; for job workers): its pages share the page threads fairly."""
+        return self.scheduler.submit([self._ticket(data, filename, sync=False)])[0].result()
+
+    def run_pages(self, images: Sequence[np.ndarray]) -> tuple[list[Page], dict[str, float]]:
+        """Already-decoded pages through the scheduler (blocking; for job workers): pages and stage times."""
+        ticket = Ticket(open=lambda: _InMemory(list(images)), deadline=time.monotonic() + self.settings.job_timeout_s)
+        doc = self.scheduler.submit([ticket])[0].result()
+        return list(doc.pages), {k: v for k, v in doc.timings_ms.items() if k != "total"}
 
     def _document(self, pages: list[Page], timings: dict[str, float], start: float) -> Document:
         return self.pipeline.document(pages, timings, started=start)
@@ -149,47 +192,20 @@ class OcrEngine:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     async def ocr(self, data: bytes, filename: str | None) -> Document:
-        start = time.perf_counter()
-        images = await self._offload(self.decode, data, filename)
-        decode_ms = (time.perf_counter() - start) * 1000.0
-        pages, timings = await self._pages(images)
-        return self._document(pages, {"decode": decode_ms, **timings}, start)
+        """One file, synchronously: its pages are interleaved with those of other requests and jobs."""
+        future = self.scheduler.submit([self._ticket(data, filename, sync=True)])[0]
+        return await asyncio.wrap_future(future)
 
     async def ocr_many(self, files: Sequence[tuple[bytes, str | None]]) -> list[Document | OcrError]:
-        """Several files: every page of every file goes to the page workers at once.
+        """Several files as one lane: opened one after the other, their pages interleaved with others'.
 
         A file that cannot be read or processed gets its own :class:`OcrError` in the list; overload and
         unexpected errors fail the whole request.
         """
-        start = time.perf_counter()
-        decoded = await asyncio.gather(*(self._offload(self.decode, d, n) for d, n in files),
-                                       return_exceptions=True)
-        _raise_unexpected(decoded)
-        flat = [(f, i, img) for f, images in enumerate(decoded) if not isinstance(images, BaseException)
-                for i, img in enumerate(images)]
-        loop = asyncio.get_running_loop()
-        results = await asyncio.gather(
-            *(loop.run_in_executor(self.executor, self.process_page, img, i) for _, i, img in flat),
-            return_exceptions=True)
+        futures = self.scheduler.submit([self._ticket(d, n, sync=True) for d, n in files])
+        results = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures), return_exceptions=True)
         _raise_unexpected(results)
-        out: list[Document | OcrError] = []
-        for f, images in enumerate(decoded):
-            mine = [res for (ff, _, _), res in zip(flat, results, strict=True) if ff == f]
-            failed = [r for r in mine if isinstance(r, OcrError)]
-            if isinstance(images, OcrError):
-                out.append(images)
-            elif failed:
-                out.append(failed[0])
-            else:
-                ok = [r for r in mine if not isinstance(r, BaseException)]
-                out.append(self._document([p for p, _ in ok], _sum_timings(t for _, t in ok), start))
-        return out
-
-    async def _pages(self, images: Sequence[np.ndarray]) -> tuple[list[Page], dict[str, float]]:
-        loop = asyncio.get_running_loop()
-        results = await asyncio.gather(
-            *(loop.run_in_executor(self.executor, self.process_page, img, i) for i, img in enumerate(images)))
-        return [p for p, _ in results], _sum_timings(t for _, t in results)
+        return [r for r in results if isinstance(r, Document | OcrError)]
 
     async def detect(self, data: bytes, filename: str | None) -> list[dict[str, Any]]:
         images = await self._offload(self.decode, data, filename)
@@ -213,6 +229,7 @@ class OcrEngine:
         return await self._offload(self.recognize, crops)
 
     def close(self) -> None:
+        self.scheduler.close()
         if self.batcher is not None:
             self.batcher.close()
         self.executor.shutdown(wait=True, cancel_futures=True)
@@ -225,20 +242,21 @@ def _raise_unexpected(results: Sequence[object]) -> None:
             raise res
 
 
-def _collect(futures: list[Future[tuple[Page, dict[str, float]]]]) -> tuple[list[Page], dict[str, float]]:
-    results = []
-    try:
-        for f in futures:
-            results.append(f.result())
-    finally:
-        for f in futures:
-            f.cancel()
-    return [p for p, _ in results], _sum_timings(t for _, t in results)
+class _InMemory:
+    """Pages already decoded, in the scheduler's :class:`Pages` shape."""
 
+    def __init__(self, images: list[np.ndarray]) -> None:
+        self._images = images
 
-def _sum_timings(parts: Any) -> dict[str, float]:
-    total: dict[str, float] = {}
-    for t in parts:
-        for k, v in t.items():
-            total[k] = total.get(k, 0.0) + v
-    return total
+    def __len__(self) -> int:
+        return len(self._images)
+
+    def page_size(self, index: int) -> tuple[int, int]:
+        h, w = self._images[index].shape[:2]
+        return int(w), int(h)
+
+    def render(self, index: int) -> np.ndarray:
+        return self._images[index]
+
+    def close(self) -> None:
+        self._images = []

@@ -170,9 +170,11 @@ def micro(recognizer: str, pages: list[bytes], budgets: list[int], repeat: int =
     from PIL import Image
 
     from ocrpipe.engine.pipeline import Pipeline, PipelineConfig
-    from ocrpipe.server.scheduling.engine import crop_aspect, padded_width
+    from ocrpipe.server.scheduling.engine import crop_aspect, padded_cost
+    from ocrpipe.server.scheduling.recognizers import input_height
 
     pipe = Pipeline(PipelineConfig(recognizer=recognizer))
+    padded_width = padded_cost(input_height(pipe.recognizer))
     crops = []
     for body in pages[:4]:
         img = np.asarray(Image.open(io.BytesIO(body)).convert("RGB"))

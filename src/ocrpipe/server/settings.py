@@ -90,6 +90,9 @@ class ServiceSettings(EngineSettings):
     max_pixels: int = Field(default=40_000_000, ge=1)
     """Per page. A request's decoded pages are held in memory (worst case max_pages x max_pixels x 3 bytes),
     so raise these two with care."""
+    request_threads: int = Field(default=0, ge=0, le=64)
+    """Page threads one request or job may hold at once; 0 = all but one of ``workers``, so a request
+    arriving while a long document is worked on starts at once."""
     max_sync_pages: int = Field(default=20, ge=1)
     """Pages one file of a synchronous request (``/v1/ocr``, ``/v1/batch_ocr``) may have; beyond it the
     answer is 413 ``too_many_pages_for_sync`` (send it to ``/v1/jobs``, which takes up to ``max_pages``)."""
@@ -100,6 +103,11 @@ class ServiceSettings(EngineSettings):
     page_memory_mb: float = Field(default=512.0, gt=0)
     """Budget of page images in flight (width x height x 3 bytes each, read before rendering); a page
     larger than the budget runs alone."""
+    malloc_arena_max: int = Field(default=2, ge=0, le=64)
+    """glibc malloc arenas (``mallopt(M_ARENA_MAX)``, like ``MALLOC_ARENA_MAX``); 0 = glibc's default
+    (8 per core): more arenas keep more freed memory resident after a burst."""
+    idle_trim_s: float = Field(default=10.0, ge=0)
+    """After this many seconds without work the heap is trimmed once (``malloc_trim``); 0 = never."""
     max_inflight: int = Field(default=16, ge=1)
     """Concurrent synchronous OCR requests; more get 429 + Retry-After."""
     max_queued_jobs: int = Field(default=10_000, ge=1)

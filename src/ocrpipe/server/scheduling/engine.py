@@ -22,6 +22,7 @@ from ocrpipe.engine import decode as imageio
 from ocrpipe.engine.pipeline import Pipeline
 from ocrpipe.engine.recognize.base import Recognizer
 from ocrpipe.errors import EngineError, ErrorCode, OcrError, Stage
+from ocrpipe.server import memory
 from ocrpipe.server.metrics import Metrics
 from ocrpipe.server.scheduling.batcher import BatcherClosed, BatcherOverloaded, DynamicBatcher
 from ocrpipe.server.scheduling.pages import Pages, PageScheduler, Ticket
@@ -78,9 +79,16 @@ class OcrEngine:
         self.pipeline = pipeline
         self.models = [m.to_dict() for m in self.pipeline.models()]
         self.executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="ocr-aux", initializer=nice)
+        memory.limit_arenas(settings.malloc_arena_max)
         self.scheduler = PageScheduler(self._page_fn, self._document, workers=settings.workers,
                                        memory_budget=int(settings.page_memory_mb * 1024 * 1024),
+                                       lane_threads=settings.request_threads,
                                        thread_init=nice)
+        self.trimmer = memory.IdleTrimmer(self._activity, settings.idle_trim_s) if settings.idle_trim_s else None
+
+    def _activity(self) -> int:
+        """Pages and files done plus crops recognised: changes whenever the service works."""
+        return self.scheduler.tasks_done + (self.batcher.stats.items if self.batcher is not None else 0)
 
     def _make_batcher(self, neural: Recognizer) -> DynamicBatcher[np.ndarray, RecResult]:
         """The dynamic batcher around the neural model, its cost model at the model's own input height."""
@@ -229,6 +237,9 @@ class OcrEngine:
         return await self._offload(self.recognize, crops)
 
     def close(self) -> None:
+        """Stop the page threads, the batcher and the helper threads."""
+        if self.trimmer is not None:
+            self.trimmer.close()
         self.scheduler.close()
         if self.batcher is not None:
             self.batcher.close()

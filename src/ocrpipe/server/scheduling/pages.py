@@ -9,7 +9,9 @@ the pages being worked on.
 
 Memory budget: a page is started only when the pixels of the pages in flight plus its own
 (``page_size`` x 3 bytes, read before rendering) fit ``memory_budget`` bytes; a page larger than the whole
-budget runs when nothing else is in flight. Each ticket has a deadline (the sync endpoints' time budget or
+budget runs when nothing else is in flight. One lane holds at most ``lane_threads`` threads at once (by
+default all but one), so a request arriving while a long PDF is worked on finds a free thread at once
+instead of waiting for one of the PDF's pages to finish. Each ticket has a deadline (the sync endpoints' time budget or
 the jobs' own) and an optional page cap checked when the file is opened, before any page is rendered.
 """
 
@@ -82,10 +84,13 @@ class Ticket:
 @dataclass(eq=False)
 class _Lane:
     tickets: collections.deque[Ticket]
+    inflight: int = 0
+    """Tasks of this lane on a thread right now."""
 
 
 @dataclass
 class _Task:
+    lane: _Lane
     ticket: Ticket
     index: int
     """-1: open the file; otherwise the page to render and process."""
@@ -96,17 +101,20 @@ class PageScheduler:
     """Round-robin page scheduling across requests on ``workers`` threads, within a memory budget."""
 
     def __init__(self, page_fn: PageFn, document_fn: DocumentFn, *, workers: int, memory_budget: int,
-                 thread_init: Callable[[], None] | None = None,
+                 lane_threads: int = 0, thread_init: Callable[[], None] | None = None,
                  on_page: Callable[[float], None] | None = None) -> None:
         self.page_fn = page_fn
         self.document_fn = document_fn
         self.memory_budget = memory_budget
+        self.lane_threads = lane_threads or max(1, workers - 1)
         self.on_page = on_page
         self._thread_init = thread_init
         self._lanes: collections.deque[_Lane] = collections.deque()
         self._cond = threading.Condition()
         self._inflight_bytes = 0
         self._closed = False
+        self.tasks_done = 0
+        """Files opened plus pages processed since start (an activity count)."""
         self._threads = [threading.Thread(target=self._loop, name=f"ocr-page-{i}", daemon=True)
                          for i in range(workers)]
         for t in self._threads:
@@ -156,6 +164,7 @@ class PageScheduler:
                 task = self._pick()
                 if task is not None:
                     self._inflight_bytes += task.nbytes
+                    task.lane.inflight += 1
                     return task
                 self._cond.wait(0.5)  # woken on submit/finish; the timeout re-checks deadlines
             return None
@@ -178,6 +187,8 @@ class PageScheduler:
         if not lane.tickets:
             return None
         ticket = lane.tickets[0]
+        if lane.inflight >= self.lane_threads:
+            return None
         if time.monotonic() > ticket.deadline:
             self._expire(lane)
             return None
@@ -185,7 +196,7 @@ class PageScheduler:
             if ticket.opening:
                 return None
             ticket.opening = True
-            return _Task(ticket, -1)
+            return _Task(lane, ticket, -1)
         try:
             w, h = ticket.pages.page_size(ticket.next_index)
         except Exception as exc:  # noqa: BLE001 - e.g. image_too_large, read from the header: the file fails
@@ -197,7 +208,7 @@ class PageScheduler:
             return None
         ticket.next_index += 1
         ticket.inflight += 1
-        return _Task(ticket, ticket.next_index - 1, nbytes)
+        return _Task(lane, ticket, ticket.next_index - 1, nbytes)
 
     def _expire(self, lane: _Lane) -> None:
         err = EngineError(ErrorCode.DEADLINE_EXCEEDED,
@@ -230,6 +241,8 @@ class PageScheduler:
             finally:
                 with self._cond:
                     self._inflight_bytes -= task.nbytes
+                    task.lane.inflight -= 1
+                    self.tasks_done += 1
                     if task.index >= 0:
                         task.ticket.inflight -= 1
                     self._finish_if_done(task.ticket)

@@ -1,0 +1,152 @@
+"""Fair and bounded page scheduling, measured on a real ``ocrpipe serve``.
+
+    python benchmarks/scheduling.py [--pdf-pages 50] [--batch-files 4] [--repeat 3] [--skip-rss]
+
+(a) Latency of a 1-page ``/v1/ocr`` request alone (median of ``--repeat``) vs while a ``--pdf-pages``-page
+    PDF is being processed (target: at most 3x). The long PDF is sent to ``/v1/ocr`` (the sync page cap is
+    raised for the run) — the case of issue 12, where the 1-page request waited 104 s vs 2.6 s alone.
+(b) ``/v1/batch_ocr`` with ``--batch-files`` PDFs of ``--pdf-pages`` blank A4 pages (200 dpi: 11.6 MB each
+    once rendered): RSS growth of the server during the request, sampled every 0.1 s (target < 600 MB).
+
+Pages are generated here (the sample page of the package, blank PDFs drawn with Pillow). Writes
+``benchmarks/results/scheduling.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from batching import RESULTS, Service  # noqa: E402
+
+
+def blank_pdf(pages: int, width: int, height: int, dpi: int = 200) -> bytes:
+    """A PDF of white pages that render to ``width`` x ``height`` pixels at ``dpi``."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    frames = [Image.new("1", (width, height), 1) for _ in range(pages)]
+    frames[0].save(buf, "PDF", save_all=True, append_images=frames[1:], resolution=float(dpi))
+    return buf.getvalue()
+
+
+def one_page(url: str, page: bytes) -> float:
+    """Seconds for one synchronous OCR of ``page``."""
+    with httpx.Client(base_url=url, timeout=900) as c:
+        start = time.perf_counter()
+        r = c.post("/v1/ocr", files={"file": ("page.png", page, "image/png")})
+        r.raise_for_status()
+        return time.perf_counter() - start
+
+
+def fairness(svc: Service, page: bytes, pdf: bytes, repeat: int) -> dict[str, Any]:
+    """(a): the 1-page latency alone and with the long PDF in flight."""
+    one_page(svc.url, page)  # warm-up
+    alone = [one_page(svc.url, page) for _ in range(repeat)]
+    done = threading.Event()
+    long_s: list[float] = []
+
+    def long_request() -> None:
+        with httpx.Client(base_url=svc.url, timeout=1800) as c:
+            start = time.perf_counter()
+            c.post("/v1/ocr", files={"file": ("long.pdf", pdf, "application/pdf")}).raise_for_status()
+            long_s.append(time.perf_counter() - start)
+        done.set()
+
+    t = threading.Thread(target=long_request)
+    t.start()
+    time.sleep(3.0)
+    loaded = []
+    for _ in range(repeat):
+        if done.is_set():
+            break
+        loaded.append(one_page(svc.url, page))
+    overlapped = not done.is_set()
+    t.join()
+    ratio = statistics.median(loaded) / statistics.median(alone) if loaded else float("nan")
+    return {"alone_s": [round(x, 2) for x in alone], "with_pdf_in_flight_s": [round(x, 2) for x in loaded],
+            "alone_median_s": round(statistics.median(alone), 2),
+            "with_pdf_median_s": round(statistics.median(loaded), 2) if loaded else None,
+            "ratio": round(ratio, 2), "target_ratio": 3.0, "all_overlapped_the_pdf": overlapped,
+            "pdf_wall_s": round(long_s[0], 1) if long_s else None}
+
+
+def batch_rss(svc: Service, pdf: bytes, files: int) -> dict[str, Any]:
+    """(b): RSS growth while one /v1/batch_ocr of ``files`` long PDFs runs."""
+    before = svc.rss_mb()
+    peak = [before]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.1):
+            peak[0] = max(peak[0], svc.rss_mb())
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    start = time.perf_counter()
+    try:
+        with httpx.Client(base_url=svc.url, timeout=3600) as c:
+            body = [("files", (f"f{i}.pdf", pdf, "application/pdf")) for i in range(files)]
+            r = c.post("/v1/batch_ocr", files=body)
+            r.raise_for_status()
+            pages = sum(len(d.get("pages", [])) for d in r.json()["documents"])
+    finally:
+        stop.set()
+        sampler.join()
+    return {"files": files, "pages": pages, "wall_s": round(time.perf_counter() - start, 1),
+            "rss_before_mb": round(before, 1), "rss_peak_mb": round(peak[0], 1),
+            "rss_growth_mb": round(peak[0] - before, 1), "target_growth_mb": 600}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pdf-pages", type=int, default=50)
+    ap.add_argument("--batch-files", type=int, default=4)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--skip-rss", action="store_true")
+    ap.add_argument("--out", default=str(RESULTS / "scheduling.json"))
+    args = ap.parse_args()
+
+    page = (resources.files("ocrpipe") / "assets" / "sample_ko.png").read_bytes()
+    env = {"OCRPIPE_THREADS": "1", "OMP_NUM_THREADS": "1", "OCRPIPE_MAX_SYNC_PAGES": str(args.pdf_pages),
+           "OCRPIPE_MAX_PAGES": str(args.pdf_pages), "OCRPIPE_SYNC_TIMEOUT_S": "3600"}
+    common = ["--workers", str(args.workers), "--job-workers", "1"]
+    out: dict[str, Any] = {"benchmark": "scheduling", "workers": args.workers, "cpu_count": os.cpu_count(),
+                           "machine": platform.machine(), "pdf_pages": args.pdf_pages}
+    svc = Service(common, env=env)
+    try:
+        out["fairness"] = fairness(svc, page, blank_pdf(args.pdf_pages, 827, 1170), args.repeat)
+        f = out["fairness"]
+        print(f"(a) 1-page request: {f['alone_median_s']} s alone, {f['with_pdf_median_s']} s with a "
+              f"{args.pdf_pages}-page PDF in flight: {f['ratio']}x (target <= 3x)", flush=True)
+        if not args.skip_rss:
+            out["batch_rss"] = batch_rss(svc, blank_pdf(args.pdf_pages, 1654, 2339), args.batch_files)
+            b = out["batch_rss"]
+            print(f"(b) /v1/batch_ocr {args.batch_files} x {args.pdf_pages}-page A4 PDFs: RSS "
+                  f"{b['rss_before_mb']} -> peak {b['rss_peak_mb']} MB (+{b['rss_growth_mb']} MB; target < 600)",
+                  flush=True)
+    finally:
+        svc.stop()
+    out["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=2))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

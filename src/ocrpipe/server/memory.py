@@ -1,0 +1,75 @@
+"""Giving memory back: glibc malloc arenas and trimming after idle.
+
+Page images and model buffers are allocated from many threads; glibc gives each contending thread its own
+arena (up to 8 x cores) and keeps freed memory in them, so RSS after a burst stays near its peak.
+:func:`limit_arenas` caps the arena count (``mallopt(M_ARENA_MAX)``, the runtime form of
+``MALLOC_ARENA_MAX``) and :class:`IdleTrimmer` calls ``malloc_trim(0)`` once the service has been idle
+for a while. Both do nothing where the C library is not glibc.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+_M_ARENA_MAX = -8
+
+
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        lib = ctypes.CDLL(name or "libc.so.6")
+    except OSError:
+        return None
+    return lib if hasattr(lib, "malloc_trim") and hasattr(lib, "mallopt") else None
+
+
+def limit_arenas(count: int) -> bool:
+    """Cap glibc's malloc arenas at ``count`` (0: leave the default); True when applied."""
+    lib = _libc()
+    if count <= 0 or lib is None:
+        return False
+    return bool(lib.mallopt(_M_ARENA_MAX, count))
+
+
+def trim() -> bool:
+    """Return free heap memory to the system (``malloc_trim(0)``); True when some was released."""
+    lib = _libc()
+    return bool(lib.malloc_trim(0)) if lib is not None else False
+
+
+class IdleTrimmer:
+    """Trims the heap once after ``idle_s`` seconds without activity (``activity()`` did not change)."""
+
+    def __init__(self, activity: Callable[[], int], idle_s: float, check_s: float = 1.0) -> None:
+        self.activity = activity
+        self.idle_s = idle_s
+        self.check_s = check_s
+        self.trims = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="ocr-idle-trim", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        seen, since, trimmed = self.activity(), time.monotonic(), True
+        while not self._stop.wait(self.check_s):
+            now_seen = self.activity()
+            if now_seen != seen:
+                seen, since, trimmed = now_seen, time.monotonic(), False
+            elif not trimmed and time.monotonic() - since >= self.idle_s:
+                trimmed = True
+                start = time.perf_counter()
+                released = trim()
+                self.trims += 1
+                log.info("heap trimmed after idle", extra={"event": "malloc_trim", "released": released,
+                                                           "ms": round((time.perf_counter() - start) * 1000, 1)})
+
+    def close(self) -> None:
+        """Stop the trimming thread."""
+        self._stop.set()
+        self._thread.join(2.0)

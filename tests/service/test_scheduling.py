@@ -33,14 +33,17 @@ def test_crops_of_several_requests_share_recognition_batches(tmp_path: Path, sam
     # a long max wait and no width budget: a page's crops wait for the other pages' crops
     server = Server(tmp_path / "data", "--max-wait-ms", "1500", "--max-batch-width", "0", "--workers", "2").start()
     try:
+        def ocr(_: int) -> httpx.Response:
+            with server.client() as c:
+                return c.post("/v1/ocr", files={"file": ("s.png", sample_png, "image/png")})
+
+        with ThreadPoolExecutor(3) as pool:
+            responses = list(pool.map(ocr, range(3)))
+        assert all(r.status_code == 200 and "한국어" in r.json()["text"] for r in responses)
         with server.client() as c:
-            files = [("files", (f"p{i}.png", sample_png, "image/png")) for i in range(3)]
-            resp = c.post("/v1/batch_ocr", files=files)
-            assert resp.status_code == 200, resp.text
-            assert all("한국어" in d["text"] for d in resp.json()["documents"])
             batches = metric(c, "ocrpipe_batch_callers_count")
             single = metric(c, 'ocrpipe_batch_callers_bucket{le="1.0"}')
-            assert batches > single, (batches, single)  # some batch pooled the crops of two pages
+            assert batches > single, (batches, single)  # some batch pooled the crops of two requests
     finally:
         server.stop()
 
@@ -115,3 +118,61 @@ def test_a_file_over_the_sync_page_cap_is_sent_to_jobs(tmp_path: Path) -> None:
             assert job.status_code == 202
     finally:
         server.stop()
+
+
+class Killed(BaseException):
+    """Raised inside an inference thread from outside, as when the thread is killed mid-batch."""
+
+
+def test_a_killed_inference_thread_is_replaced_and_its_items_fail_with_the_code(tmp_path: Path) -> None:
+    """The app in this process (real HTTP on a socket, real engine) so that a batcher thread can be killed:
+    an exception is injected into it while it holds a batch (``PyThreadState_SetAsyncExc``)."""
+    import ctypes
+    import threading
+
+    import uvicorn
+    from testsupport.server import free_port, wait_for
+
+    from ocrpipe.server.app import create_app
+    from ocrpipe.server.settings import ServiceSettings
+
+    settings = ServiceSettings(data_dir=tmp_path / "data", port=free_port(), grpc_port=0, batch_threads=1,
+                               max_batch_size=4, max_batch_width=0, threads=1, job_workers=0,
+                               template_workers=0, log_json=True)
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_config=None))
+    runner = threading.Thread(target=server.run, daemon=True)
+    runner.start()
+    url = f"http://127.0.0.1:{settings.port}"
+    lines = [("files", (f"l{i}.png", text_line(f"줄 {i} 한국어 인식 2026년 11월"), "image/png")) for i in range(32)]
+    try:
+        wait_for(lambda: _ready(url), 120, "the in-process server")
+        batcher = app.state.svc.engine.batcher
+        with httpx.Client(base_url=url, timeout=120) as c, ThreadPoolExecutor(1) as pool:
+            for _ in range(3):  # the exception must land while the thread holds a batch
+                pending = pool.submit(c.post, "/v1/recognition", files=lines)
+                wait_for(lambda p=pending: batcher.busy_threads or p.done(), 60, "a batch in flight", every=0.0005)
+                busy = batcher.busy_threads
+                if busy and busy[0].ident is not None:
+                    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(busy[0].ident),
+                                                               ctypes.py_object(Killed))
+                resp = pending.result()
+                if resp.status_code != 200:
+                    break
+            assert resp.status_code == 503, resp.text
+            assert resp.json()["error"]["code"] == "inference_thread_died"
+            wait_for(lambda: batcher.alive_threads == 1, 10, "the replacement thread")
+            assert metric(c, "ocrpipe_inference_thread_restarts_total") >= 1
+            assert c.get("/readyz").status_code == 200
+            again = c.post("/v1/recognition", files=lines[:2])
+            assert again.status_code == 200, again.text
+    finally:
+        server.should_exit = True
+        runner.join(30)
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(url + "/readyz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -153,6 +153,11 @@ class DynamicBatcher(Generic[T, R]):
         return sum(t.is_alive() for t in self._threads)
 
     @property
+    def busy_threads(self) -> list[threading.Thread]:
+        """The inference threads holding a batch right now."""
+        return [self._threads[slot] for slot in list(self._held)]
+
+    @property
     def healthy(self) -> bool:
         """Every thread slot has a live thread and threads are not dying faster than the restart budget."""
         if self._closed or self.alive_threads < len(self._threads):

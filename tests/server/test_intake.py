@@ -59,3 +59,21 @@ def test_queue_gate_refuses_once_the_limit_waits(tmp_path: Path) -> None:
     with pytest.raises(ServiceError):
         fresh.check()
     db.dispose()
+
+
+def test_queue_retry_after_follows_the_measured_drain_rate(tmp_path: Path) -> None:
+    db = get_engine(f"sqlite:///{tmp_path / 'jobs.db'}")
+    migrate(db)
+    store = JobStore(db, tmp_path / "uploads")
+    for i in range(3):
+        store.create(_png(10 + i, 10), filename=None, content_type="image/png", idempotency_key=None)
+    asked: list[int] = []
+    gate = QueueGate(store, 2, drain_s=lambda n: asked.append(n) or n * 12.5)  # 12.5 s a job, measured
+    with pytest.raises(ServiceError) as info:
+        gate.check()
+    assert asked == [2] and info.value.retry_after == 25.0  # two jobs must finish to make room
+    idle = QueueGate(store, 2, drain_s=lambda n: None)  # nothing measured yet
+    with pytest.raises(ServiceError) as info:
+        idle.check()
+    assert info.value.retry_after == 30
+    db.dispose()

@@ -51,7 +51,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     templates = TemplateJobRunner(settings, store, engine, metrics, notifier, finished=finished)
     runner.start()  # first: it re-queues jobs of dead processes before any runner claims
     templates.start()
-    queue = QueueGate(store, settings.max_queued_jobs, on_refuse=metrics.rejected.labels(reason="jobs").inc)
+    queue = QueueGate(store, settings.max_queued_jobs, on_refuse=metrics.rejected.labels(reason="jobs").inc,
+                      drain_s=lambda n: n * _mean(metrics.job_latency) / settings.job_workers or None)
     grpc_server = start_grpc(app, settings, store, templates, queue)
     app.state.svc = ServiceState(settings, metrics, store, engine, runner, notifier, queue, templates, grpc_server)
     log.info("service ready", extra={"engine": engine.pipeline.engine_name, "batching": settings.batching,
@@ -97,6 +98,13 @@ def start_grpc(app: FastAPI, settings: ServiceSettings, store: JobStore, runner:
         return None
     log.info("grpc ready", extra={"grpc_port": server.port, "tls": server.tls})
     return server
+
+
+def _mean(histogram: Any) -> float:
+    """Mean of a Prometheus histogram's observations so far (0.0 before the first)."""
+    samples = {s.name.rsplit("_", 1)[-1]: s.value for s in histogram.collect()[0].samples
+               if s.name.endswith(("_sum", "_count"))}
+    return samples.get("sum", 0.0) / samples["count"] if samples.get("count") else 0.0
 
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:

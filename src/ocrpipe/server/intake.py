@@ -68,17 +68,21 @@ class QueueGate:
     each job created in between.
     """
 
-    def __init__(self, store: JobStore, limit: int, *, on_refuse: Callable[[], None] | None = None) -> None:
+    def __init__(self, store: JobStore, limit: int, *, on_refuse: Callable[[], None] | None = None,
+                 drain_s: Callable[[int], float | None] | None = None) -> None:
         self.store = store
         self.limit = limit
         self.on_refuse = on_refuse
+        self.drain_s = drain_s
+        """Seconds the workers need to run ``n`` queued jobs at the measured rate (None: nothing measured)."""
         self._lock = threading.Lock()
         self._checked = float("-inf")
         self._count = 0
 
     def check(self) -> None:
-        """Raise ``too_many_requests`` (retry after 30 s) when the queue is full. Blocking: call it off the
-        event loop."""
+        """Raise ``too_many_requests`` when the queue is full, with ``Retry-After`` the time the workers need
+        to bring the queue under the limit at their measured rate (30 s before any job was measured).
+        Blocking: call it off the event loop."""
         with self._lock:
             if time.monotonic() - self._checked > QUEUE_RECHECK_S:
                 self._count = self.store.count_queued()
@@ -87,8 +91,9 @@ class QueueGate:
         if count >= self.limit:
             if self.on_refuse is not None:
                 self.on_refuse()
+            drain = self.drain_s(count - self.limit + 1) if self.drain_s is not None else None
             raise ServiceError(ErrorCode.TOO_MANY_REQUESTS, f"{count} jobs are waiting; retry later",
-                               retry_after=QUEUE_RETRY_AFTER_S)
+                               retry_after=max(1.0, drain) if drain is not None else QUEUE_RETRY_AFTER_S)
 
     def created(self) -> None:
         """Count a job queued since the last database read."""

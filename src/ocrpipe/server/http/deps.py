@@ -42,6 +42,8 @@ class ServiceState:
     grpc: Any = None
     """The running :class:`ocrpipe.server.grpc.server.IngestServer` (None: gRPC off or its default port taken)."""
     inflight: int = 0
+    sync_s: float = 1.0
+    """Moving average of a synchronous OCR request's duration (the ``Retry-After`` of a refused one)."""
     started: float = field(default_factory=time.time)
 
 
@@ -67,15 +69,18 @@ async def inflight_slot(request: Request) -> AsyncIterator[None]:
     svc = state(request)
     if svc.inflight >= svc.settings.max_inflight:
         svc.metrics.rejected.labels(reason="inflight").inc()
-        raise ServiceError(ErrorCode.TOO_MANY_REQUESTS,
-                           f"{svc.inflight} OCR requests are in progress; retry shortly", retry_after=1)
+        # By then, on average, every request now in flight has finished.
+        raise ServiceError(ErrorCode.TOO_MANY_REQUESTS, f"{svc.inflight} OCR requests are in progress; retry in "
+                           f"{svc.sync_s:.0f} s", retry_after=max(1.0, svc.sync_s))
     svc.inflight += 1
     svc.metrics.inflight.set(svc.inflight)
+    start = time.monotonic()
     try:
         yield
     finally:
         svc.inflight -= 1
         svc.metrics.inflight.set(svc.inflight)
+        svc.sync_s = 0.8 * svc.sync_s + 0.2 * (time.monotonic() - start)
 
 
 Authorized = Depends(authorize)

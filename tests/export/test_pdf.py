@@ -140,3 +140,22 @@ def test_pdfa_output_keeps_the_text(pipeline: Pipeline, page_image, tmp_path):
         assert pdf.open_metadata().pdfa_status.startswith("2")
     plain = subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True, check=True).stdout
     assert _norm(plain) == _norm(doc.text)
+
+
+def test_rotated_pdf_page_gets_its_text_layer_the_right_way_round(pipeline: Pipeline, page_image, tmp_path):
+    """A page shown turned by /Rotate 90: ocrpipe reads the displayed page (its lines are vertical there),
+    and the layer is drawn in the page's own coordinates, so viewers extract the lines upright."""
+    buf = io.BytesIO()
+    Image.fromarray(page_image).save(buf, "PDF", resolution=150)
+    with pikepdf.open(io.BytesIO(buf.getvalue())) as pdf:
+        pdf.pages[0].obj.Rotate = 90
+        rotated = io.BytesIO()
+        pdf.save(rotated)
+    original = rotated.getvalue()
+    doc = pipeline.run(original, filename="rotated.pdf")
+    assert doc.pages[0].height > doc.pages[0].width  # the displayed (turned) page was read
+    out = tmp_path / "out.pdf"
+    out.write_bytes(overlay_pdf(original, doc))
+    plain = subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True, check=True).stdout
+    assert sorted(_norm(plain)) == sorted(_norm(doc.text))
+    assert _norm(plain)[0] == " ".join(LINES[0].split())  # upright: the top line comes first

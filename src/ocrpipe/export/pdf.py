@@ -18,13 +18,13 @@ import io
 import math
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 
-from ocrpipe.document import Document, Page, Word
+from ocrpipe.document import Box, Document, Page, Word
 from ocrpipe.errors import ErrorCode, OcrError
 
 DEFAULT_IMAGE_DPI = 300
@@ -145,10 +145,51 @@ def _output(pdf) -> bytes:  # type: ignore[no-untyped-def]
         subset_log.setLevel(level)
 
 
+def _text_ordered(page: Page) -> Page:
+    """Word boxes whose first corner is the text's own top-left and whose first edge runs along the text.
+
+    A vertical line's crop was turned 90 degrees counter-clockwise before it was read (see
+    :func:`ocrpipe.engine.crop.crop_quad`), so its text runs down the page with its top towards the right:
+    its box, clockwise from the page's top-left, starts one corner later.
+    """
+    from ocrpipe.engine.crop import is_vertical
+
+    def roll(box: Box) -> Box:
+        return (box[1], box[2], box[3], box[0])
+
+    lines = []
+    for line in page.lines:
+        words = line.words or (Word(line.text, line.confidence, line.box),)
+        if is_vertical(np.asarray(line.box)):
+            words = tuple(replace(w, box=roll(w.box)) for w in words)
+        lines.append(replace(line, words=words))
+    return replace(page, lines=tuple(lines))
+
+
+def _unrotated(page: Page, rotation: int) -> Page:
+    """The page as laid out before the PDF's ``/Rotate`` (clockwise, in degrees) is applied for display:
+    ocrpipe saw the displayed page, the text layer is drawn in the page's own coordinates."""
+    if rotation == 0:
+        return page
+    width, height = (page.height, page.width) if rotation in (90, 270) else (page.width, page.height)
+
+    def back(box: Box) -> Box:
+        if rotation == 90:
+            return tuple((y, height - x) for x, y in box)  # type: ignore[return-value]
+        if rotation == 180:
+            return tuple((width - x, height - y) for x, y in box)  # type: ignore[return-value]
+        return tuple((width - y, x) for x, y in box)  # type: ignore[return-value]
+
+    lines = tuple(replace(line, box=back(line.box), words=tuple(replace(w, box=back(w.box)) for w in line.words))
+                  for line in page.lines)
+    return replace(page, width=width, height=height, lines=lines)
+
+
 def overlay_pdf(original: bytes, doc: Document) -> bytes:
     """The original PDF with the Document's text laid over each page; page contents stay as they were.
 
-    ``doc`` must come from this PDF's pages (rendered by ocrpipe: each page image is the page's crop box).
+    ``doc`` must come from this PDF's pages as displayed (rendered by ocrpipe: each page image is the page's
+    crop box turned by its ``/Rotate``).
     """
     try:
         import pikepdf
@@ -158,17 +199,15 @@ def overlay_pdf(original: bytes, doc: Document) -> bytes:
         if len(pdf.pages) != len(doc.pages):
             raise OcrError(ErrorCode.INVALID_ARGUMENT,
                            f"the PDF has {len(pdf.pages)} pages but the result has {len(doc.pages)}")
-        geometries, boxes = [], []
+        pages, geometries, boxes = [], [], []
         for pdf_page, page in zip(pdf.pages, doc.pages, strict=True):
             box = pikepdf.Rectangle(pdf_page.cropbox)
-            rotated = int(pdf_page.obj.get("/Rotate", 0)) % 180 == 90
-            width_pt = box.height if rotated else box.width
-            geometries.append(PageGeometry(width_pt, box.width if rotated else box.height, width_pt / page.width))
+            flat = _unrotated(_text_ordered(page), int(pdf_page.obj.get("/Rotate", 0)) % 360)
+            pages.append(flat)
+            geometries.append(PageGeometry(box.width, box.height, box.width / flat.width))
             boxes.append(box)
-        layer = pikepdf.open(io.BytesIO(text_layer_pdf(doc, geometries)))
+        layer = pikepdf.open(io.BytesIO(text_layer_pdf(replace(doc, pages=tuple(pages)), geometries)))
         for pdf_page, layer_page, box in zip(pdf.pages, layer.pages, boxes, strict=True):
-            if int(pdf_page.obj.get("/Rotate", 0)) % 360:
-                layer_page.rotate(-int(pdf_page.obj.get("/Rotate", 0)), relative=True)
             pdf_page.add_overlay(layer_page, box)
         out = io.BytesIO()
         pdf.save(out)

@@ -9,11 +9,25 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from ocrpipe.engine.decode import Limits
 from ocrpipe.errors import ErrorCode, InputError
 from ocrpipe.server.errors import ServiceError
 from ocrpipe.server.intake import QueueGate, check_upload
 from ocrpipe.server.storage.db import get_engine, migrate
 from ocrpipe.server.storage.jobs import JobStore
+
+LIMITS = Limits(max_bytes=4096, max_pixels=1_000_000, max_pages=3, max_side=3000)
+
+
+def _pdf(sizes: list[tuple[float, float]]) -> bytes:
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    for w, h in sizes:
+        writer.add_blank_page(width=w, height=h)
+    buf = io.BytesIO()
+    writer.write(buf)
+    return buf.getvalue()
 
 
 def _png(width: int, height: int) -> bytes:
@@ -29,16 +43,21 @@ def _png(width: int, height: int) -> bytes:
     (_png(64, 32)[:30], ErrorCode.CORRUPT_IMAGE),
     (_png(1100, 1000), ErrorCode.IMAGE_TOO_LARGE),
     (b"\x89PNG\r\n\x1a\n" + bytes(5000), ErrorCode.FILE_TOO_LARGE),
+    (_png(4000, 20), ErrorCode.IMAGE_TOO_LARGE),  # over the side limit, within the pixel limit
+    (_png(600, 4), ErrorCode.IMAGE_TOO_SMALL),
+    (b"%PDF-1.4\n", ErrorCode.CORRUPT_PDF),
+    (_pdf([(200, 200)] * 4), ErrorCode.TOO_MANY_PAGES),
+    (_pdf([(36_000_000, 0.001)]), ErrorCode.IMAGE_TOO_SMALL),  # a needle page, refused from its box
 ])
 def test_bad_uploads_get_their_code(data: bytes, code: ErrorCode) -> None:
     with pytest.raises(InputError) as info:
-        check_upload(data, "x.png", max_bytes=4096, max_pixels=1_000_000)
+        check_upload(data, "x.png", limits=LIMITS)
     assert info.value.code == code
 
 
 def test_good_uploads_pass_with_their_media_type() -> None:
-    assert check_upload(_png(100, 100), None, max_bytes=4096, max_pixels=1_000_000) == "image/png"
-    assert check_upload(b"%PDF-1.4\n", None, max_bytes=4096, max_pixels=1) == "application/pdf"
+    assert check_upload(_png(100, 100), None, limits=LIMITS) == "image/png"
+    assert check_upload(_pdf([(200, 300)] * 3), None, limits=LIMITS) == "application/pdf"
 
 
 def test_queue_gate_refuses_once_the_limit_waits(tmp_path: Path) -> None:

@@ -122,8 +122,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED}.get(exc.status_code,
-                                                                                 ErrorCode.HTTP_ERROR)
+        # 400 here is the multipart parser refusing the body (no boundary, a 1 MB part header, 50,000 fields):
+        # the caller's request is malformed, which has a documented code of its own.
+        code = {400: ErrorCode.INVALID_ARGUMENT, 404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED,
+                413: ErrorCode.FILE_TOO_LARGE}.get(exc.status_code, ErrorCode.HTTP_ERROR)
         return error_response(ServiceError(code, str(exc.detail), http_status=exc.status_code))
 
     @app.exception_handler(Exception)

@@ -154,8 +154,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServicer):
             if len(value) > limit or "\x00" in value:
                 raise ServiceError(ErrorCode.INVALID_ARGUMENT,
                                    f"{name} must be at most {limit} characters without NUL")
-        return check_upload(request.image, "image", max_bytes=self.settings.max_upload_bytes,
-                            max_pixels=self.settings.max_pixels)
+        return check_upload(request.image, "image", limits=self.settings.limits(), dpi=self.settings.pdf_dpi)
 
     # ---- GetResult ---------------------------------------------------------------------------------
 

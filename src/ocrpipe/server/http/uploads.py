@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import UploadFile
+from starlette.concurrency import run_in_threadpool
 
 from ocrpipe.errors import ErrorCode
 from ocrpipe.server.errors import ServiceError
@@ -11,10 +12,10 @@ from ocrpipe.server.intake import check_upload
 
 
 async def read_upload(upload: UploadFile, svc: ServiceState) -> tuple[bytes, str | None]:
-    """The upload's bytes after the intake checks (empty, byte limit, media type, header pixel count)."""
+    """The upload's bytes after the intake checks (empty, byte limit, media type, pages and their sizes)."""
     data = await upload.read()
     name = upload.filename or None
-    check_upload(data, name, max_bytes=svc.settings.max_upload_bytes, max_pixels=svc.settings.max_pixels)
+    await run_in_threadpool(check_upload, data, name, limits=svc.settings.limits(), dpi=svc.settings.pdf_dpi)
     return data, name
 
 

@@ -1,0 +1,231 @@
+"""The hostile corpus against the real ``ocrpipe serve`` (REST and gRPC), on SQLite and PostgreSQL.
+
+Every crafted file goes to every endpoint that takes a document. The answer must be a documented 4xx code
+the case allows (or a successful read where the case says a read is right), never a 5xx; a job is refused
+before its ``202`` when the file can never be read; a normal client keeps being served throughout; the
+server is healthy afterwards and its log holds no traceback.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import grpc
+import httpx
+import pytest
+from testsupport.hostile import Case, corpus
+from testsupport.images import text_page
+from testsupport.server import Server, wait_job
+
+from ocrpipe.protocol import ingest_pb2, ingest_pb2_grpc
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+
+CASES = corpus()
+ERROR_CODE = "ocrpipe-error-code"
+
+
+class HostileServer(Server):
+    serve_grpc = True
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileServer]:
+    """One server per database back end for the whole module (small limits keep refusals cheap)."""
+    from testsupport.databases import pg_database
+
+    env = {"OCRPIPE_MAX_UPLOAD_MB": "4", "OCRPIPE_MAX_PIXELS": "20000000", "OCRPIPE_MAX_PAGES": "50"}
+    data_dir = tmp_path_factory.mktemp(f"hostile-{request.param}")
+    if request.param == "sqlite":
+        srv = HostileServer(data_dir, env=env).start()
+        try:
+            yield srv
+        finally:
+            srv.stop()
+        return
+    with pg_database() as url:
+        srv = HostileServer(data_dir, "--database-url", url, env=env).start()
+        try:
+            yield srv
+        finally:
+            srv.stop()
+
+
+def _code(resp: httpx.Response) -> str:
+    try:
+        return str(resp.json()["error"]["code"])
+    except (ValueError, KeyError, TypeError):
+        return f"<no error body: {resp.text[:120]!r}>"
+
+
+def _verdict(case: Case, resp: httpx.Response, where: str) -> str | None:
+    """What is wrong with this answer (None: it is a right one)."""
+    if resp.status_code >= 500:
+        return f"{case.name} on {where}: {resp.status_code} {resp.text[:200]}"
+    if resp.status_code == 200:
+        return None if case.ok else f"{case.name} on {where}: read although it must be refused"
+    code = _code(resp)
+    return None if code in case.expect else f"{case.name} on {where}: {resp.status_code} {code}"
+
+
+def _batch_verdict(case: Case, resp: httpx.Response) -> str | None:
+    if resp.status_code != 200:
+        return _verdict(case, resp, "/v1/batch_ocr")
+    entry = resp.json()["documents"][0]
+    if "error" not in entry:
+        return None if case.ok else f"{case.name} in batch: read although it must be refused"
+    code = entry["error"]["code"]
+    return None if code in case.expect else f"{case.name} in batch: {code}"
+
+
+class Bystander:
+    """A normal client OCRing a real page in a loop while the hostile traffic runs."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.page = text_page(["정상 요청 123"])
+        self.answers: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=120) as client:
+            while not self._stop.is_set():
+                resp = client.post("/v1/ocr", files={"file": ("ok.png", self.page, "image/png")})
+                self.answers.append(resp.status_code)
+                time.sleep(0.2)
+
+    def __enter__(self) -> Bystander:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(150)
+
+
+def test_every_document_endpoint(server: HostileServer) -> None:
+    wrong: list[str | None] = []
+    with Bystander(server.url) as bystander, server.client() as client:
+        for case in CASES:
+            upload = {"file": (case.filename, case.data, "application/octet-stream")}
+            for route in ("/v1/ocr", "/v1/detection"):
+                wrong.append(_verdict(case, client.post(route, files=upload), route))
+            resp = client.post("/v1/recognition", files={"files": upload["file"]})
+            wrong.append(_verdict(case, resp, "/v1/recognition"))
+            wrong.append(_batch_verdict(case, client.post("/v1/batch_ocr", files=[("files", upload["file"])])))
+    assert not [w for w in wrong if w], "\n".join(w for w in wrong if w)
+    assert bystander.answers and set(bystander.answers) == {200}, bystander.answers
+    _assert_healthy(server)
+
+
+def test_jobs_refuse_unreadable_files_before_202(server: HostileServer) -> None:
+    accepted: list[tuple[Case, str]] = []
+    wrong: list[str | None] = []
+    with server.client() as client:
+        for case in CASES:
+            resp = client.post("/v1/jobs", files={"file": (case.filename, case.data, "application/octet-stream")})
+            if resp.status_code == 202:
+                accepted.append((case, resp.json()["id"]))
+                wrong.append(None if case.ok else f"{case.name}: acknowledged although it can never be read")
+            else:
+                wrong.append(_verdict(case, resp, "/v1/jobs"))
+        for case, job_id in accepted:
+            job = wait_job(client, job_id, timeout=300)
+            code = (job.get("error") or {}).get("code")
+            if job["status"] == "failed" and code not in case.expect:
+                wrong.append(f"{case.name}: job failed with {job['error']}")
+    assert not [w for w in wrong if w], "\n".join(w for w in wrong if w)
+    _assert_healthy(server)
+
+
+def test_grpc_submit(server: HostileServer) -> None:
+    channel = grpc.insecure_channel(server.target)
+    stub = ingest_pb2_grpc.IngestStub(channel)
+    accepted: list[tuple[Case, str]] = []
+    wrong: list[str] = []
+    for case in CASES:
+        allowed = case.expect | {"too_many_pages"}  # a printout upload is one page
+        try:
+            reply = stub.Submit(ingest_pb2.SubmitRequest(image=case.data, filename=case.filename), timeout=60)
+        except grpc.RpcError as exc:
+            code = dict(exc.trailing_metadata() or ()).get(ERROR_CODE)
+            if exc.code() == grpc.StatusCode.INTERNAL or code not in allowed:
+                wrong.append(f"{case.name}: {exc.code()} {code} {exc.details()}")
+            continue
+        if not case.ok:
+            wrong.append(f"{case.name}: Submit accepted a file that can never be read")
+        accepted.append((case, reply.job_id))
+    for case, job_id in accepted:
+        res = _finished(stub, job_id)
+        if res.status == "failed" and res.error_code not in case.expect | {"too_many_pages"}:
+            wrong.append(f"{case.name}: template job failed with {res.error_code}")
+        elif res.status not in ("succeeded", "failed"):
+            wrong.append(f"{case.name}: job still {res.status}")
+    channel.close()
+    assert not wrong, "\n".join(wrong)
+    _assert_healthy(server)
+
+
+def _finished(stub: ingest_pb2_grpc.IngestStub, job_id: str, timeout: float = 300) -> ingest_pb2.JobResult:
+    deadline = time.monotonic() + timeout
+    while True:
+        res = stub.GetResult(ingest_pb2.GetResultRequest(job_id=job_id), timeout=30)
+        if res.status in ("succeeded", "failed") or time.monotonic() > deadline:
+            return res
+        time.sleep(0.3)
+
+
+def test_watch_from_the_far_future(server: HostileServer) -> None:
+    channel = grpc.insecure_channel(server.target)
+    stub = ingest_pb2_grpc.IngestStub(channel)
+    stream = stub.WatchResults(ingest_pb2.WatchRequest(since_unix_ms=2**62), timeout=3)
+    with pytest.raises(grpc.RpcError) as info:
+        for _ in stream:
+            pass
+    assert info.value.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.DEADLINE_EXCEEDED), info.value
+    channel.close()
+
+
+def test_unknown_grpc_method(server: HostileServer) -> None:
+    channel = grpc.insecure_channel(server.target)
+    call = channel.unary_unary("/ocrpipe.v1.Ingest/NoSuchMethod")
+    with pytest.raises(grpc.RpcError) as info:
+        call(b"", timeout=10)
+    assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    channel.close()
+
+
+MALFORMED: dict[str, tuple[dict[str, str], bytes]] = {
+    "no-boundary": ({"Content-Type": "multipart/form-data"}, b"--x\r\n\r\nabc\r\n--x--\r\n"),
+    "huge-part-header": ({"Content-Type": "multipart/form-data; boundary=x"},
+                         b"--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"" + b"a" * 1_000_000
+                         + b"\"\r\n\r\nabc\r\n--x--\r\n"),
+    "50000-fields": ({"Content-Type": "multipart/form-data; boundary=x"},
+                     b"".join(b"--x\r\nContent-Disposition: form-data; name=\"f%d\"\r\n\r\nv\r\n" % i
+                              for i in range(50_000)) + b"--x--\r\n"),
+    "not-multipart": ({"Content-Type": "application/json"}, b'{"file": "page.png"}'),
+}
+MALFORMED_CODES = {"invalid_argument", "file_too_large", "unsupported_media_type"}
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED))
+def test_malformed_multipart(server: HostileServer, name: str) -> None:
+    headers, body = MALFORMED[name]
+    with server.client() as client:
+        for route in ("/v1/ocr", "/v1/jobs", "/v1/batch_ocr"):
+            resp = client.post(route, headers=headers, content=body)
+            assert 400 <= resp.status_code < 500, f"{route}: {resp.status_code} {resp.text[:200]}"
+            assert _code(resp) in MALFORMED_CODES, f"{route}: {_code(resp)}"
+
+
+def _assert_healthy(server: HostileServer) -> None:
+    with server.client() as client:
+        assert client.get("/readyz").status_code == 200
+        resp = client.post("/v1/ocr", files={"file": ("p.png", text_page(["확인 42"]), "image/png")})
+        assert resp.status_code == 200, resp.text[:300]
+    log = server.log()
+    assert "Traceback" not in log, log[log.find("Traceback") - 2000:][:6000]
+

@@ -74,7 +74,7 @@ def _batch_verdict(case: Case, resp: httpx.Response) -> str | None:
     if resp.status_code != 200:
         return _verdict(case, resp, "/v1/batch_ocr")
     entry = resp.json()["documents"][0]
-    if "error" not in entry:
+    if not entry.get("error"):
         return None if case.ok else f"{case.name} in batch: read although it must be refused"
     code = entry["error"]["code"]
     return None if code in case.expect else f"{case.name} in batch: {code}"

@@ -1,5 +1,5 @@
 """One page path: ``ocrpipe ocr`` (the real CLI process) and ``POST /v1/ocr`` on a real ``ocrpipe serve``
-give the same Document for the same generated page."""
+give the same Document (engine, text, line and word boxes) for the same generated page."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ def _essentials(doc: dict[str, Any]) -> dict[str, Any]:
         "engine": doc["engine"],
         "text": doc["text"],
         "pages": [{"size": (p["width"], p["height"]),
-                   "lines": [(ln["text"], ln["box"]) for ln in p["lines"]]}
+                   "lines": [(ln["text"], ln["box"], [(w["text"], w["box"]) for w in ln["words"]])
+                             for ln in p["lines"]]}
                   for p in doc["pages"]],
     }
 
@@ -46,6 +47,7 @@ def test_cli_and_service_give_the_same_document(tmp_path: Path, batching: str) -
     assert resp.status_code == 200, resp.text
     from_service = resp.json()
     assert len(from_cli["pages"][0]["lines"]) >= len(LINES)
+    assert all(ln["words"] for ln in from_cli["pages"][0]["lines"])
     assert _essentials(from_service) == _essentials(from_cli)
     for doc in (from_cli, from_service):
         assert doc["timings_ms"]["total"] >= doc["timings_ms"]["detect"] + doc["timings_ms"]["recognize"]

@@ -129,8 +129,13 @@ def test_job_lifecycle_idempotency_and_listing(client: httpx.Client, sample_png:
 
 
 def test_failed_job_reports_stage_and_code(client: httpx.Client) -> None:
-    truncated = png(300, 200, 0)[:120]
-    job_id = client.post("/v1/jobs", files={"file": ("cut.png", truncated, "image/png")}).json()["id"]
+    # The header is intact (the upload is accepted), the compressed pixel data is not (decoding fails).
+    data = bytearray(png(300, 200, 0))
+    at = data.index(b"IDAT") + 8
+    data[at:at + 16] = b"\xff" * 16
+    resp = client.post("/v1/jobs", files={"file": ("cut.png", bytes(data), "image/png")})
+    assert resp.status_code == 202, resp.text
+    job_id = resp.json()["id"]
     job = wait_job(client, job_id)
     assert job["status"] == "failed"
     assert job["error"]["stage"] == "decode" and job["error"]["code"] == "corrupt_image"

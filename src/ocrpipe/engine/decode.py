@@ -220,6 +220,10 @@ class _ImageSource(PageSource):
     def _display_size(self) -> tuple[int, int]:
         width, height = self._img.size
         _check_pixels((width, height), self.name, self.limits)
+        if self._img.format == "PNG" and "exif" not in self._img.info:
+            # Pillow's PNG getexif() decodes the whole image to look for an eXIf chunk after the pixel data;
+            # the size must come from the header alone (one seen before the pixels is in ``info``).
+            return width, height
         if self._img.getexif().get(_EXIF_ORIENTATION) in _SWAPS_AXES:
             return height, width
         return width, height

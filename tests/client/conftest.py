@@ -94,7 +94,12 @@ class WatchClient:
         if not db_file.exists():
             return []
         with sqlite3.connect(db_file, timeout=10) as db:
-            return db.execute("SELECT path, state, job_id, error_code FROM files").fetchall()
+            try:
+                return db.execute("SELECT path, state, job_id, error_code FROM files").fetchall()
+            except sqlite3.OperationalError as exc:  # the client created the file but not yet its table
+                if "no such table" in str(exc):
+                    return []
+                raise
 
     def states(self) -> dict[str, str]:
         return {Path(p).name: s for p, s, _, _ in self.spool_rows()}

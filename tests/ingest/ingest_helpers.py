@@ -17,7 +17,7 @@ from testsupport.images import encode_png
 from testsupport.server import Server
 
 from ocrpipe.protocol import ingest_pb2, ingest_pb2_grpc
-from ocrpipe.server.security.grpc_auth import client_channel
+from ocrpipe.protocol.channel import client_channel
 from ocrpipe.server.storage.db import get_engine
 
 SEED = 5150  # templates were checked on seed 11; template tests use 777, the benchmark 2026, the client 4242

@@ -12,10 +12,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from ocrpipe.server.security.grpc_auth import add_port, client_channel, current_tenant, make_server, scope_for
+from ocrpipe.protocol.channel import client_channel, grpc_channel_credentials
+from ocrpipe.server.security.grpc_auth import add_port, current_tenant, make_server, scope_for
 from ocrpipe.server.security.keys import KeyStore, Scope
 from ocrpipe.server.security.settings import SecuritySettings
-from ocrpipe.server.security.tls import grpc_channel_credentials
 from ocrpipe.server.storage.db import get_engine, migrate
 
 

@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
+from ocrpipe.protocol.channel import is_loopback
 from ocrpipe.server.intake import scoped_idempotency_key
 from ocrpipe.server.security.auth import SecurityState, bearer_token, required_scope
 from ocrpipe.server.security.keys import KeyAdminError, KeyExists, KeyStore, Principal, Scope, parse_scopes
 from ocrpipe.server.security.openapi import document
 from ocrpipe.server.security.ratelimit import RateLimiter
-from ocrpipe.server.security.settings import SecuritySettings, UnsafeBind, check_bind, is_loopback
+from ocrpipe.server.security.settings import SecuritySettings, UnsafeBind, check_bind
 from ocrpipe.server.storage.db import get_engine, migrate
 from ocrpipe.server.storage.jobs import JobStore
 from ocrpipe.server.storage.retention import delete_job, dependent_columns
@@ -221,7 +222,7 @@ def test_log_filter_redacts_content_but_keeps_ids() -> None:
     import logging
 
     from ocrpipe.server.logconfig import JsonFormatter
-    from ocrpipe.server.security.logfilter import install as redact_content
+    from ocrpipe.server.logfilter import install as redact_content
 
     out = io.StringIO()
     handler = redact_content(logging.StreamHandler(out))

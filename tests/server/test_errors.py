@@ -68,7 +68,7 @@ def test_unexpected_exceptions_do_not_leak_their_message() -> None:
 
 
 def test_retry_after_and_overload() -> None:
-    f = failure(BatcherOverloaded("queue full", retry_after=0.2))
+    f = failure(BatcherOverloaded("queue full", retry_after=0.2))  # the batcher's own error is an OcrError
     assert (f.http_status, f.grpc_status, f.code) == (503, grpc.StatusCode.UNAVAILABLE, ErrorCode.OVERLOADED)
     assert f.headers() == {"Retry-After": "1"}
     assert failure(ServiceError(ErrorCode.TOO_MANY_REQUESTS, "x", retry_after=30)).headers()["Retry-After"] == "30"

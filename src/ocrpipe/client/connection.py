@@ -1,5 +1,5 @@
 """The client's side of the ``ocrpipe.v1.Ingest`` service: one channel (TLS by default, mutual TLS and the
-API key through :func:`ocrpipe.server.security.grpc_auth.client_channel`), the three calls, and what each gRPC
+API key through :func:`ocrpipe.protocol.channel.client_channel`), the three calls, and what each gRPC
 status means for a queued file.
 
 After a connection failure the channel is thrown away and the next call opens a fresh one. gRPC's own
@@ -19,7 +19,7 @@ import grpc
 
 from ocrpipe.client.errors import ClientError
 from ocrpipe.protocol import ingest_pb2, ingest_pb2_grpc
-from ocrpipe.server.security.settings import is_loopback
+from ocrpipe.protocol.channel import client_channel, is_loopback
 
 
 class Outcome(enum.Enum):
@@ -111,7 +111,6 @@ class Connection:
         self._stub: ingest_pb2_grpc.IngestStub | None = None
 
     def stub(self) -> ingest_pb2_grpc.IngestStub:
-        from ocrpipe.server.security.grpc_auth import client_channel
 
         with self._lock:
             if self._stub is None:

@@ -21,7 +21,6 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ocrpipe.errors import STATUSES, ErrorCode, OcrError, Stage
-from ocrpipe.server.scheduling.batcher import BatcherOverloaded
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +76,6 @@ class Failure:
 def failure(exc: BaseException) -> Failure:
     """The answer to ``exc`` on either transport; anything unexpected is ``internal_error`` (logged by the
     caller, never shown)."""
-    if isinstance(exc, BatcherOverloaded):
-        exc = ServiceError(ErrorCode.OVERLOADED, str(exc), retry_after=exc.retry_after)
     if not isinstance(exc, OcrError):
         exc = ServiceError(ErrorCode.INTERNAL_ERROR, "internal error; see the server log")
     return Failure(http_status=exc.http_status, grpc_status=grpc.StatusCode[STATUSES[exc.code].grpc],
@@ -110,10 +107,6 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(OcrError)
     async def _ocr(_: Request, exc: OcrError) -> JSONResponse:
-        return error_response(exc)
-
-    @app.exception_handler(BatcherOverloaded)
-    async def _overloaded(_: Request, exc: BatcherOverloaded) -> JSONResponse:
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)

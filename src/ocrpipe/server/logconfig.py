@@ -48,7 +48,7 @@ def configure(level: str = "INFO", json_logs: bool = True) -> None:
     handler.setFormatter(JsonFormatter() if json_logs else
                          logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     root = logging.getLogger()
-    from ocrpipe.server.security.logfilter import install as redact_content
+    from ocrpipe.server.logfilter import install as redact_content
 
     root.handlers[:] = [redact_content(handler)]  # defence in depth: no text/values/bytes in log lines
     root.setLevel(level)

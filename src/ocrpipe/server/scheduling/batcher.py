@@ -40,7 +40,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from ocrpipe.errors import EngineError, ErrorCode, Stage
+from ocrpipe.errors import EngineError, ErrorCode, OcrError, Stage
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -48,12 +48,11 @@ R = TypeVar("R")
 log = logging.getLogger(__name__)
 
 
-class BatcherOverloaded(RuntimeError):
-    """The batcher's queue stayed full for longer than the admission timeout."""
+class BatcherOverloaded(OcrError):
+    """The batcher's queue stayed full for longer than the admission timeout (code ``overloaded``)."""
 
     def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+        super().__init__(ErrorCode.OVERLOADED, message, retry_after=retry_after)
 
 
 class BatcherClosed(RuntimeError):

@@ -249,7 +249,7 @@ class OcrEngine:
 def _raise_unexpected(results: Sequence[object]) -> None:
     """Re-raise the first error that is not a per-file :class:`OcrError` (overload, bugs, cancellation)."""
     for res in results:
-        if isinstance(res, BaseException) and not isinstance(res, OcrError):
+        if isinstance(res, BaseException) and (not isinstance(res, OcrError) or isinstance(res, BatcherOverloaded)):
             raise res
 
 

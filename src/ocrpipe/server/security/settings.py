@@ -6,12 +6,13 @@ service without reshaping it; both read the same ``OCRPIPE_`` environment.
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ocrpipe.protocol.channel import is_loopback
 
 
 class SecuritySettings(BaseSettings):
@@ -56,16 +57,6 @@ class SecuritySettings(BaseSettings):
     @property
     def tls(self) -> bool:
         return self.tls_cert is not None
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` only accepts connections from this machine."""
-    if host in ("localhost", "ip6-localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class UnsafeBind(Exception):

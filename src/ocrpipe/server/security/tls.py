@@ -2,8 +2,8 @@
 
 Servers: :func:`uvicorn_ssl_options` (HTTPS) and :func:`grpc_server_credentials` (gRPC); with a client
 CA both require and verify a client certificate (mutual TLS). Clients: :func:`client_ssl_context`
-(httpx and other ``ssl``-based clients) and :func:`grpc_channel_credentials` verify the server against
-the system trust store or a given CA file, and can present a client certificate.
+(httpx and other ``ssl``-based clients) verifies the server against the system trust store or a given CA
+file and can present a client certificate; the gRPC client side is :mod:`ocrpipe.protocol.channel`.
 """
 
 from __future__ import annotations
@@ -48,12 +48,3 @@ def grpc_server_credentials(cert_file: str | Path, key_file: str | Path,
     return grpc.ssl_server_credentials(
         [(Path(key_file).read_bytes(), Path(cert_file).read_bytes())],
         root_certificates=_read(client_ca), require_client_auth=client_ca is not None)
-
-
-def grpc_channel_credentials(ca_file: str | Path | None = None, cert_file: str | Path | None = None,
-                             key_file: str | Path | None = None) -> Any:
-    """``grpc.ChannelCredentials`` for ``grpc.secure_channel``: verify the server, optionally mTLS."""
-    import grpc
-
-    return grpc.ssl_channel_credentials(root_certificates=_read(ca_file), private_key=_read(key_file),
-                                        certificate_chain=_read(cert_file))

@@ -3,7 +3,6 @@ certificates, both database back ends and a headless browser for the web page.""
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 from collections.abc import Iterator
@@ -30,14 +29,9 @@ def pipeline():
 @pytest.fixture(scope="session")
 def encrypted_pdf() -> bytes:
     """A one-page PDF protected by a user password (made with pypdf)."""
-    from pypdf import PdfWriter
+    from testsupport.hostile import encrypted_pdf as make
 
-    writer = PdfWriter()
-    writer.add_blank_page(width=200, height=200)
-    writer.encrypt(user_password="secret", owner_password="owner", algorithm="RC4-128")
-    buf = io.BytesIO()
-    writer.write(buf)
-    return buf.getvalue()
+    return make()
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from testsupport.hostile import pdf_pages
 
 from ocrpipe.engine.decode import Limits
 from ocrpipe.errors import ErrorCode, InputError
@@ -17,17 +18,6 @@ from ocrpipe.server.storage.db import get_engine, migrate
 from ocrpipe.server.storage.jobs import JobStore
 
 LIMITS = Limits(max_bytes=4096, max_pixels=1_000_000, max_pages=3, max_side=3000)
-
-
-def _pdf(sizes: list[tuple[float, float]]) -> bytes:
-    from pypdf import PdfWriter
-
-    writer = PdfWriter()
-    for w, h in sizes:
-        writer.add_blank_page(width=w, height=h)
-    buf = io.BytesIO()
-    writer.write(buf)
-    return buf.getvalue()
 
 
 def _png(width: int, height: int) -> bytes:
@@ -46,8 +36,8 @@ def _png(width: int, height: int) -> bytes:
     (_png(4000, 20), ErrorCode.IMAGE_TOO_LARGE),  # over the side limit, within the pixel limit
     (_png(600, 4), ErrorCode.IMAGE_TOO_SMALL),
     (b"%PDF-1.4\n", ErrorCode.CORRUPT_PDF),
-    (_pdf([(200, 200)] * 4), ErrorCode.TOO_MANY_PAGES),
-    (_pdf([(36_000_000, 0.001)]), ErrorCode.IMAGE_TOO_SMALL),  # a needle page, refused from its box
+    (pdf_pages([(200, 200)] * 4), ErrorCode.TOO_MANY_PAGES),
+    (pdf_pages([(36_000_000, 0.001)]), ErrorCode.IMAGE_TOO_SMALL),  # a needle page, refused from its box
 ])
 def test_bad_uploads_get_their_code(data: bytes, code: ErrorCode) -> None:
     with pytest.raises(InputError) as info:
@@ -57,7 +47,7 @@ def test_bad_uploads_get_their_code(data: bytes, code: ErrorCode) -> None:
 
 def test_good_uploads_pass_with_their_media_type() -> None:
     assert check_upload(_png(100, 100), None, limits=LIMITS) == "image/png"
-    assert check_upload(_pdf([(200, 300)] * 3), None, limits=LIMITS) == "application/pdf"
+    assert check_upload(pdf_pages([(200, 300)] * 3), None, limits=LIMITS) == "application/pdf"
 
 
 def test_queue_gate_refuses_once_the_limit_waits(tmp_path: Path) -> None:

@@ -3,8 +3,10 @@ routes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -27,7 +29,7 @@ from ocrpipe.server.metrics import Metrics
 from ocrpipe.server.notifier import Notifier
 from ocrpipe.server.scheduling.engine import OcrEngine
 from ocrpipe.server.scheduling.jobs import FinishedSignal, JobRunner
-from ocrpipe.server.scheduling.template_jobs import TemplateJobRunner
+from ocrpipe.server.scheduling.template_jobs import TemplateJobRunner, TemplateLibrary
 from ocrpipe.server.security import install as install_security
 from ocrpipe.server.security.headers import SecurityHeadersMiddleware
 from ocrpipe.server.settings import ServiceSettings
@@ -53,8 +55,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     templates.start()
     queue = QueueGate(store, settings.max_queued_jobs, on_refuse=metrics.rejected.labels(reason="jobs").inc,
                       drain_s=lambda n: n * _mean(metrics.job_latency) / settings.job_workers or None)
+    templates.library.watch()
+    reload_on_sighup(templates.library)
     grpc_server = start_grpc(app, settings, store, templates, queue)
-    app.state.svc = ServiceState(settings, metrics, store, engine, runner, notifier, queue, templates, grpc_server)
+    app.state.svc = ServiceState(settings, metrics, store, engine, runner, notifier, queue, templates, grpc_server,
+                                 templates=templates.library)
     log.info("service ready", extra={"engine": engine.pipeline.engine_name, "batching": settings.batching,
                                      "database": db.dialect.name, "workers": settings.workers,
                                      "grpc_port": grpc_server.port if grpc_server else None})
@@ -69,9 +74,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine.close()
         runner.join(timeout=5.0)  # interrupted jobs re-queue themselves
         templates.join(timeout=5.0)
+        templates.library.close()
         notifier.close()
         db.dispose()
         log.info("service stopped")
+
+
+def reload_on_sighup(library: TemplateLibrary) -> None:
+    """Reload the user templates on SIGHUP (off the event loop); skipped where signals cannot be set
+    (not the main thread, or no SIGHUP on this platform)."""
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, library.reload))
+    except (AttributeError, NotImplementedError, RuntimeError, ValueError):
+        log.info("no SIGHUP reload here; the template folder is still watched")
 
 
 def start_grpc(app: FastAPI, settings: ServiceSettings, store: JobStore, runner: JobRunner,

@@ -50,6 +50,10 @@ class ServiceSettings(EngineSettings):
     """Background threads that run template (printout ingestion) jobs, apart from the OCR job threads so a
     long OCR queue never delays printouts (0: this process only accepts them)."""
 
+    templates: Path | None = None
+    """A folder of user templates (``*.yaml`` + reference images) served beside the built-ins
+    (``OCRPIPE_TEMPLATES``); reloaded on SIGHUP or when a file in it changes."""
+
     # gRPC ingestion
     grpc_port: int = Field(default=50051, ge=0, le=65535)
     """Port of the gRPC ingestion service on ``host`` (0: no gRPC). When left at the default and the port

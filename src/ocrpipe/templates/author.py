@@ -11,8 +11,9 @@
    value as printed, and the label beside it (left on the same row, else the column header above) is
    recorded and used as the field's anchor (:mod:`ocrpipe.templates.labels`);
 4. the field region is the value's ink widened towards (never into) its neighbours;
-5. pixel rules are taken from the static labels; the template and the reference are written to DIR and
-   the reference is read again with the new template: every value it cannot locate or reproduce is named.
+5. matching leaves the field regions out (the reference shows its example values); the template and
+   the reference are written to DIR, and the reference is read again with the new template: every
+   value it cannot locate or reproduce is named.
 """
 
 from __future__ import annotations
@@ -192,9 +193,10 @@ def infer_spec(name: str, value: str) -> dict[str, Any]:
         sign, ints, decs, unit = m.groups()
         int_rx = rf"\d{{1,{len(ints) + 1}}}" if len(ints) > 1 or not decs else r"\d{1,2}"
         dec_rx = rf"\.\d{{{len(decs)}}}" if decs else ""
-        sign_rx = "[+-]?" if sign else ""
+        # a signed decimal may be printed without a sign when it is zero (``0.00``): a sign stays allowed
+        sign_rx = "[+-]?" if sign or decs else ""
         spec: dict[str, Any] = {"name": name, "type": "number",
-                                "whitelist": ("+-" if sign else "") + ("." if decs else "") + "0123456789",
+                                "whitelist": ("+-" if sign or decs else "") + ("." if decs else "") + "0123456789",
                                 "validation": {"regex": f"^{sign_rx}{int_rx}{dec_rx}$"}}
         if unit:
             spec["unit"] = unit
@@ -291,31 +293,6 @@ def _label(text: str, box: tuple[int, int, int, int], side: str, size: tuple[int
                                      round(min(w, box[2]) / w, 4), round(min(h, box[3]) / h, 4)], "side": side}
 
 
-def ink_rules(gray: np.ndarray, lines: Sequence[Line], used: set[int], limit: int = 2) -> list[dict[str, Any]]:
-    """Pixel rules from the largest static lines printed on plain paper: their region must hold ink
-    (mean grey clearly below the paper's, with room for a paler or blurred scan)."""
-    h, w = gray.shape
-    paper = float(np.percentile(gray, 90))
-    statics = sorted((i for i in range(len(lines)) if i not in used), key=lambda i: -_area(_box(lines[i])))
-    rules: list[dict[str, Any]] = []
-    for i in statics:
-        x0, y0, x1, y1 = (max(0, v) for v in _box(lines[i]))
-        patch = gray[y0:y1, x0:min(w, x1)]
-        if patch.size == 0 or np.median(np.concatenate([patch[0], patch[-1]])) < paper - 20:
-            continue  # text on a tinted band: its mean depends on the scan's contrast
-        mean = float(patch.mean())
-        rules.append({"region": [round(x0 / w, 4), round(y0 / h, 4), round(min(w, x1) / w, 4),
-                                 round(min(h, y1) / h, 4)],
-                      "mean": [0, round(mean + 0.85 * (paper - mean), 1)]})
-        if len(rules) == limit:
-            break
-    return rules
-
-
-def _area(b: tuple[int, int, int, int]) -> int:
-    return (b[2] - b[0]) * (b[3] - b[1])
-
-
 def trim_to_paper(image: np.ndarray) -> np.ndarray:
     """The image cut to its paper when it shows a margin of scanner lid or desk around it.
 
@@ -379,8 +356,8 @@ def propose(image: np.ndarray, values: dict[str, str], lines: Sequence[Line], *,
     data = {"name": name, "device": device or name, "version": version, "page": 1,
             "description": f"made by ocrpipe template new from {len(values)} values", "size": [w, h],
             "reference": f"{name}.png", "min_score": 0.55,
-            "matching": {"ignore_fields": True}, "rules": ink_rules(gray, lines, used),
-            "fields": fields}
+            "matching": {"ignore_fields": True},
+            "rules": [], "fields": fields}
     return Proposal(data, tuple(n for n in values if n not in spans), expected)
 
 

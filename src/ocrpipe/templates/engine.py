@@ -202,6 +202,24 @@ def unrotate(reg: Registration, k: int, shape: tuple[int, ...]) -> Registration:
     return Registration((a @ m)[:2], reg.score)
 
 
+EDGE = 2
+"""Columns at each side of a field region in which ink means the region cuts through text."""
+
+
+def ink_at_edge(crop: np.ndarray) -> str:
+    """``left``/``right`` when ink (Otsu) lies in the outermost :data:`EDGE` columns of a field region on
+    two rows or more: the region cuts through a neighbour's text or its own value (a minus sign);
+    ``""`` when both edges are clear."""
+    if crop.size == 0 or crop.std() < 8 or crop.shape[1] <= 4 * EDGE:
+        return ""
+    ink = cv2.threshold(cv2.GaussianBlur(crop, (3, 3), 0), 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)[1] > 0
+    if ink.mean() > 0.5:  # a dark field (inverted print): no paper to tell the edges by
+        return ""
+    left = ink[:, :EDGE].any(axis=1).sum() >= 2
+    right = ink[:, -EDGE:].any(axis=1).sum() >= 2
+    return "left" if left else "right" if right else ""
+
+
 def _unanchored(spec: FieldSpec, result: FieldResult, found: dict[Label, Found | None]) -> FieldResult:
     """The result, with no value and flagged, when a label it is placed against was not found."""
     missing = [lab.text for lab in (spec.label, spec.column) if lab is not None and found.get(lab) is None]
@@ -381,7 +399,9 @@ class TemplateEngine:
         labels = [lab for s in specs for lab in (s.label, s.column) if lab is not None]
         found = find_labels(labels, tpl, gray, reg, self.recognizer) if labels else {}
         boxes = [self._box(s, tpl, offsets, found) for s in specs]
-        crops = [tight_crop(warp_region(gray, reg, b)) for b in boxes]
+        raw_crops = [warp_region(gray, reg, b) for b in boxes]
+        crossing = {s.name: side for s, c in zip(specs, raw_crops, strict=True) if (side := ink_at_edge(c))}
+        crops = [tight_crop(c) for c in raw_crops]
         rgb = [cv2.cvtColor(c, cv2.COLOR_GRAY2RGB) for c in crops]
         t1 = time.perf_counter()
         # Fields outside every cross-field check are always read by Tesseract: with threads, those reads
@@ -415,7 +435,9 @@ class TemplateEngine:
         if reads is not None:
             reads.update(primary=len(specs), second=len(specs) - len(checked_by) if self.double_read else 0,
                          arbiter=len(undecided) if self.arbiter is not None else 0)
-        return tuple(_unanchored(s, checked[s.name], found) for s in specs)
+        out = [_unanchored(s, checked[s.name], found) for s in specs]
+        return tuple(r.invalidate(f"ink crosses the field's {crossing[r.name]} edge (a neighbour's text, or "
+                                  "the value is cut)") if r.name in crossing else r for r in out)
 
     def run_image(self, image: np.ndarray) -> tuple[TemplateResult | None, Match]:
         """Match and extract; the result is None when no template matched (see ``Match.reason``)."""

@@ -4,7 +4,7 @@ Per field: *correct* (value equals the truth), *valid* (the engine vouches for i
 that must never happen, *silently wrong* (valid but not correct). Per page: was the right template chosen.
 
     python -m ocrpipe.synth.printouts --out DIR --n 200 --seed 31337
-    python -m ocrpipe.templates.evaluate DIR [--out summary.json]
+    python -m ocrpipe.templates.evaluate DIR [--templates USER_DIR] [--out summary.json]
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from ocrpipe.templates.engine import TemplateEngine
+from ocrpipe.templates.schema import template_set
 
 
 def same_value(kind: str, got: Any, truth: Any) -> bool:
@@ -122,8 +123,11 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("folder", help="a folder written by python -m ocrpipe.synth.printouts")
     ap.add_argument("--out", help="write the summary as JSON here")
+    ap.add_argument("--templates", action="append", metavar="PATH",
+                    help="user template file/folder added to the built-ins (repeatable)")
     args = ap.parse_args(argv)
-    summary = evaluate(TemplateEngine(), args.folder).summary()
+    engine = TemplateEngine(template_set(args.templates)) if args.templates else TemplateEngine()
+    summary = evaluate(engine, args.folder).summary()
     text = json.dumps(summary, ensure_ascii=False, indent=1)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")

@@ -10,9 +10,11 @@ written for a job another worker took over). Leases, retries and shutdown come f
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,6 +33,111 @@ from ocrpipe.server.storage.models import JobKind
 
 if TYPE_CHECKING:
     from ocrpipe.templates.engine import TemplateEngine, TemplateResult
+    from ocrpipe.templates.schema import Template
+
+log = logging.getLogger("ocrpipe.server.templates")
+
+WATCH_INTERVAL_S = 2.0
+"""How often the user template folder is checked for changed, added or removed files."""
+
+
+class TemplateLibrary:
+    """The served template set: the built-ins plus a user folder, swapped whole on reload.
+
+    :meth:`reload` reads the folder again; a set that does not load (a broken YAML, a duplicate name, a
+    missing reference image) is refused with its message in :attr:`error` and the log, and the last good
+    set stays. A job holds the engine it started with, so a reload never disturbs one in flight. The
+    engine (and its models) is built on the first job; reloads reuse its readers.
+    """
+
+    def __init__(self, folder: Path | None) -> None:
+        from ocrpipe.templates.schema import template_set
+
+        self.folder = folder
+        self._lock = threading.Lock()
+        self._templates: list[Template] = template_set(self._paths())  # a broken set at start-up is fatal
+        self._engine: TemplateEngine | None = None
+        self._signature = self._stat()
+        self.error: str | None = None
+        self.loaded_at = time.time()
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    def _paths(self) -> list[Path]:
+        return [self.folder] if self.folder is not None else []
+
+    def _stat(self) -> tuple[tuple[str, int, int], ...]:
+        if self.folder is None or not self.folder.is_dir():
+            return ()
+        return tuple(sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in self.folder.iterdir()
+                            if p.is_file()))
+
+    @property
+    def templates(self) -> list[Template]:
+        """The templates in service now."""
+        return self._templates
+
+    def engine(self) -> TemplateEngine:
+        """The template engine of the current set (built on first use)."""
+        with self._lock:
+            if self._engine is None:
+                from ocrpipe.templates.engine import TemplateEngine
+
+                self._engine = TemplateEngine(self._templates)
+            return self._engine
+
+    def reload(self) -> bool:
+        """Read the folder again; True when the new set is in service, False when it was refused."""
+        from ocrpipe.errors import OcrError
+        from ocrpipe.templates.engine import TemplateEngine
+        from ocrpipe.templates.schema import template_set
+
+        signature = self._stat()
+        try:
+            templates = template_set(self._paths())
+            for t in templates:
+                t.reference_image  # noqa: B018 - a missing reference image refuses the set now, not on a job
+        except OcrError as exc:
+            with self._lock:
+                self._signature, self.error = signature, exc.message
+            log.error("template reload refused; the last good set stays", extra={"reason": exc.message})
+            return False
+        with self._lock:
+            old = self._engine
+            self._engine = None if old is None else TemplateEngine(
+                templates, recognizer=old.recognizer, reader=old.reader, arbiter=old.arbiter, threads=old.threads)
+            self._templates, self._signature, self.error = templates, signature, None
+            self.loaded_at = time.time()
+        log.info("templates reloaded", extra={"templates": [t.name for t in templates]})
+        return True
+
+    def changed(self) -> bool:
+        """Whether a file of the folder changed since the last (good or refused) load."""
+        return self._stat() != self._signature
+
+    def watch(self, interval_s: float = WATCH_INTERVAL_S) -> None:
+        """Reload whenever the folder changes, from a daemon thread, until :meth:`close`."""
+        if self.folder is None or self._watcher is not None:
+            return
+
+        def loop() -> None:
+            while not self._stop.wait(interval_s):
+                if self.changed():
+                    self.reload()
+
+        self._watcher = threading.Thread(target=loop, name="template-watch", daemon=True)
+        self._watcher.start()
+
+    def close(self) -> None:
+        """Stop watching the folder."""
+        self._stop.set()
+
+    def listing(self) -> dict[str, Any]:
+        """What ``GET /v1/templates`` answers: every template's name, device, version, page and file."""
+        return {"templates": [{"name": t.name, "device": t.device, "version": t.version, "page": t.page,
+                               "source": t.source} for t in self._templates],
+                "folder": None if self.folder is None else str(self.folder), "loaded_at": self.loaded_at,
+                "reload_error": self.error}
 
 
 def value_text(value: Any) -> str | None:
@@ -61,20 +168,16 @@ class TemplateJobRunner(JobRunner):
 
     def __init__(self, settings: ServiceSettings, store: JobStore, engine: OcrEngine, metrics: Metrics,
                  notifier: Notifier, *, finished: FinishedSignal | None = None,
-                 templates: TemplateEngine | None = None) -> None:
+                 templates: TemplateEngine | None = None, library: TemplateLibrary | None = None) -> None:
         super().__init__(settings, store, engine, metrics, notifier, threads=settings.template_workers,
                          housekeeping=False, finished=finished)
-        self._templates = templates
-        self._load_lock = threading.Lock()
+        self._fixed = templates
+        self.library = library if library is not None else TemplateLibrary(settings.templates)
 
     def template_engine(self) -> TemplateEngine:
-        """The template engine, loaded on the first job (a server that never gets one never pays for it)."""
-        with self._load_lock:
-            if self._templates is None:
-                from ocrpipe.templates.engine import TemplateEngine
-
-                self._templates = TemplateEngine.default()
-            return self._templates
+        """The engine of the served template set, loaded on the first job (a server that never gets one
+        never pays for it); a fixed engine given to the constructor (tests) wins."""
+        return self._fixed if self._fixed is not None else self.library.engine()
 
     def produce(self, job: Claimed, data: bytes) -> Outcome:
         start = time.perf_counter()

@@ -21,8 +21,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ocrpipe.synth.printouts.heldout import HELDOUT, layout_for_page
 from ocrpipe.synth.printouts.layouts import LAYOUTS, Layout
 from ocrpipe.synth.printouts.render import (
+    FONT_SETS,
     apply_scan,
     available_font_sets,
     render_clean,
@@ -46,6 +48,7 @@ def make_page(layout: Layout, rng: np.random.Generator, strength: float = 1.0) -
     """One scanned printout (RGB) and its ground-truth record."""
     fonts = available_font_sets()
     fontset = fonts[int(rng.integers(0, len(fonts)))]
+    layout = layout_for_page(layout, FONT_SETS.index(fontset), rng)
     values = layout.sample(rng)
     fx = sample_effects(rng, strength)
     clean, boxes = render_clean(layout, values, fontset, ink=fx["ink"])
@@ -62,24 +65,30 @@ def make_page(layout: Layout, rng: np.random.Generator, strength: float = 1.0) -
 
 
 def generate(out: str | Path, n: int, seed: int, layouts: list[str] | None = None,
-             strength: float = 1.0) -> list[Path]:
-    """Write ``n`` pages (layouts taken in turn) to ``out``; returns the image paths."""
+             strength: float = 1.0, values: bool = False) -> list[Path]:
+    """Write ``n`` pages (layouts taken in turn; default the built-in ones, :data:`HELDOUT` by name) to
+    ``out``; returns the image paths. With ``values``, ``<name>.values.json`` holds each field's printed
+    text (the ``--values`` of ``ocrpipe template new``)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    known = {**LAYOUTS, **HELDOUT}
     keys = layouts or sorted(LAYOUTS)
-    unknown = [k for k in keys if k not in LAYOUTS]
+    unknown = [k for k in keys if k not in known]
     if unknown:
-        raise ValueError(f"unknown layouts {unknown}; known: {sorted(LAYOUTS)}")
+        raise ValueError(f"unknown layouts {unknown}; known: {sorted(known)}")
     rng = np.random.default_rng(seed)
     paths = []
     with open(out / "index.jsonl", "w", encoding="utf-8") as index:
         for i in range(n):
-            layout = LAYOUTS[keys[i % len(keys)]]
+            layout = known[keys[i % len(keys)]]
             img, truth = make_page(layout, rng, strength)
             name = f"{layout.key}_s{seed}_{i:04d}"
             Image.fromarray(img).save(out / f"{name}.png")
             truth["image"] = f"{name}.png"
             (out / f"{name}.json").write_text(json.dumps(truth, ensure_ascii=False, indent=1), encoding="utf-8")
+            if values:  # what a user types for ``template new``: each field's value as printed
+                printed = {k: f["text"] for k, f in truth["fields"].items()}
+                (out / f"{name}.values.json").write_text(json.dumps(printed, ensure_ascii=False), encoding="utf-8")
             index.write(json.dumps({"image": truth["image"], "truth": f"{name}.json"}) + "\n")
             paths.append(out / f"{name}.png")
     return paths

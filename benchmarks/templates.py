@@ -1,6 +1,10 @@
 """Template mode on generated device printouts: accuracy on unseen seeds, and speed vs the full pipeline.
 
     python benchmarks/templates.py [--n 40] [--seed 2026] [--pipeline-pages 0] [--out FILE]
+    python benchmarks/templates.py --layouts rm_slip_v1 ko_form_v1 --templates DIR --out FILE
+
+With ``--templates`` (user templates, e.g. made by ``ocrpipe template new``) added to the built-ins and
+``--layouts`` (e.g. the held-out ones of :mod:`ocrpipe.synth.printouts.heldout`), the same on those pages.
 
 Generates ``n`` printouts (all layouts in turn) with a seed the templates were not tuned on (they were
 authored from the layout geometry and checked on seed 11), runs template mode on every page and scores it
@@ -30,6 +34,7 @@ from PIL import Image
 from ocrpipe.synth.printouts import generate
 from ocrpipe.templates.engine import Match, TemplateEngine, TemplateResult
 from ocrpipe.templates.evaluate import Score, load_truths, score_page
+from ocrpipe.templates.schema import template_set
 
 RESULTS = Path(__file__).resolve().parent / "results" / "templates.json"
 
@@ -46,15 +51,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--pipeline-pages", type=int, default=0, help="pages for the full pipeline (0 = all)")
     ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--layouts", nargs="*", help="layouts to generate (default: the built-in templates' ones)")
+    ap.add_argument("--templates", action="append", metavar="PATH", help="user templates added to the built-ins")
+    ap.add_argument("--strength", type=float, default=1.0, help="scan effects (1 = the generator's default)")
     args = ap.parse_args(argv)
 
     from ocrpipe import Pipeline
 
     with tempfile.TemporaryDirectory() as tmp:
-        generate(tmp, args.n, args.seed)
+        generate(tmp, args.n, args.seed, args.layouts, args.strength)
         pages = [(p, t, np.asarray(Image.open(p).convert("RGB"))) for p, t in load_truths(tmp)]
 
-    engine = TemplateEngine()
+    engine = TemplateEngine(template_set(args.templates)) if args.templates else TemplateEngine()
     pipeline = Pipeline.default()
     engine.run_image(pages[0][2])  # warm-up: model sessions, Tesseract APIs
     pipeline.run_image(pages[0][2])
@@ -94,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     tpl_med, pipe_med = statistics.median(tpl_ms), statistics.median(pipe_ms)
     summary = score.summary()
     result = {
-        "seed": args.seed, "pages": len(pages), "pipeline_pages": len(pipe_ms),
+        "seed": args.seed, "layouts": args.layouts, "templates": args.templates, "strength": args.strength,
+        "pages": len(pages), "pipeline_pages": len(pipe_ms),
         "template_ms_per_page": round(tpl_mean, 1), "pipeline_ms_per_page": round(pipe_mean, 1),
         "speedup": round(pipe_mean / tpl_mean, 2),
         "template_ms_median": round(tpl_med, 1), "pipeline_ms_median": round(pipe_med, 1),

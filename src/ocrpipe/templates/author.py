@@ -30,7 +30,7 @@ import numpy as np
 import yaml
 from rapidfuzz import fuzz
 
-from ocrpipe.document import Line
+from ocrpipe.document import Line, Word
 from ocrpipe.engine.recognize.base import Recognizer
 from ocrpipe.templates.fields import normalize_text
 
@@ -60,7 +60,7 @@ class Span:
     """Indices of the recognised lines it was found in."""
 
 
-def _box(line: Line) -> tuple[int, int, int, int]:
+def _box(line: Line | Word) -> tuple[int, int, int, int]:
     xs = [p[0] for p in line.box]
     ys = [p[1] for p in line.box]
     return int(min(xs)), int(min(ys)), int(math.ceil(max(xs))), int(math.ceil(max(ys)))
@@ -94,6 +94,20 @@ def _sub_box(line: Line, text: str, start: int, end: int) -> tuple[int, int, int
     return (int(x0 + (x1 - x0) * start / n), y0, int(math.ceil(x0 + (x1 - x0) * end / n)), y1)
 
 
+def _in_words(value: str, line: Line, index: int) -> Span | None:
+    """``value`` as a run of 1–3 words of ``line`` (their own boxes), None when no run matches."""
+    key, best = squash(value), None
+    for a in range(len(line.words)):
+        for b in range(a + 1, min(a + 3, len(line.words)) + 1):
+            run = line.words[a:b]
+            text = " ".join(w.text for w in run)
+            score = fuzz.ratio(squash(text), key)
+            if score >= MIN_SIMILARITY and (best is None or score > best.score):
+                box = _union([_box(w) for w in run])
+                best = Span(text, box, score - 0.5, (index,))
+    return best
+
+
 def candidates(value: str, lines: Sequence[Line]) -> list[Span]:
     """Every place ``value`` may be printed, best first: runs of 1–3 neighbouring lines of one row that
     equal it (normalised), then parts of single lines that contain it."""
@@ -115,6 +129,13 @@ def candidates(value: str, lines: Sequence[Line]) -> list[Span]:
         for i in row:
             text = lines[i].text
             if len(squash(text)) <= len(key):
+                continue
+            if lines[i].words:  # the recogniser's own word boxes
+                words = _in_words(value, lines[i], i)
+                if words is not None:
+                    out.append(words)
+                continue
+            if len(key) < 3:  # one or two characters inside a longer text: anywhere, likely wrong
                 continue
             al = fuzz.partial_ratio_alignment(normalize_text(text).lower(), normalize_text(value).lower())
             if al is not None and al.score >= MIN_SIMILARITY:
@@ -225,19 +246,31 @@ def canonical_value(spec: dict[str, Any], value: str) -> Any:
 # ---- regions, labels and rules -------------------------------------------------------------------
 
 def widen(box: tuple[int, int, int, int], others: Sequence[tuple[int, int, int, int]],
-          ink: np.ndarray) -> tuple[int, int, int, int]:
-    """The value box widened by up to 1.5 line heights left and right and a quarter up and down, but only
-    to halfway towards the nearest recognised text it faces and never onto other ink (rules, borders)."""
+          ink: np.ndarray, grow: str = "right") -> tuple[int, int, int, int]:
+    """The value box widened by up to 1.5 line heights (on the ``grow`` side 30 % of its width if more)
+    left and right and a quarter up and down, never
+    onto other text or ink (rules, borders): towards ``grow`` (the side a longer value takes: ``left`` for
+    right-aligned numbers) up to 0.35 line heights from what it faces, on the other side halfway."""
     x0, y0, x1, y1 = box
     h = y1 - y0
-    left, right = x0 - 1.5 * h, x1 + 1.5 * h
+    gap = 0.35 * h
+    reach = max(1.5 * h, 0.3 * (x1 - x0))  # another font prints a long value up to a third wider
+    left = x0 - (reach if grow == "left" else 1.5 * h)
+    right = x1 + (reach if grow == "right" else 1.5 * h)
     top, bottom = y0 - 0.25 * h, y1 + 0.25 * h
+
+    def stop_left(edge: float) -> float:
+        return edge + gap if grow == "left" else (edge + x0) / 2
+
+    def stop_right(edge: float) -> float:
+        return edge - gap if grow == "right" else (x1 + edge) / 2
+
     for ox0, oy0, ox1, oy1 in others:
         if min(y1, oy1) - max(y0, oy0) > 0.3 * h:  # same row
             if ox1 <= x0:
-                left = max(left, (ox1 + x0) / 2)
+                left = max(left, stop_left(ox1))
             elif ox0 >= x1:
-                right = min(right, (x1 + ox0) / 2)
+                right = min(right, stop_right(ox0))
         elif min(x1, ox1) - max(x0, ox0) > 0:  # same column
             if oy1 <= y0:
                 top = max(top, (oy1 + y0) / 2)
@@ -248,8 +281,8 @@ def widen(box: tuple[int, int, int, int], others: Sequence[tuple[int, int, int, 
     cols: np.ndarray = np.asarray(band.any(axis=0))
     lx = next((x for x in range(x0 - 1, max(0, int(left)) - 1, -1) if cols[x]), None)
     rx = next((x for x in range(x1, min(w, int(math.ceil(right)))) if cols[x]), None)
-    left = left if lx is None else (lx + x0) / 2 + 1
-    right = right if rx is None else (x1 + rx) / 2
+    left = left if lx is None else max(stop_left(lx + 1), left)
+    right = right if rx is None else min(stop_right(rx), right)
     rows: np.ndarray = np.asarray(ink[:, max(0, int(left)):min(w, int(right))].any(axis=1))
     ty = next((y for y in range(y0 - 1, max(0, int(top)) - 1, -1) if rows[y]), None)
     by = next((y for y in range(y1, min(hh, int(math.ceil(bottom)))) if rows[y]), None)
@@ -266,9 +299,12 @@ def ink_mask(gray: np.ndarray) -> np.ndarray:
 
 
 def labels_for(span: Span, lines: Sequence[Line], used: set[int]
-               ) -> tuple[tuple[str, tuple[int, int, int, int]] | None, tuple[str, tuple[int, int, int, int]] | None]:
-    """(row label, column header) of a value, each (text, box) or None: the nearest static line left of
-    it on its row, and the nearest static line above it that shares its columns."""
+               ) -> tuple[tuple[str, tuple[int, int, int, int]] | None, tuple[str, tuple[int, int, int, int]] | None,
+                          bool]:
+    """(row label, column header, whether the row label is right beside the value), the first two (text,
+    box) or None: the nearest static line left of it on its row, and the nearest static line above it that
+    shares its columns (within 2.5 line heights, or within 8 when the row label is not right beside the
+    value: a table's header above its rows)."""
     x0, y0, x1, y1 = span.box
     h = y1 - y0
     left: tuple[float, str, tuple[int, int, int, int]] | None = None
@@ -280,11 +316,14 @@ def labels_for(span: Span, lines: Sequence[Line], used: set[int]
         if min(y1, b[3]) - max(y0, b[1]) > 0.3 * h and b[2] <= x0 + 2:
             if left is None or x0 - b[2] < left[0]:
                 left = (x0 - b[2], line.text, b)
-        elif (b[3] <= y0 + 2 and y0 - b[3] < 2.5 * h and min(x1, b[2]) - max(x0, b[0]) > 0
+        elif (b[3] <= y0 + 2 and y0 - b[3] < 8 * h and min(x1, b[2]) - max(x0, b[0]) > 0
               and b[2] - b[0] <= 2 * (x1 - x0)  # a column header, not a title across the page
               and (above is None or y0 - b[3] < above[0])):
             above = (y0 - b[3], line.text, b)
-    return (None if left is None else left[1:], None if above is None else above[1:])  # type: ignore[return-value]
+    if above is not None and above[0] >= 2.5 * h and left is not None and left[0] < 3 * h:
+        above = None  # a label right beside the value places it; a header rows above does not
+    return (None if left is None else left[1:], None if above is None else above[1:],  # type: ignore[return-value]
+            left is not None and left[0] < 3 * h)
 
 
 def _label(text: str, box: tuple[int, int, int, int], side: str, size: tuple[int, int]) -> dict[str, Any]:
@@ -325,6 +364,23 @@ class Proposal:
     """Field name → the value the template must read on the reference."""
 
 
+BAND_PAD = 0.05
+"""Margin (fraction of the page height) above and below the fields and labels in the matching band."""
+
+
+def _matching(fields: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Matching leaves the example values out; when fields and labels fill a band of at most 70 % of the
+    page height (a form's header above changing body text), it compares only that band, full width."""
+    regions = [f["region"] for f in fields] + [f[k]["region"] for f in fields for k in ("label", "column") if k in f]
+    out: dict[str, Any] = {"ignore_fields": True}
+    if regions:
+        top = max(0.0, min(r[1] for r in regions) - BAND_PAD)
+        bottom = min(1.0, max(r[3] for r in regions) + BAND_PAD)
+        if bottom - top <= 0.7:
+            out["region"] = [0.0, round(top, 4), 1.0, round(bottom, 4)]
+    return out
+
+
 def propose(image: np.ndarray, values: dict[str, str], lines: Sequence[Line], *, name: str,
             device: str | None = None, version: str = "1") -> Proposal:
     """A template for ``image`` (RGB/grey reference) whose recognised ``lines`` hold ``values``."""
@@ -342,13 +398,14 @@ def propose(image: np.ndarray, values: dict[str, str], lines: Sequence[Line], *,
         if span is None:
             continue
         spec = infer_spec(fname, value)
-        x0, y0, x1, y1 = widen(span.box, [b for b in boxes if b != span.box], ink)
+        grow = "left" if spec["type"] == "number" else "right"  # numbers print right-aligned in columns
+        x0, y0, x1, y1 = widen(span.box, [b for b in boxes if b != span.box], ink, grow)
         spec["region"] = [round(x0 / w, 4), round(y0 / h, 4), round(x1 / w, 4), round(y1 / h, 4)]
-        row, column = labels_for(span, lines, used)
+        row, column, beside = labels_for(span, lines, used)
         if row is not None:
-            spec["label"] = _label(*row, "left", (w, h))
+            spec["label"] = {**_label(*row, "left", (w, h)), "follow": "xy" if beside else "y"}
             if column is not None:
-                spec["column"] = _label(*column, "above", (w, h))
+                spec["column"] = {**_label(*column, "above", (w, h)), "follow": "x"}
         elif column is not None:
             spec["label"] = _label(*column, "above", (w, h))
         fields.append(spec)
@@ -356,7 +413,7 @@ def propose(image: np.ndarray, values: dict[str, str], lines: Sequence[Line], *,
     data = {"name": name, "device": device or name, "version": version, "page": 1,
             "description": f"made by ocrpipe template new from {len(values)} values", "size": [w, h],
             "reference": f"{name}.png", "min_score": 0.55,
-            "matching": {"ignore_fields": True},
+            "matching": _matching(fields),
             "rules": [], "fields": fields}
     return Proposal(data, tuple(n for n in values if n not in spans), expected)
 
@@ -374,24 +431,24 @@ def confirm_labels(data: dict[str, Any], image: np.ndarray, recognizer: Recogniz
     identity = Registration(np.array([[1.0, 0, 0], [0, 1.0, 0]]), 1.0)
     found = find_labels(labels, tpl, to_gray(image), identity, recognizer)
     w, h = tpl.size
-    ink = {}
+    ink: dict[Label, list[float]] = {}  # by label, place included: a row label "1" may be printed twice
     for lab, at in found.items():
         x0, y0, x1, y1 = tpl.pixel_box(lab.region)
         if at is not None and max(abs(at.dx), abs(at.dy)) <= 0.6 * (y1 - y0):
             b = at.box
-            ink[lab.text] = [round(b[0] / w, 4), round(b[1] / h, 4), round(b[2] / w, 4), round(b[3] / h, 4)]
+            ink[lab] = [round(b[0] / w, 4), round(b[1] / h, 4), round(b[2] / w, 4), round(b[3] / h, 4)]
     dropped: list[str] = []
     for f in data["fields"]:
         for key in ("label", "column"):
             if key not in f:
                 continue
-            text = Label.model_validate(f[key]).text
-            if text in ink:
-                f[key]["region"] = ink[text]  # offsets on scans are measured ink to ink
+            lab = Label.model_validate(f[key])
+            if lab in ink:
+                f[key] = {**f[key], "region": ink[lab]}  # offsets on scans are measured ink to ink
             else:
                 dropped.append(f.pop(key)["text"])
         if "column" in f and "label" not in f:
-            f["label"] = f.pop("column")
+            f["label"] = {**f.pop("column"), "follow": "xy"}
     return dropped
 
 
@@ -405,6 +462,8 @@ def _flow_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
 
 
 _Dumper.add_representer(list, _flow_list)
+# a label shared by several fields is written out at each, not as a YAML alias
+_Dumper.ignore_aliases = lambda self, data: True  # type: ignore[method-assign]
 
 
 def write(proposal: Proposal, image: np.ndarray, out: str | Path) -> Path:

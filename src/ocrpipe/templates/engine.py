@@ -70,6 +70,8 @@ STARTS = (1.0, 0.94)
 WIDE_STARTS = (0.88, 0.82, 0.76, 0.7, 0.64, 0.58, 0.52)
 """Further starting scales (a printout that fills less of the scan), tried only when no template matched
 from :data:`STARTS` or the winner scored weakly (:data:`WEAK_MARGIN`)."""
+CONFIRMED = "labels confirm the layout"
+"""Reason of a candidate whose labels were read at their places (see :meth:`TemplateEngine._by_labels`)."""
 PROBE_SLACK = 0.2
 """A template whose best short probe stays this far below its ``min_score`` is not registered further."""
 WEAK_MARGIN = 0.2
@@ -320,7 +322,11 @@ class TemplateEngine:
         candidates = tuple(c for c, _ in results)
         if not ok:
             return Match(None, None, candidates)
-        cand, reg, tpl = max(ok, key=lambda x: x[0].score)
+        if len(ok) > 1:
+            ok, candidates = self._by_labels(ok, page, candidates)
+            if not ok:
+                return Match(None, None, candidates)
+        cand, reg, tpl = max(ok, key=lambda x: (x[0].reason == CONFIRMED, x[0].score))
         if cand.score < tpl.min_score + WEAK_MARGIN:
             retry, retry_reg = self._candidate(tpl, page, WIDE_STARTS)
             if retry.rules_ok and retry.score > cand.score:
@@ -331,6 +337,29 @@ class TemplateEngine:
             fine = reg
         return Match(tpl, fine, candidates)
 
+    def _by_labels(self, ok: list[tuple[Candidate, Registration, Template]], page: Pyramid,
+                   candidates: tuple[Candidate, ...]
+                   ) -> tuple[list[tuple[Candidate, Registration, Template]], tuple[Candidate, ...]]:
+        """When several templates accept a page, those placing fields against labels read their labels:
+        a template at least half of whose labels are found is confirmed (it wins over unconfirmed ones,
+        whatever their scores: registration scores of different references do not compare), one with
+        fewer is refused."""
+        kept, changed = [], {}
+        for c, r, t in ok:
+            labels = list(dict.fromkeys(lab for f in t.fields for lab in (f.label, f.column) if lab is not None))
+            if not labels:
+                kept.append((c, r, t))
+                continue
+            found = find_labels(labels, t, page.gray, r, self.recognizer)
+            n = sum(v is not None for v in found.values())
+            if 2 * n >= len(labels):
+                c = Candidate(c.name, c.score, True, CONFIRMED)
+                kept.append((c, r, t))
+            else:
+                c = Candidate(c.name, c.score, False, f"labels found: {n} of {len(labels)}")
+            changed[c.name] = c
+        return kept, tuple(changed.get(c.name, c) for c in candidates)
+
     # ---- extraction ----------------------------------------------------------------------------
 
     def _box(self, spec: FieldSpec, tpl: Template, offsets: dict[str, tuple[int, int]],
@@ -339,12 +368,11 @@ class TemplateEngine:
         label's offset (horizontally by its column header's, when it has one)."""
         x0, y0, x1, y1 = tpl.pixel_box(spec.region)
         dx, dy = offsets.get(spec.anchor or "", (0, 0))
-        at = (found or {}).get(spec.label) if spec.label else None
-        if at is not None:
-            dx, dy = at.dx, at.dy
-        col = (found or {}).get(spec.column) if spec.column else None
-        if col is not None:
-            dx = col.dx
+        for lab in (spec.label, spec.column):
+            at = (found or {}).get(lab) if lab is not None else None
+            if lab is not None and at is not None:
+                dx = at.dx if "x" in lab.follow else dx
+                dy = at.dy if "y" in lab.follow else dy
         w, h = tpl.size
         return max(0, x0 + dx), max(0, y0 + dy), min(w, x1 + dx), min(h, y1 + dy)
 

@@ -63,6 +63,25 @@ def center_inits(reference: np.ndarray, scan: np.ndarray, shrink: tuple[float, .
     return out
 
 
+def located_inits(reference: Pyramid, scan: Pyramid, starts: list[np.ndarray], factor: float) -> list[np.ndarray]:
+    """The same starting scales, each moved to where the scaled reference correlates best with the scan
+    (normalised cross-correlation at pyramid level ``factor``): a printout lying off the scan's centre, or
+    one with repeated rows (a table) that ECC would lock onto one row off, starts in its place."""
+    scan_l = scan.level(factor)
+    out = []
+    for m0 in starts:
+        s = float(m0[0, 0]) * factor
+        small = cv2.resize(reference.gray, None, fx=s, fy=s, interpolation=cv2.INTER_AREA).astype(np.float32)
+        if small.shape[0] > scan_l.shape[0] or small.shape[1] > scan_l.shape[1] or small.std() < 1:
+            continue
+        res = cv2.matchTemplate(scan_l, cv2.GaussianBlur(small, (0, 0), 1.5), cv2.TM_CCOEFF_NORMED)
+        _, _, _, (x, y) = cv2.minMaxLoc(res)
+        m = m0.copy()
+        m[:, 2] = (x / factor, y / factor)
+        out.append(m)
+    return out
+
+
 def plausible(reg: Registration, init: np.ndarray, max_angle: float = 10.0) -> bool:
     """Whether a warp stays near its start: scale within ±30 %, rotation below ``max_angle``, no shear."""
     s0 = math.sqrt(abs(np.linalg.det(init[:, :2])))
@@ -164,7 +183,7 @@ def register(reference: np.ndarray | Pyramid, scan: np.ndarray | Pyramid, *,
         best = Registration(np.zeros((2, 3)), -1.0)
         starts = center_inits(ref.gray, img.gray, shrink)
         start = starts[0]
-        for m0 in starts:
+        for m0 in located_inits(ref, img, starts, first) + starts:
             probe = _ecc(ref, img, m0, first, PROBE_ITERS)
             if probe.score > best.score and plausible(probe, m0):
                 best, start = probe, m0

@@ -122,6 +122,9 @@ class Label(_Strict):
     region: Region
     """Where the label is printed on the reference."""
     side: Literal["left", "above"] = "left"
+    follow: Literal["xy", "x", "y"] = "xy"
+    """Which of the label's offsets the field takes: ``y`` for a row label far left of a table's cells
+    (their columns move on their own), ``x`` for a column header, ``xy`` for a label right beside it."""
     search: float = Field(0.25, gt=0, le=1)
     """How far (fraction of the page width) from its reference place the label is looked for."""
 
@@ -266,9 +269,11 @@ class Template(_Strict):
             x0, y0, x1, y1 = self.pixel_box(m.region)
             mask[:] = 0
             mask[y0:y1, x0:x1] = 255
-        if m.ignore_fields:
-            for f in self.fields:
-                x0, y0, x1, y1 = self.pixel_box(f.region)
+        if m.ignore_fields:  # the values, and the column headers that move with them
+            headers = [lab for f in self.fields for lab in (f.label, f.column)
+                       if lab is not None and lab.side == "above"]
+            for region in [f.region for f in self.fields] + [lab.region for lab in headers]:
+                x0, y0, x1, y1 = self.pixel_box(region)
                 mask[y0:y1, x0:x1] = 0
         return mask
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 from collections import defaultdict
+from functools import cache
 from pathlib import Path
 
 import ocrpipe
@@ -62,11 +63,13 @@ def imports_of(module: str, path: Path, known: dict[str, Path]) -> set[str]:
     return {m for m in found if m == "ocrpipe" or m.startswith("ocrpipe.")}
 
 
+@cache
 def module_graph() -> dict[str, set[str]]:
     known = modules()
     return {name: imports_of(name, path, known) for name, path in known.items()}
 
 
+@cache
 def layer_graph() -> dict[str, dict[str, list[str]]]:
     """layer -> imported layer -> the modules that make the edge."""
     out: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))

@@ -43,6 +43,7 @@ def test_collate_pads_to_buckets_and_encodes_targets():
     assert x[0, 0, 0, 100].item() == pytest.approx((200 / 255 - 0.5) / 0.5)  # padded with the background
 
 
+@pytest.mark.integration  # runs the real training loop: seconds, not milliseconds
 def test_tiny_training_run_resumes_and_exports(tmp_path: Path):
     from ocrpipe.training.export import export_onnx
 
@@ -71,6 +72,7 @@ def test_tiny_training_run_resumes_and_exports(tmp_path: Path):
     assert len(results) == 2 and all(0.0 <= r.confidence <= 1.0 for r in results)
 
 
+@pytest.mark.integration  # runs the real training loop: seconds, not milliseconds
 def test_the_model_learns_a_few_lines_by_heart():
     """Model, CTC loss, targets and greedy decoding together: a working recogniser memorises four lines in a
     few hundred steps; a broken one (misaligned time axis, wrong targets, a decoder that drops symbols) does
@@ -171,6 +173,7 @@ def test_label_is_the_text_drawn_when_a_line_is_shortened_to_fit():
         assert img.shape[0] == 32 and img.shape[1] <= 96
         assert drawn and len(drawn) < len(text) and text.startswith(drawn)
 
+@pytest.mark.integration  # runs the real training loop: seconds, not milliseconds
 def test_second_phase_starts_from_first_phase_weights(tmp_path: Path):
     train(TINY, tmp_path / "one", max_steps=2, progress=False, log=lambda _: None)
     messages: list[str] = []
@@ -180,12 +183,14 @@ def test_second_phase_starts_from_first_phase_weights(tmp_path: Path):
     assert any("initialised from" in m and "samples continue at 8" in m for m in messages)
 
 
+@pytest.mark.integration  # runs the real training loop: seconds, not milliseconds
 def test_time_based_anneal_runs(tmp_path: Path):
     cfg = dataclasses.replace(TINY, steps=10**6, anneal_by_time=True, warmup=0.0)
     summary = train(cfg, tmp_path / "t", max_steps=3, max_minutes=10.0, progress=False, log=lambda _: None)
     assert summary["step"] == 3
 
 
+@pytest.mark.integration  # runs the real training loop: seconds, not milliseconds
 def test_exported_model_is_rebuilt_for_further_training(tmp_path: Path):
     """``--init model.onnx``: the rebuilt torch model computes what the ONNX file computes (folded batch norm
     restored from measured statistics, LSTM gates reordered), and training continues from it."""

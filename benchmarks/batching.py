@@ -186,7 +186,7 @@ def micro(recognizer: str, pages: list[bytes], budgets: list[int], repeat: int =
         out: list[list[Any]] = [[]]
         for c in crops:
             trial = out[-1] + [c]
-            if out[-1] and (len(trial) > 32 or (budget and padded_width(trial, pipe.recognizer.input_height) > budget)):
+            if out[-1] and (len(trial) > 32 or (budget and padded_width(trial) > budget)):
                 out.append([c])
             else:
                 out[-1] = trial

@@ -10,6 +10,7 @@ from ocrpipe.server import memory
 def test_trim_and_arena_limit_run_on_this_libc() -> None:
     assert isinstance(memory.trim(), bool)
     assert memory.limit_arenas(0) is False  # 0 leaves glibc's default
+    assert memory.fix_mmap_threshold(0) is False
 
 
 def test_idle_trimmer_trims_once_after_idle_and_again_after_new_work() -> None:

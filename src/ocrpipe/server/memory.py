@@ -3,7 +3,8 @@
 Page images and model buffers are allocated from many threads; glibc gives each contending thread its own
 arena (up to 8 x cores) and keeps freed memory in them, so RSS after a burst stays near its peak.
 :func:`limit_arenas` caps the arena count (``mallopt(M_ARENA_MAX)``, the runtime form of
-``MALLOC_ARENA_MAX``) and :class:`IdleTrimmer` calls ``malloc_trim(0)`` once the service has been idle
+``MALLOC_ARENA_MAX``), :func:`fix_mmap_threshold` keeps large buffers (page images, model activations) out
+of the arenas, and :class:`IdleTrimmer` calls ``malloc_trim(0)`` once the service has been idle
 for a while. Both do nothing where the C library is not glibc.
 """
 
@@ -18,6 +19,7 @@ from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 _M_ARENA_MAX = -8
+_M_MMAP_THRESHOLD = -3
 
 
 def _libc() -> ctypes.CDLL | None:
@@ -35,6 +37,16 @@ def limit_arenas(count: int) -> bool:
     if count <= 0 or lib is None:
         return False
     return bool(lib.mallopt(_M_ARENA_MAX, count))
+
+
+def fix_mmap_threshold(mb: float) -> bool:
+    """Serve allocations of at least ``mb`` MB with their own mapping, returned to the system when freed
+    (``mallopt(M_MMAP_THRESHOLD)``; glibc otherwise raises the threshold after the first large free, up to
+    32 MB, and then keeps page-sized buffers in its arenas). 0 leaves glibc's dynamic threshold."""
+    lib = _libc()
+    if mb <= 0 or lib is None:
+        return False
+    return bool(lib.mallopt(_M_MMAP_THRESHOLD, int(mb * 1024 * 1024)))
 
 
 def trim() -> bool:

@@ -110,6 +110,9 @@ class ServiceSettings(EngineSettings):
     malloc_arena_max: int = Field(default=2, ge=0, le=64)
     """glibc malloc arenas (``mallopt(M_ARENA_MAX)``, like ``MALLOC_ARENA_MAX``); 0 = glibc's default
     (8 per core): more arenas keep more freed memory resident after a burst."""
+    malloc_mmap_threshold_mb: float = Field(default=0.0, ge=0, le=1024)
+    """Allocations of at least this many MB get their own mapping, returned to the system when freed
+    (``mallopt(M_MMAP_THRESHOLD)``); 0 = glibc's dynamic threshold, which keeps page-sized buffers resident."""
     idle_trim_s: float = Field(default=10.0, ge=0)
     """After this many seconds without work the heap is trimmed once (``malloc_trim``); 0 = never."""
     max_inflight: int = Field(default=16, ge=1)

@@ -80,6 +80,7 @@ class OcrEngine:
         self.models = [m.to_dict() for m in self.pipeline.models()]
         self.executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="ocr-aux", initializer=nice)
         memory.limit_arenas(settings.malloc_arena_max)
+        memory.fix_mmap_threshold(settings.malloc_mmap_threshold_mb)
         self.scheduler = PageScheduler(self._page_fn, self._document, workers=settings.workers,
                                        memory_budget=int(settings.page_memory_mb * 1024 * 1024),
                                        lane_threads=settings.request_threads,

@@ -73,6 +73,7 @@ class Ticket:
 
     @property
     def count(self) -> int:
+        """Pages of the file (0 until it is opened)."""
         return len(self.pages) if self.pages is not None else 0
 
     @property

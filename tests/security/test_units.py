@@ -269,7 +269,6 @@ def test_database_errors_do_not_carry_document_content(engine: Engine, tmp_path:
 
 def test_unknown_key_ids_cost_what_wrong_secrets_cost(engine: Engine) -> None:
     """Key ids cannot be enumerated by timing: an unknown id takes the same scrypt as a wrong secret."""
-    import statistics
     import time
 
     store = KeyStore(engine)
@@ -279,12 +278,14 @@ def test_unknown_key_ids_cost_what_wrong_secrets_cost(engine: Engine) -> None:
     unknown = key.replace(info.id, "f" * len(info.id))
     assert store.authenticate(known_wrong) is None and store.authenticate(unknown) is None
     times: dict[str, list[float]] = {"known": [], "unknown": []}
-    for _ in range(12):  # interleaved, so load on the machine hits both alike
+    for _ in range(20):  # interleaved, so load on the machine hits both alike
         for name, presented in (("known", known_wrong), ("unknown", unknown)):
             start = time.perf_counter()
             store.authenticate(presented)
             times[name].append(time.perf_counter() - start)
-    ratio = statistics.median(times["unknown"]) / statistics.median(times["known"])
+    # The fastest of 20 tries: other work on the machine only ever adds time, so the minimum is the cost
+    # of the code path itself (a median still moved 50% on a loaded 2-core machine).
+    ratio = min(times["unknown"]) / min(times["known"])
     assert 0.8 <= ratio <= 1.2, times
 
 

@@ -58,8 +58,11 @@ def trim() -> bool:
 class IdleTrimmer:
     """Trims the heap once after ``idle_s`` seconds without activity (``activity()`` did not change)."""
 
-    def __init__(self, activity: Callable[[], int], idle_s: float, check_s: float = 1.0) -> None:
+    def __init__(self, activity: Callable[[], int], idle_s: float, check_s: float = 1.0,
+                 release: Callable[[], object] | None = None) -> None:
         self.activity = activity
+        self.release = release
+        """Called just before the trim, to free what caches (e.g. ONNX Runtime's arenas) hold."""
         self.idle_s = idle_s
         self.check_s = check_s
         self.trims = 0
@@ -76,6 +79,8 @@ class IdleTrimmer:
             elif not trimmed and time.monotonic() - since >= self.idle_s:
                 trimmed = True
                 start = time.perf_counter()
+                if self.release is not None:
+                    self.release()
                 released = trim()
                 self.trims += 1
                 log.info("heap trimmed after idle", extra={"event": "malloc_trim", "released": released,

@@ -19,6 +19,7 @@ import numpy as np
 
 from ocrpipe.document import Document, Page, RecResult
 from ocrpipe.engine import decode as imageio
+from ocrpipe.engine import runtime
 from ocrpipe.engine.pipeline import Pipeline
 from ocrpipe.engine.recognize.base import Recognizer
 from ocrpipe.errors import EngineError, ErrorCode, OcrError, Stage
@@ -85,7 +86,8 @@ class OcrEngine:
                                        memory_budget=int(settings.page_memory_mb * 1024 * 1024),
                                        lane_threads=settings.request_threads,
                                        thread_init=nice)
-        self.trimmer = memory.IdleTrimmer(self._activity, settings.idle_trim_s) if settings.idle_trim_s else None
+        self.trimmer = (memory.IdleTrimmer(self._activity, settings.idle_trim_s, release=runtime.release_arenas)
+                        if settings.idle_trim_s else None)
 
     def _activity(self) -> int:
         """Pages and files done plus crops recognised: changes whenever the service works."""

@@ -35,12 +35,10 @@ def check_upload(data: bytes, name: str | None, *, limits: imageio.Limits, dpi: 
     label = name or "the upload"
     if not data:
         raise InputError(ErrorCode.EMPTY_INPUT, f"{label} is empty (0 bytes)")
-    media = imageio.sniff(data)
     with imageio.open_pages(data, filename=label, limits=limits, dpi=dpi) as pages:
         for index in range(len(pages)):
             pages.page_size(index)
-    assert media is not None  # open_pages refused anything unsniffable
-    return media
+        return pages.media_type
 
 
 class QueueGate:

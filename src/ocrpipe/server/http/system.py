@@ -61,5 +61,5 @@ async def metrics(request: Request) -> Response:
     if svc.engine.batcher is not None:
         svc.metrics.queue_depth.set(svc.engine.batcher.depth)
         svc.metrics.inference_threads.set(svc.engine.batcher.alive_threads)
-    svc.metrics.audit_failures.set(audit_write_failures(request.app))
+    svc.metrics.audit_failures.set(audit_write_failures())
     return Response(svc.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -135,7 +135,7 @@ class AuditLog:
             except Exception as exc:  # noqa: BLE001 - keep the writer alive; the failure is logged
                 # Policy: the requests these entries describe have been answered already and are not
                 # undone; the loss is logged as an error and counted in /metrics
-                # (ocrpipe_audit_write_failures), and /readyz reports storage trouble.
+                # (ocrpipe_audit_write_failures); /readyz reports a data directory low on space.
                 AuditLog.failed_writes += len(batch)
                 log.error("audit write failed", extra={"entries": len(batch), "error": type(exc).__name__})
             with self._cond:
@@ -159,7 +159,7 @@ class AuditLog:
                     for e in s.scalars(q)]
 
 
-def audit_write_failures(_app: Any = None) -> int:
+def audit_write_failures() -> int:
     """Audit entries this process could not store (REST and gRPC writers together)."""
     return AuditLog.failed_writes
 

@@ -115,14 +115,14 @@ def storage_full(message: str) -> OcrError:
 
 
 def is_disk_full(exc: OperationalError) -> bool:
-    """Whether a database error means the disk (or the database's quota) is full: SQLite's SQLITE_FULL,
-    PostgreSQL's SQLSTATE class 53 (disk_full 53100, out_of_memory 53200 ...) or ENOSPC text."""
+    """Whether a database error means the disk is full: SQLite's "database or disk is full", PostgreSQL's
+    SQLSTATE 531xx (disk_full 53100), or ENOSPC's text."""
     orig = exc.orig
     sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     if sqlstate and str(sqlstate).startswith("531"):
         return True
     text = str(orig).lower()
-    return "disk is full" in text or "no space left" in text or "database or disk is full" in text
+    return "disk is full" in text or "no space left" in text
 
 
 def remove_temp_files(upload_dir: Path) -> int:

@@ -38,7 +38,7 @@ def test_cli_and_service_give_the_same_document(tmp_path: Path, batching: str) -
                          capture_output=True, text=True, timeout=300, env=child_env())
     assert cli.returncode == 0, cli.stderr
     from_cli = json.loads(cli.stdout)
-    server = Server(tmp_path / "srv", batching, "--grpc-port", "0").start()
+    server = Server(tmp_path / "srv", batching).start()
     try:
         with httpx.Client(base_url=server.url, timeout=120) as client:
             resp = client.post("/v1/ocr", files={"file": ("page.png", page.read_bytes(), "image/png")})

@@ -128,7 +128,9 @@ class Server:
 
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "ocrpipe", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)]
-        if self.serve_grpc:
+        # Without gRPC the port is 0 (off), never the default 50051: a free port picked for another server's
+        # HTTP may be 50051, and two servers must not race for it.
+        if "--grpc-port" not in self.args:
             cmd += ["--grpc-port", str(self.grpc_port)]
         if self.tls:
             cmd += ["--tls-cert", str(self.tls.server_cert), "--tls-key", str(self.tls.server_key),

@@ -75,6 +75,11 @@ class ErrorCode(enum.StrEnum):
     FORBIDDEN = "forbidden"
     RATE_LIMITED = "rate_limited"
     INVALID_KEY_REQUEST = "invalid_key_request"
+    # authoring and deploying templates
+    INVALID_TEMPLATE = "invalid_template"
+    TEMPLATE_DRAFT_NOT_FOUND = "template_draft_not_found"
+    TEMPLATE_EXISTS = "template_exists"
+    NO_TEMPLATE_FOLDER = "no_template_folder"
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,10 @@ STATUSES: dict[ErrorCode, Status] = {
     ErrorCode.FORBIDDEN: Status(403, "PERMISSION_DENIED"),
     ErrorCode.RATE_LIMITED: Status(429, "RESOURCE_EXHAUSTED"),
     ErrorCode.INVALID_KEY_REQUEST: Status(400, "INVALID_ARGUMENT"),
+    ErrorCode.INVALID_TEMPLATE: Status(400, "INVALID_ARGUMENT"),
+    ErrorCode.TEMPLATE_DRAFT_NOT_FOUND: Status(404, "NOT_FOUND"),
+    ErrorCode.TEMPLATE_EXISTS: Status(409, "ALREADY_EXISTS"),
+    ErrorCode.NO_TEMPLATE_FOLDER: Status(409, "FAILED_PRECONDITION"),
 }
 
 

@@ -29,6 +29,7 @@ from ocrpipe.server.metrics import Metrics
 from ocrpipe.server.notifier import Notifier
 from ocrpipe.server.scheduling.engine import OcrEngine
 from ocrpipe.server.scheduling.jobs import FinishedSignal, JobRunner
+from ocrpipe.server.scheduling.template_drafts import TemplateDrafts
 from ocrpipe.server.scheduling.template_jobs import TemplateJobRunner, TemplateLibrary
 from ocrpipe.server.security import install as install_security
 from ocrpipe.server.security.headers import SecurityHeadersMiddleware
@@ -55,11 +56,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     templates.start()
     queue = QueueGate(store, settings.max_queued_jobs, on_refuse=metrics.rejected.labels(reason="jobs").inc,
                       drain_s=lambda n: n * _mean(metrics.job_latency) / settings.job_workers or None)
-    templates.library.watch()
+    if settings.template_watch_s:
+        templates.library.watch(settings.template_watch_s)
     reload_on_sighup(templates.library)
     grpc_server = start_grpc(app, settings, store, templates, queue)
     app.state.svc = ServiceState(settings, metrics, store, engine, runner, notifier, queue, templates, grpc_server,
-                                 templates=templates.library)
+                                 templates=templates.library,
+                                 drafts=TemplateDrafts(settings.data_dir / "template-drafts", templates.library))
     log.info("service ready", extra={"engine": engine.pipeline.engine_name, "batching": settings.batching,
                                      "database": db.dialect.name, "workers": settings.workers,
                                      "grpc_port": grpc_server.port if grpc_server else None})

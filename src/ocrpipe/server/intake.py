@@ -19,7 +19,7 @@ from ocrpipe.errors import ErrorCode, InputError
 from ocrpipe.server.errors import ServiceError
 from ocrpipe.server.storage.jobs import JobStore
 
-Transport = Literal["rest", "grpc"]
+Transport = Literal["rest", "grpc", "rest-template"]
 QUEUE_RECHECK_S = 1.0
 """The queued-jobs count is read from the database at most this often (keeps acknowledgements fast)."""
 QUEUE_RETRY_AFTER_S = 30.0
@@ -83,8 +83,9 @@ class QueueGate:
 
 def scoped_idempotency_key(tenant: str | None, key: str | None, transport: Transport) -> str | None:
     """The stored form of a client's idempotency key: per tenant (two clinics using the same key never see
-    each other's job) and per transport (a REST job never answers a gRPC retry)."""
+    each other's job) and per transport (a REST job never answers a gRPC retry, nor an OCR job a REST
+    template job's)."""
     if not key:
         return None
-    prefix = "t" if transport == "rest" else "g"
+    prefix = {"rest": "t", "grpc": "g", "rest-template": "p"}[transport]
     return f"{prefix}:" + hashlib.sha256(f"{tenant or ''}\0{key}".encode()).hexdigest()

@@ -52,7 +52,11 @@ class ServiceSettings(EngineSettings):
 
     templates: Path | None = None
     """A folder of user templates (``*.yaml`` + reference images) served beside the built-ins
-    (``OCRPIPE_TEMPLATES``); reloaded on SIGHUP or when a file in it changes."""
+    (``OCRPIPE_TEMPLATES``); reloaded on SIGHUP or when a file in it changes. The web page's template
+    editor saves into it."""
+    template_watch_s: float = Field(default=2.0, ge=0, le=3600)
+    """How often the template folder is checked for changed files (0: only SIGHUP or a save from the
+    web page reloads it, e.g. on a network file system)."""
 
     # gRPC ingestion
     grpc_port: int = Field(default=50051, ge=0, le=65535)

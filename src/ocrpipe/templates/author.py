@@ -452,6 +452,21 @@ def confirm_labels(data: dict[str, Any], image: np.ndarray, recognizer: Recogniz
     return dropped
 
 
+def builtin_clash(name: str) -> str | None:
+    """The file of the built-in template called ``name`` (a user template may not take it), else None."""
+    from ocrpipe.templates.schema import builtin_templates
+
+    return next((t.source for t in builtin_templates() if t.name == name), None)
+
+
+def make(image: np.ndarray, values: dict[str, str], lines: Sequence[Line], recognizer: Recognizer, *, name: str,
+         device: str | None = None, version: str = "1") -> tuple[Proposal, list[str]]:
+    """What ``template new`` and the web page's editor propose for a reference: :func:`propose`, then
+    :func:`confirm_labels` with the run-time ``recognizer``; the proposal and the label texts dropped."""
+    proposal = propose(image, values, lines, name=name, device=device, version=version)
+    return proposal, confirm_labels(proposal.data, image, recognizer)
+
+
 class _Dumper(yaml.SafeDumper):
     """Short lists of scalars (regions, ranges) in flow style: ``region: [0.1, 0.2, 0.3, 0.4]``."""
 

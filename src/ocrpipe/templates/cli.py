@@ -144,20 +144,20 @@ def _read_values(path: str) -> dict[str, str]:
 def _cmd_new(args: argparse.Namespace) -> int:
     from ocrpipe.engine.pipeline import Pipeline
     from ocrpipe.errors import ErrorCode, InputError
-    from ocrpipe.templates.author import confirm_labels, propose, reproduce, trim_to_paper, write
+    from ocrpipe.templates.author import builtin_clash, make, reproduce, trim_to_paper, write
     from ocrpipe.templates.engine import TemplateEngine
-    from ocrpipe.templates.schema import builtin_templates, load_template
+    from ocrpipe.templates.schema import load_template
 
-    clash = [t.source for t in builtin_templates() if t.name == args.name]
+    clash = builtin_clash(args.name)
     if clash:
-        raise InputError(ErrorCode.INVALID_ARGUMENT, f"--name {args.name!r} is a built-in template ({clash[0]})",
+        raise InputError(ErrorCode.INVALID_ARGUMENT, f"--name {args.name!r} is a built-in template ({clash})",
                          stage=None)
     values = _read_values(args.values)
     image = trim_to_paper(_load_image(args.reference))
     lines = Pipeline.default().run_image(image).pages[0].lines
-    proposal = propose(image, values, lines, name=args.name, device=args.device, version=args.version)
     engine = TemplateEngine([])
-    dropped = confirm_labels(proposal.data, image, engine.recognizer)
+    proposal, dropped = make(image, values, lines, engine.recognizer, name=args.name, device=args.device,
+                             version=args.version)
     if dropped:
         print(f"labels not read back on the reference, not used as anchors: {sorted(set(dropped))}")
     path = write(proposal, image, args.out)

@@ -13,3 +13,4 @@ def include_routes(app: FastAPI) -> None:
 
     for module in (ocr, jobs, system, admin, templates):
         app.include_router(module.router)
+    app.include_router(templates.editor)

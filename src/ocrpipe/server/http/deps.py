@@ -43,6 +43,8 @@ class ServiceState:
     """The running :class:`ocrpipe.server.grpc.server.IngestServer` (None: gRPC off or its default port taken)."""
     templates: Any = None
     """The served :class:`~ocrpipe.server.scheduling.template_jobs.TemplateLibrary` (None: no template runner)."""
+    drafts: Any = None
+    """The web page's template drafts (:class:`~ocrpipe.server.scheduling.template_drafts.TemplateDrafts`)."""
     inflight: int = 0
     sync_s: float = 1.0
     """Moving average of a synchronous OCR request's duration (the ``Retry-After`` of a refused one)."""

@@ -348,6 +348,19 @@ class JobStore:
         with self.sessions() as s:
             return self._visible(s.get(Job, job_id), tenant)
 
+    def fields(self, job_id: str, tenant: str | None = None) -> list[dict[str, Any]] | None:
+        """The field rows of a template job in template order (None when the job is missing or another
+        tenant's; empty until it succeeds, or when its page was read by the general pipeline)."""
+        from ocrpipe.server.storage.fields import FieldRow
+
+        with self.sessions() as s:
+            if self._visible(s.get(Job, job_id), tenant) is None:
+                return None
+            rows = s.scalars(select(FieldRow).where(FieldRow.job_id == job_id).order_by(FieldRow.id)).all()
+            return [{"template": r.template, "device": r.device, "exam_id": r.exam_id, "field": r.field,
+                     "value": r.value, "unit": r.unit, "valid": r.valid, "confidence": r.confidence, "raw": r.raw}
+                    for r in rows]
+
     def finished(self, *, after: tuple[datetime, str], until: datetime | None = None, tenant: str | None = None,
                  kinds: Iterable[str] | None = None, job_ids: Iterable[str] | None = None,
                  limit: int = 100) -> list[Job]:

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
+from testsupport.server import Server, wait_for, wait_job
 
 from ocrpipe.cli import main
 from ocrpipe.protocol import ingest_pb2 as pb
@@ -93,3 +96,58 @@ def test_served_user_templates_read_grpc_jobs_and_reload(tmp_path: Path) -> None
         assert "dup.yaml" in listing["reload_error"] and "clinic_form_2.yaml" in listing["reload_error"]
     finally:
         srv.stop()
+
+
+def test_sighup_reloads_the_folder_without_dropping_jobs(tmp_path: Path) -> None:
+    """With the folder watch off (``OCRPIPE_TEMPLATE_WATCH_S=0``) only SIGHUP reloads it: template jobs
+    queued or running at the signal all finish, a new template is served after it, and a broken file sent
+    in by a second SIGHUP is refused while the last good set keeps reading pages. REST template jobs
+    (``POST /v1/template-jobs``) use the served set as gRPC ones do."""
+    folder = tmp_path / "templates"
+    _user_template(folder, tmp_path)
+    (tmp_path / "data").mkdir()
+    srv = Server(tmp_path / "data", "--templates", str(folder), env={"OCRPIPE_TEMPLATE_WATCH_S": "0"}).start()
+    assert srv.proc is not None
+
+    def submit(http: Any, seed: int) -> str:
+        img, _ = make_page(HELDOUT["ko_form_v1"], np.random.default_rng(seed), strength=0.3)
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="PNG")
+        resp = http.post("/v1/template-jobs", files={"file": (f"p{seed}.png", buf.getvalue(), "image/png")})
+        assert resp.status_code == 202, resp.text
+        job_id: str = resp.json()["id"]
+        return job_id
+
+    def names(http: Any) -> set[str]:
+        return {t["name"] for t in http.get("/v1/templates").json()["templates"]}
+
+    try:
+        with srv.client() as http:
+            jobs = [submit(http, seed) for seed in (11, 12, 13)]
+            text = (folder / "clinic_form.yaml").read_text(encoding="utf-8")
+            (folder / "clinic_form_2.yaml").write_text(text.replace("name: clinic_form", "name: clinic_form_2", 1),
+                                                       encoding="utf-8")
+            assert "clinic_form_2" not in names(http)  # nothing watches the folder
+            pending = [j for j in jobs if http.get(f"/v1/jobs/{j}").json()["status"] in ("queued", "running")]
+            assert pending, "every job finished before the signal; the test would prove nothing"
+            srv.proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: "clinic_form_2" in names(http), 20, "the SIGHUP reload")
+            assert http.get("/v1/templates").json()["reload_error"] is None
+            for j in jobs:  # none dropped: each read with the user template
+                assert wait_job(http, j)["status"] == "succeeded"
+                result = http.get(f"/v1/jobs/{j}/result").json()
+                assert result["mode"] == "template" and result["template"] in {"clinic_form", "clinic_form_2"}
+                assert len(http.get(f"/v1/jobs/{j}/fields").json()["fields"]) == 4
+
+            (folder / "broken.yaml").write_text("name: [unclosed\n", encoding="utf-8")
+            srv.proc.send_signal(signal.SIGHUP)
+            error = wait_for(lambda: http.get("/v1/templates").json()["reload_error"], 20, "the refused reload")
+            assert "broken.yaml" in error and "invalid YAML" in error
+            assert {"clinic_form", "clinic_form_2"} <= names(http)  # the last good set stays
+            later = submit(http, 14)
+            assert wait_job(http, later)["status"] == "succeeded"
+            assert http.get(f"/v1/jobs/{later}/result").json()["mode"] == "template"
+            assert srv.proc.poll() is None  # SIGHUP never stops the server
+    finally:
+        srv.stop()
+    assert "template reload refused" in srv.log()

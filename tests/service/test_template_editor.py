@@ -119,6 +119,36 @@ def test_make_try_save_and_serve_a_template_in_the_browser(server: Server, brows
     assert after[0] - before[0] == pytest.approx(8, abs=1.5) and after[1] - before[1] == pytest.approx(3, abs=1.5)
     assert after[2:] == pytest.approx(before[2:], abs=0.5)
 
+    # resize msds's box by its corner handle
+    msds = page.locator('#tpl-svg .field-box[data-name="msds"]')
+    width = float(msds.get_attribute("width") or 0)
+    hb = page.locator('#tpl-svg [data-field="3"] .handle').bounding_box()
+    assert hb is not None
+    page.mouse.move(hb["x"] + hb["width"] / 2, hb["y"] + hb["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(hb["x"] + hb["width"] / 2 + 12 * scale, hb["y"] + hb["height"] / 2, steps=4)
+    page.mouse.up()
+    assert float(msds.get_attribute("width") or 0) - width == pytest.approx(12, abs=1.5)
+
+    # add a field, retype it, remove it again
+    page.click("#tpl-add-field")
+    new = page.locator("#tpl-fields tbody tr").nth(4)
+    new.locator(".f-type").select_option("number")
+    new.locator(".f-extra").fill("mm")
+    new.locator(".f-extra").press("Tab")
+    added = page.evaluate("() => currentTemplate().fields[4]")
+    assert added["type"] == "number" and added["unit"] == "mm" and "validation" not in added
+    assert page.locator("#tpl-svg .field-box").count() == 5
+    new.locator("button").click()
+    assert page.locator("#tpl-svg .field-box").count() == 4
+
+    # the reference still reads back as printed, the renamed field included
+    page.click("#tpl-check")
+    page.wait_for_selector("#tpl-results .result", timeout=120_000)
+    assert "all valid" in page.inner_text("#tpl-results .result h4")
+    assert page.locator("#tpl-results .result li").count() == 0, page.inner_text("#tpl-results")
+    assert page.inner_text('#tpl-results tr[data-field="등록번호"] .value') == pages["values"]["reg_no"]
+
     # try it on another scan: per-field value, validity and issues
     page.set_input_files("#tpl-try-files", str(pages["scan"]))
     page.click("#tpl-try")
@@ -164,6 +194,16 @@ def test_make_try_save_and_serve_a_template_in_the_browser(server: Server, brows
         assert set(rows) == {"name", "등록번호", "date", "msds"}
         assert rows["등록번호"]["value"] == pages["truth"]["reg_no"] and rows["등록번호"]["valid"]
         assert {(r["template"], r["device"], r["exam_id"]) for r in rows.values()} == {("clinic_form", "desk-1", "E-7")}
+
+    # and it can be taken out of service from the page
+    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(server.url + "/#templates")
+    page.click('#tpl-served tbody tr[data-name="clinic_form"] button.remove')
+    page.wait_for_selector('#tpl-served tbody tr[data-name="clinic_form"]', state="detached")
+    assert page.locator('#tpl-served tbody tr[data-name="ark_v1"] button').count() == 0  # built-ins stay
+    page.close()
+    assert not (folder / "clinic_form.yaml").exists() and not (folder / "clinic_form.png").exists()
 
 
 def test_the_editor_refuses_bad_input_with_its_codes(server: Server, pages: dict[str, Any], tmp_path: Path) -> None:
@@ -216,6 +256,20 @@ def test_the_editor_refuses_bad_input_with_its_codes(server: Server, pages: dict
         assert replaced.status_code == 201 and replaced.json()["replaced"]
         names = [t["name"] for t in http.get("/v1/templates").json()["templates"]]
         assert names.count("form_b") == 1
+
+        # removing: a user template leaves the folder and the set; a built-in cannot
+        folder = server.data_dir / "templates"
+        removed = http.delete("/v1/admin/templates/form_b")
+        assert removed.status_code == 200 and removed.json()["reload_error"] is None, removed.text
+        assert not (folder / "form_b.yaml").exists() and not (folder / "form_b.png").exists()
+        assert "form_b" not in [t["name"] for t in http.get("/v1/templates").json()["templates"]]
+        assert _code(http.delete("/v1/admin/templates/form_b")) == "not_found"
+        assert _code(http.delete("/v1/admin/templates/ark_v1")) == "invalid_argument"
+
+        # a draft can be discarded (its reference image with it)
+        gone = _draft(http, pages, "form_c").json()
+        assert http.delete(f"{DRAFTS}/{gone['id']}").status_code == 200
+        assert _code(http.get(gone["reference_url"])) == "template_draft_not_found"
 
         assert _code(http.get("/v1/jobs/nope/fields")) == "job_not_found"
 

@@ -147,6 +147,13 @@ async def get_draft(svc: State, draft_id: str) -> dict[str, Any]:
     return draft
 
 
+@editor.delete("/drafts/{draft_id}", summary="Discard a template draft and its reference image",
+               responses={404: {"model": schemas.ErrorBody}})
+async def discard_draft(svc: State, draft_id: str) -> dict[str, Any]:
+    await run_in_threadpool(svc.drafts.discard, draft_id)
+    return {"id": draft_id, "deleted": True}
+
+
 @editor.get("/drafts/{draft_id}/reference", summary="A draft's reference image (PNG, template pixels)",
             response_class=FileResponse, responses={200: {"content": {"image/png": {}}},
                                                     404: {"model": schemas.ErrorBody}})
@@ -159,14 +166,18 @@ async def draft_reference(svc: State, draft_id: str) -> FileResponse:
              summary="Read a page (or the reference) with the edited template alone")
 async def try_draft(svc: State, draft_id: str,
                     template: Annotated[str, Form(description="the edited template (JSON, as the draft has it)")],
-                    file: Annotated[UploadFile | None, File(description="a page; none: the reference")] = None
-                    ) -> dict[str, Any]:
+                    file: Annotated[UploadFile | None, File(description="a page; none: the reference")] = None,
+                    values: Annotated[str | None, Form(description="JSON: the printed values by (renamed) field; "
+                                                       "default: the draft's")] = None) -> dict[str, Any]:
     """Whether the page matched (score, or why not) and every field's value, ``valid``, ``issues`` and box
     in the page's pixels; on the reference also ``problems``: values not read back as printed."""
+    from ocrpipe.server.scheduling.template_drafts import check_values
+
     data = _json_form(template, "template", ErrorCode.INVALID_TEMPLATE)
+    printed = None if values is None else check_values(_json_form(values, "values", ErrorCode.INVALID_ARGUMENT))
     await run_in_threadpool(svc.drafts.template, draft_id, data)  # a bad template is refused before decoding
     image = None if file is None else await _one_page(svc, file)
-    out: dict[str, Any] = await run_in_threadpool(svc.drafts.try_on, draft_id, data, image)
+    out: dict[str, Any] = await run_in_threadpool(svc.drafts.try_on, draft_id, data, image, printed)
     return out
 
 
@@ -187,3 +198,12 @@ async def save_template(svc: State, body: Annotated[SaveRequest, Body()]) -> dic
     saved: dict[str, Any] = await run_in_threadpool(
         lambda: svc.drafts.save(body.draft, body.template, replace=body.replace))
     return saved
+
+
+@editor.delete("/{name}", summary="Take a user template out of service (its file leaves the folder)",
+               responses={400: {"model": schemas.ErrorBody}, 404: {"model": schemas.ErrorBody}})
+async def remove_template(svc: State, name: str) -> dict[str, Any]:
+    """Deletes ``NAME.yaml`` (and its reference image) from the served folder and reloads the set; a
+    built-in cannot be removed."""
+    removed: dict[str, Any] = await run_in_threadpool(svc.drafts.remove, name)
+    return removed

@@ -72,6 +72,7 @@ class TemplateDrafts:
         self.root = root
         self.library = library
         self._lock = threading.Lock()
+        self._expire()  # a reference may show a patient's data: none outlives its day, restarts included
 
     # ---- drafts ------------------------------------------------------------------------------------
 
@@ -103,6 +104,11 @@ class TemplateDrafts:
     def get(self, draft_id: str) -> dict[str, Any]:
         """The draft as the editor shows it (template, values, missing values, dropped labels, lines)."""
         return self._view(self._meta(draft_id))
+
+    def discard(self, draft_id: str) -> None:
+        """Remove a draft and its reference image."""
+        self._meta(draft_id)
+        shutil.rmtree(self.root / draft_id, ignore_errors=True)
 
     def reference_path(self, draft_id: str) -> Path:
         """The draft's reference image (PNG)."""
@@ -156,10 +162,12 @@ class TemplateDrafts:
         base = self.library.engine()
         return TemplateEngine([tpl], recognizer=base.recognizer, reader=base.reader, arbiter=base.arbiter, threads=1)
 
-    def try_on(self, draft_id: str, data: Any, image: np.ndarray | None) -> dict[str, Any]:
+    def try_on(self, draft_id: str, data: Any, image: np.ndarray | None,
+               values: dict[str, str] | None = None) -> dict[str, Any]:
         """``image`` (None: the draft's reference) read with the edited template alone: whether it matched
         (score, or why not), and every field's value, validity, issues and box. On the reference each field
-        printed in ``values`` is compared with its value too (``problems``)."""
+        printed in ``values`` (default: the draft's; the editor sends them renamed with their fields) is
+        compared with its value too (``problems``)."""
         from ocrpipe.templates.author import canonical_value, same
 
         tpl = self.template(draft_id, data)
@@ -172,7 +180,8 @@ class TemplateDrafts:
         if result is not None:
             out.update(result.to_dict())
         if on_reference:
-            values = self._meta(draft_id)["values"]
+            if values is None:
+                values = self._meta(draft_id)["values"]
             problems = [] if result is not None else ["the reference does not match its own template"]
             for f in (result.fields if result is not None else ()):
                 if f.name not in values:
@@ -225,6 +234,25 @@ class TemplateDrafts:
         entry = next(t for t in self.library.listing()["templates"] if t["name"] == name)
         return {**entry, "replaced": bool(backup)}
 
+    def remove(self, name: str) -> dict[str, Any]:
+        """Take a user template out of service: its YAML (and its reference, when no other file names it)
+        leave the folder and the set is reloaded. Built-ins cannot be removed."""
+        from ocrpipe.templates.author import builtin_clash
+
+        tpl = next((t for t in self.library.templates if t.name == name), None)
+        if tpl is None or tpl.source is None:
+            raise ServiceError(ErrorCode.NOT_FOUND, f"no template {name!r} in service")
+        if builtin_clash(name):
+            raise ServiceError(ErrorCode.INVALID_ARGUMENT, f"{name!r} is a built-in template; it cannot be removed")
+        source, reference = Path(tpl.source).resolve(), _reference_file(tpl)
+        shared = any(t is not tpl and _reference_file(t) == reference for t in self.library.templates)
+        with self._lock:
+            source.unlink(missing_ok=True)
+            if not shared and reference is not None and reference.parent == source.parent:
+                reference.unlink(missing_ok=True)
+            self.library.reload()
+        return {"name": name, "source": str(source), "removed": True, "reload_error": self.library.error}
+
     def _reference(self, draft_id: str) -> np.ndarray:
         from PIL import Image
 
@@ -250,6 +278,14 @@ class TemplateDrafts:
                 p.write_bytes(backup[p])
             else:
                 p.unlink(missing_ok=True)
+
+
+def _reference_file(tpl: Template) -> Path | None:
+    """Where a loaded template's reference image is (None: a template not loaded from a file)."""
+    if tpl.source is None:
+        return None
+    path = Path(tpl.reference)
+    return (path if path.is_absolute() else Path(tpl.source).parent / path).resolve()
 
 
 def _first_errors(exc: ValueError, n: int = 3) -> str:

@@ -1,4 +1,5 @@
-"""Template jobs: printouts submitted over gRPC, read by template mode and stored as field rows.
+"""Template jobs: printouts submitted over gRPC (``Submit``) or REST (``POST /v1/template-jobs``), read by
+template mode and stored as field rows.
 
 A template job decodes its one-page upload, matches a template from pixels and reads the fields
 (:class:`~ocrpipe.templates.engine.TemplateEngine`); a page no template accepts is read by the general

@@ -71,6 +71,7 @@ async function propose() {
     const draft = await api("/v1/admin/templates/drafts", { method: "POST", body: form });
     tpl.draft = draft;
     tpl.template = draft.template;
+    tpl.values = { ...draft.values };  // the printed values by field name, renamed with their fields
     tpl.width = draft.width;
     tpl.height = draft.height;
     tpl.selected = null;
@@ -223,6 +224,10 @@ function renderFields() {
         name.value = f.name;
         return;
       }
+      if (f.name in tpl.values) {
+        tpl.values[v] = tpl.values[f.name];
+        delete tpl.values[f.name];
+      }
       f.name = v;
       drawBoxes();
     });
@@ -284,6 +289,7 @@ async function tryOn(file) {
   const form = new FormData();
   form.append("template", JSON.stringify(currentTemplate()));
   if (file) form.append("file", file, file.name);
+  else form.append("values", JSON.stringify(tpl.values));
   return api(`/v1/admin/templates/drafts/${tpl.draft.id}/try`, { method: "POST", body: form });
 }
 
@@ -384,7 +390,24 @@ async function refreshServed() {
     const tr = body.appendChild(document.createElement("tr"));
     tr.dataset.name = t.name;
     for (const v of [t.name, t.device, t.version, (t.source || "").split("/").pop()]) tr.appendChild(el("td", {}, v));
+    const td = tr.appendChild(document.createElement("td"));
+    if (data.folder && t.source && t.source.startsWith(data.folder)) {
+      const del = el("button", { type: "button", class: "remove", title: `take ${t.name} out of service` }, "×");
+      del.addEventListener("click", () => removeTemplate(t.name));
+      td.appendChild(del);
+    }
   }
+}
+
+async function removeTemplate(name) {
+  if (!window.confirm(`Take the template ${name} out of service and delete its file?`)) return;
+  try {
+    await api(`/v1/admin/templates/${encodeURIComponent(name)}`, { method: "DELETE" });
+    tplStatus(`Removed ${name}`);
+  } catch (e) {
+    tplStatus(`Not removed: ${e.message} [${e.code}]`, true);
+  }
+  await refreshServed();
 }
 
 function showView(name) {

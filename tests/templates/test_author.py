@@ -104,3 +104,30 @@ def test_template_new_refuses_values_that_are_not_an_object(tmp_path, capsys) ->
                "--out", str(tmp_path)])
     assert rc != 0
     assert "expected a JSON object" in capsys.readouterr().err
+
+
+def test_a_cell_without_its_own_header_follows_the_header_of_its_column() -> None:
+    from ocrpipe.templates.author import adopt_columns
+
+    header = {"text": "A", "region": [0.75, 0.5, 0.78, 0.52], "side": "above", "follow": "x"}
+    row = {"text": "1", "region": [0.08, 0.3, 0.1, 0.32], "side": "left", "follow": "y"}
+    fields = [{"name": "r1_a", "region": [0.7, 0.3, 0.9, 0.35], "label": dict(row)},
+              {"name": "l1_a", "region": [0.72, 0.55, 0.9, 0.6], "label": dict(row), "column": header},
+              {"name": "pd", "region": [0.3, 0.8, 0.5, 0.85], "label": dict(row)}]
+    adopt_columns(fields)
+    assert fields[0]["column"] == header and "column" not in fields[2]
+
+
+def test_cells_that_follow_a_column_are_left_out_of_matching_right_of_the_row_labels() -> None:
+    tpl = {"name": "t", "device": "d", "version": "1", "size": [200, 100], "reference": "-",
+           "matching": {"ignore_fields": True},
+           "fields": [{"name": "s", "type": "number", "region": [0.5, 0.4, 0.7, 0.6],
+                       "label": {"text": "1", "region": [0.05, 0.45, 0.1, 0.55], "side": "left", "follow": "y"},
+                       "column": {"text": "S", "region": [0.6, 0.2, 0.65, 0.3], "side": "above", "follow": "x"}}]}
+    from ocrpipe.templates.schema import Template
+
+    mask = Template.model_validate(tpl).match_mask()
+    assert mask is not None
+    # the row from a cell's width left of the cells (not past the row label) to the right edge
+    assert mask[50, 60:].max() == 0 and mask[50, :58].min() == 255
+    assert mask[25, 60:].max() == 0 and mask[5, :].min() == 255  # the header row; the title above stays

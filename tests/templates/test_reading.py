@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from ocrpipe.templates.consensus import Reading, decide, settled
-from ocrpipe.templates.fields import DISAGREE, ONE_READING, FieldResult, apply_checks, confirmed_fields
+from ocrpipe.templates.fields import (
+    DISAGREE,
+    ONE_READING,
+    FieldResult,
+    apply_checks,
+    confirmed_fields,
+    parse_field,
+)
 from ocrpipe.templates.schema import Check, FieldSpec
 
 AXIS = FieldSpec(name="ax", region=(0.1, 0.1, 0.2, 0.2), type="number", whitelist="0123456789",
@@ -135,3 +142,32 @@ def test_ctc_batches_bound_padding_and_match_single_reads() -> None:
     batched = rec.recognize(crops)
     singles = [rec.recognize([c])[0] for c in crops]
     assert [r.text for r in batched] == [r.text for r in singles]
+
+
+def test_a_rule_grazing_a_field_is_neither_read_nor_taken_for_a_neighbour() -> None:
+    """A table rule along the top of a field region, or a box edge down its side, is painted over: no
+    ink at the edges remains, while a value cut at the edge (a minus sign) still is."""
+    from ocrpipe.templates.engine import clear_rules, ink_at_edge
+
+    crop = np.full((40, 160), 235, np.uint8)
+    cv2.putText(crop, "1234", (40, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 20, 2)
+    assert ink_at_edge(crop) == ""
+    ruled = crop.copy()
+    ruled[1:3, :] = 30  # a rule across the top
+    ruled[:, 157:159] = 30  # a box edge down the right side
+    assert ink_at_edge(ruled) == ""
+    assert (clear_rules(ruled)[1:3, :].min() > 128) and (clear_rules(ruled)[:, 157:159].min() > 128)
+    cut = crop.copy()
+    cut[18:22, 0:12] = 20  # a minus sign the region cuts
+    assert ink_at_edge(cut) == "left"
+
+
+def test_a_text_reader_that_sees_nothing_gives_no_value() -> None:
+    from ocrpipe.templates.fields import NOTHING_READ
+
+    name = FieldSpec.model_validate({"name": "name", "type": "text", "lang": "kor", "region": [0, 0, 1, 1]})
+    value, _, issues = parse_field(name, "  ", 0.0)
+    assert value is None and issues == [NOTHING_READ]
+    v = decide([Reading.of(name, "ppocrv4_rec_ch", "", 0.0), Reading.of(name, "ko_rec", "황준태", 0.95),
+                Reading.of(name, "tesseract-fields", "황준태", 0.9, veto=False)])
+    assert v.valid and v.value == "황준태"

@@ -187,3 +187,67 @@ def test_unmatched_page_falls_back_and_says_so(engine) -> None:
     result, match = engine.run_image(blank)
     assert result is None and match.template is None
     assert "no template matched" in match.reason
+
+
+def _inside(img: np.ndarray, factor: float, canvas_factor: float = 1.0) -> np.ndarray:
+    """``img`` resized by ``factor`` on a blank scan ``canvas_factor`` times its size (a third down)."""
+    small = cv2.resize(img, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC)
+    h, w = int(img.shape[0] * canvas_factor), int(img.shape[1] * canvas_factor)
+    canvas = np.full((h, w, 3), 240, np.uint8)
+    y, x = (h - small.shape[0]) // 3, (w - small.shape[1]) // 2
+    canvas[y:y + small.shape[0], x:x + small.shape[1]] = small
+    return canvas
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("factor", "canvas"), [(0.5, 1.0), (1.5, 1.5), (1.5, 2.0), (0.5, 0.5)])
+def test_scale_half_to_one_and_a_half_is_matched_and_read(engine, factor: float, canvas: float) -> None:
+    """The printout at 0.5× and 1.5× its size: alone in a scan of the same size, filling an enlarged scan,
+    in a larger scan with a margin, and the whole scan halved."""
+    from ocrpipe.templates.evaluate import same_value
+
+    img, truth = make_page(LAYOUTS["nct_v1"], np.random.default_rng(21))
+    result, match = engine.run_image(_inside(img, factor, canvas))
+    assert result is not None and result.template == "nct_v1", match.reason
+    true_scale = np.sqrt(abs(np.linalg.det(np.array(truth["matrix"])[:, :2])))
+    assert abs(result.scale - factor * true_scale) < 0.04 * factor
+    wrong = [f for f in result.fields if not same_value(truth["fields"][f.name]["type"], f.value,
+                                                         truth["fields"][f.name]["value"])]
+    assert not [f for f in wrong if f.valid], wrong
+    assert len(wrong) <= 1, wrong
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("layout", "k"), [("ark_v2", 2), ("nct_v1", 2)])
+def test_a_skewed_scan_turned_by_the_scanner_is_matched(engine, layout: str, k: int) -> None:
+    """A page skewed by 3° and then turned upside down (a scanner's rotation) is matched and read. (Turned
+    by 90° it is matched only without the skew: see tests/templates/test_deploy.py.)"""
+    from ocrpipe.templates.evaluate import same_value
+
+    img, truth = make_page(LAYOUTS[layout], np.random.default_rng(5))
+    h, w = img.shape[:2]
+    skewed = cv2.warpAffine(img, cv2.getRotationMatrix2D((w / 2, h / 2), 3.0, 1.0), (w, h),
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=(235, 235, 235))
+    result, match = engine.run_image(np.ascontiguousarray(np.rot90(skewed, k)))
+    assert result is not None and result.template == layout, match.reason
+    good = [f for f in result.fields if same_value(truth["fields"][f.name]["type"], f.value,
+                                                    truth["fields"][f.name]["value"])]
+    assert len(good) >= len(result.fields) - 1
+    assert all(f.valid is False or f in good for f in result.fields)
+
+
+def test_a_refused_page_says_which_rule_and_the_measured_value() -> None:
+    """``match`` names the failing rule with its measured value and bounds, or the score and min_score."""
+    from ocrpipe.templates.engine import TemplateEngine
+    from ocrpipe.templates.register import Registration
+
+    ark = next(t for t in builtin_templates() if t.name == "ark_v1")
+    blank = np.full((ark.size[1], ark.size[0], 3), 250, np.uint8)
+    blank[ark.size[1] // 2:ark.size[1] // 2 + 8, 40:-40] = 0
+    page = Pyramid(ark.reference_image)
+    identity = Registration(np.array([[1.0, 0, 0], [0, 1.0, 0]]), 1.0)
+    assert TemplateEngine._refusal(ark, page, identity) == ""
+    reason = TemplateEngine._refusal(ark, Pyramid(blank), identity)
+    assert reason.startswith("pixel rule 0") and "outside [" in reason and "mean grey" in reason
+    huge = Registration(np.array([[6.0, 0, 0], [0, 6.0, 0]]), 1.0)
+    assert "scale 6.00 outside" in TemplateEngine._refusal(ark, page, huge)

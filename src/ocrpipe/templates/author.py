@@ -404,7 +404,7 @@ def propose(image: np.ndarray, values: dict[str, str], lines: Sequence[Line], *,
         row, column, beside = labels_for(span, lines, used)
         if row is not None:
             spec["label"] = {**_label(*row, "left", (w, h)), "follow": "xy" if beside else "y"}
-            if column is not None:
+            if column is not None and not beside:  # a label right beside the value places it both ways
                 spec["column"] = {**_label(*column, "above", (w, h)), "follow": "x"}
         elif column is not None:
             spec["label"] = _label(*column, "above", (w, h))
@@ -449,6 +449,7 @@ def confirm_labels(data: dict[str, Any], image: np.ndarray, recognizer: Recogniz
                 dropped.append(f.pop(key)["text"])
         if "column" in f and "label" not in f:
             f["label"] = {**f.pop("column"), "follow": "xy"}
+    adopt_columns(data["fields"])
     return dropped
 
 
@@ -465,6 +466,25 @@ def make(image: np.ndarray, values: dict[str, str], lines: Sequence[Line], recog
     :func:`confirm_labels` with the run-time ``recognizer``; the proposal and the label texts dropped."""
     proposal = propose(image, values, lines, name=name, device=device, version=version)
     return proposal, confirm_labels(proposal.data, image, recognizer)
+
+
+def adopt_columns(fields: list[dict[str, Any]]) -> None:
+    """A cell placed by its row label alone (``follow: y``) whose region shares a column with cells that
+    follow a column header takes the header of the nearest of them (a table whose own header the reader
+    missed, or a value under the table printed in one of its columns): it then moves sideways with that
+    column. The overlap must cover half the narrower region."""
+    def overlap(a: list[float], b: list[float]) -> bool:
+        return min(a[2], b[2]) - max(a[0], b[0]) >= 0.5 * min(a[2] - a[0], b[2] - b[0])
+
+    headed = [f for f in fields if "column" in f]
+    for f in fields:
+        lab = f.get("label")
+        if "column" in f or lab is None or lab.get("follow") != "y":
+            continue
+        near = [g for g in headed if overlap(f["region"], g["region"])]
+        if near:
+            best = min(near, key=lambda g: abs(g["region"][1] - f["region"][1]))
+            f["column"] = dict(best["column"])
 
 
 class _Dumper(yaml.SafeDumper):

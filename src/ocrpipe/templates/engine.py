@@ -72,6 +72,12 @@ WIDE_STARTS = (0.88, 0.82, 0.76, 0.7, 0.64, 0.58, 0.52)
 from :data:`STARTS` or the winner scored weakly (:data:`WEAK_MARGIN`)."""
 CONFIRMED = "labels confirm the layout"
 """Reason of a candidate whose labels were read at their places (see :meth:`TemplateEngine._by_labels`)."""
+LOW_SCORE = "registration score"
+"""Start of the reason of a candidate refused on its score alone."""
+RESCUE_MIN_LABELS = 4
+"""Labels a template must place fields against for :meth:`TemplateEngine._rescue` to consider it."""
+RESCUE_FOUND = 0.75
+"""Share of its labels a template refused on its score must show at their places to be accepted."""
 PROBE_SLACK = 0.2
 """A template whose best short probe stays this far below its ``min_score`` is not registered further."""
 WEAK_MARGIN = 0.2
@@ -208,13 +214,42 @@ EDGE = 2
 """Columns at each side of a field region in which ink means the region cuts through text."""
 
 
+def _ink(crop: np.ndarray) -> np.ndarray:
+    """Ink (Otsu on a lightly blurred copy) of a grey crop, uint8 0/255."""
+    return cv2.threshold(cv2.GaussianBlur(crop, (3, 3), 0), 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)[1]
+
+
+def clear_rules(crop: np.ndarray) -> np.ndarray:
+    """The grey field crop with printed rules painted over in the paper's grey: a horizontal run of ink
+    over 60 % of the crop's width, or a vertical one over its whole height (a box edge). A field region
+    grazing a table rule or a box edge (registration is off by a pixel or two) otherwise shows a bar
+    the readers take for a character, and ink at both its edges. Text has neither: a field region is
+    taller than its text, and no glyph stroke runs over most of a region several characters wide."""
+    h, w = crop.shape[:2]
+    if crop.size == 0 or crop.std() < 8 or h < 4 or w < 8:
+        return crop
+    ink = _ink(crop)
+    if ink.mean() > 127:  # a dark field (inverted print): no paper to tell the rules by
+        return crop
+    rules = cv2.bitwise_or(cv2.morphologyEx(ink, cv2.MORPH_OPEN, np.ones((1, max(8, int(0.6 * w))), np.uint8)),
+                           cv2.morphologyEx(ink, cv2.MORPH_OPEN, np.ones((max(4, h - 1), 1), np.uint8)))
+    if not rules.any():
+        return crop
+    out = crop.copy()
+    out[cv2.dilate(rules, np.ones((3, 3), np.uint8)) > 0] = int(np.percentile(crop, 90))
+    return out
+
+
 def ink_at_edge(crop: np.ndarray) -> str:
     """``left``/``right`` when ink (Otsu) lies in the outermost :data:`EDGE` columns of a field region on
     two rows or more: the region cuts through a neighbour's text or its own value (a minus sign);
-    ``""`` when both edges are clear."""
+    ``""`` when both edges are clear. Printed rules are not ink here (see :func:`clear_rules`)."""
     if crop.size == 0 or crop.std() < 8 or crop.shape[1] <= 4 * EDGE:
         return ""
-    ink = cv2.threshold(cv2.GaussianBlur(crop, (3, 3), 0), 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)[1] > 0
+    crop = clear_rules(crop)
+    if crop.std() < 8:
+        return ""
+    ink = _ink(crop) > 0
     if ink.mean() > 0.5:  # a dark field (inverted print): no paper to tell the edges by
         return ""
     left = ink[:, :EDGE].any(axis=1).sum() >= 2
@@ -254,6 +289,8 @@ class TemplateEngine:
         self.arbiter = arbiter or (load_recognizer(DEFAULT_ARBITER) if double_read else None)
         self.threads = max(1, threads if threads is not None else min(2, usable_cpus()))
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="template") if self.threads > 1 else None
+        charset = getattr(self.arbiter, "charset", None)
+        self._arbiter_hangul = charset is None or "가" in set(charset)
         for t in self.templates:  # build the reference pyramids once, before threads share the templates
             for factor in (COARSE, *FINE):
                 t.reference_pyramid.level(factor)
@@ -279,16 +316,47 @@ class TemplateEngine:
                              "left ±30 % of its start, turned over 10° or sheared (is it this layout?)"), reg
         if reg.score < tpl.min_score:
             return Candidate(tpl.name, reg.score, False,
-                             f"registration score {reg.score:.3f} < min_score {tpl.min_score}"), reg
+                             f"{LOW_SCORE} {reg.score:.3f} < min_score {tpl.min_score}"), reg
+        refused = self._refusal(tpl, page, reg)
+        return Candidate(tpl.name, reg.score, not refused, refused), reg
+
+    @staticmethod
+    def _refusal(tpl: Template, page: Pyramid, reg: Registration) -> str:
+        """Why a registered template is refused apart from its score: an implausible warp or a pixel rule
+        that fails (with the measured value and the bounds); ``""`` when nothing refuses it."""
         if not (SCALE_RANGE[0] <= reg.scale <= SCALE_RANGE[1]) or abs(reg.angle) > MAX_ANGLE:
-            return Candidate(tpl.name, reg.score, False, f"implausible warp (scale {reg.scale:.2f}, "
-                                                         f"angle {reg.angle:.1f}°)"), reg
+            return f"implausible warp (scale {reg.scale:.2f} outside [{SCALE_RANGE[0]}, {SCALE_RANGE[1]}], " \
+                   f"or angle {reg.angle:.1f}° beyond ±{MAX_ANGLE:g}°)"
         for i, rule in enumerate(tpl.rules):
             ok, mean = rule_holds_on(rule, warp_region(page.gray, reg, tpl.pixel_box(rule.region)))
             if not ok:
-                return Candidate(tpl.name, reg.score, False, f"pixel rule {i} (region {list(rule.region)}) failed: "
-                                 f"{_rule_measure(rule, mean)}"), reg
-        return Candidate(tpl.name, reg.score, True), reg
+                return f"pixel rule {i} (region {list(rule.region)}) failed: {_rule_measure(rule, mean)}"
+        return ""
+
+    def _rescue(self, results: list[tuple[Candidate, Registration]], page: Pyramid
+                ) -> list[tuple[Candidate, Registration]]:
+        """Templates refused on their score alone, by less than :data:`PROBE_SLACK`, that place fields
+        against :data:`RESCUE_MIN_LABELS` labels or more, are accepted when at least
+        :data:`RESCUE_FOUND` of those labels are read at their places: a layout whose columns move
+        with the printer font correlates worse with its reference than a fixed one, while its labels
+        still say which layout it is."""
+        out = []
+        for (c, r), t in zip(results, self.templates, strict=True):
+            labels = list(dict.fromkeys(lab for f in t.fields for lab in (f.label, f.column) if lab is not None))
+            if (c.rules_ok or not c.reason.startswith(LOW_SCORE) or c.score < t.min_score - PROBE_SLACK
+                    or len(labels) < RESCUE_MIN_LABELS or self._refusal(t, page, r)):
+                out.append((c, r))
+                continue
+            found = find_labels(labels, t, page.gray, r, self.recognizer, self.arbiter)
+            n = sum(v is not None for v in found.values())
+            if n >= RESCUE_FOUND * len(labels):
+                c = Candidate(c.name, c.score, True, f"{c.reason}, but {n} of {len(labels)} labels read at "
+                                                     f"their places: {CONFIRMED}")
+            else:
+                c = Candidate(c.name, c.score, False, f"{c.reason}; labels found: {n} of {len(labels)} "
+                                                      f"(accepted from {RESCUE_FOUND:.0%})")
+            out.append((c, r))
+        return out
 
     def _each_template(self, page: Pyramid, starts: tuple[float, ...]) -> list[tuple[Candidate, Registration]]:
         """Every template tried against ``page`` (in parallel on the engine's threads: ECC releases the GIL)."""
@@ -318,15 +386,19 @@ class TemplateEngine:
         results = self._each_template(page, STARTS)
         if not any(c.rules_ok for c, _ in results):
             results = self._each_template(page, STARTS + WIDE_STARTS)
+        if not any(c.rules_ok for c, _ in results):
+            results = self._rescue(results, page)
         ok = [(c, r, t) for (c, r), t in zip(results, self.templates, strict=True) if c.rules_ok]
         candidates = tuple(c for c, _ in results)
         if not ok:
             return Match(None, None, candidates)
-        if len(ok) > 1:
+        if len(ok) > 1 or any(c.score < t.min_score + WEAK_MARGIN for c, _, t in ok):
+            # several layouts fit, or one fits weakly (a slip can correlate 0.66 with a form's header
+            # band at half its size): the labels say which
             ok, candidates = self._by_labels(ok, page, candidates)
             if not ok:
                 return Match(None, None, candidates)
-        cand, reg, tpl = max(ok, key=lambda x: (x[0].reason == CONFIRMED, x[0].score))
+        cand, reg, tpl = max(ok, key=lambda x: (x[0].reason.endswith(CONFIRMED), x[0].score))
         if cand.score < tpl.min_score + WEAK_MARGIN:
             retry, retry_reg = self._candidate(tpl, page, WIDE_STARTS)
             if retry.rules_ok and retry.score > cand.score:
@@ -347,7 +419,7 @@ class TemplateEngine:
         kept, changed = [], {}
         for c, r, t in ok:
             labels = list(dict.fromkeys(lab for f in t.fields for lab in (f.label, f.column) if lab is not None))
-            if not labels:
+            if not labels or c.reason.endswith(CONFIRMED):  # nothing to read, or read already (a rescue)
                 kept.append((c, r, t))
                 continue
             found = find_labels(labels, t, page.gray, r, self.recognizer)
@@ -356,11 +428,16 @@ class TemplateEngine:
                 c = Candidate(c.name, c.score, True, CONFIRMED)
                 kept.append((c, r, t))
             else:
-                c = Candidate(c.name, c.score, False, f"labels found: {n} of {len(labels)}")
+                c = Candidate(c.name, c.score, False, f"labels found: {n} of {len(labels)} (half needed)")
             changed[c.name] = c
         return kept, tuple(changed.get(c.name, c) for c in candidates)
 
     # ---- extraction ----------------------------------------------------------------------------
+
+    def _arbiter_reads(self, spec: FieldSpec) -> bool:
+        """Whether the arbiter may vote on a field: not on a Korean field when its charset has no Hangul
+        (PP-OCRv4 zh/en reads a Korean name as nothing, or as a Chinese character, and would veto it)."""
+        return self._arbiter_hangul or "kor" not in spec.lang
 
     def _box(self, spec: FieldSpec, tpl: Template, offsets: dict[str, tuple[int, int]],
              found: dict[Label, Found | None] | None = None) -> tuple[int, int, int, int]:
@@ -425,9 +502,9 @@ class TemplateEngine:
         offsets = {a.name: anchor_offset(a, tpl, gray, reg) for a in tpl.anchors}
         specs = list(tpl.fields)
         labels = [lab for s in specs for lab in (s.label, s.column) if lab is not None]
-        found = find_labels(labels, tpl, gray, reg, self.recognizer) if labels else {}
+        found = find_labels(labels, tpl, gray, reg, self.recognizer, self.arbiter) if labels else {}
         boxes = [self._box(s, tpl, offsets, found) for s in specs]
-        raw_crops = [warp_region(gray, reg, b) for b in boxes]
+        raw_crops = [clear_rules(warp_region(gray, reg, b)) for b in boxes]
         crossing = {s.name: side for s, c in zip(specs, raw_crops, strict=True) if (side := ink_at_edge(c))}
         crops = [tight_crop(c) for c in raw_crops]
         rgb = [cv2.cvtColor(c, cv2.COLOR_GRAY2RGB) for c in crops]
@@ -453,7 +530,7 @@ class TemplateEngine:
         confirmed = confirmed_fields(tpl.checks, checked)
         undecided = [i for i, s in enumerate(specs) if len(readings[i]) == 2
                      and (not settled(*readings[i]) or readings[i][0].confidence < DOUBT_BELOW)
-                     and not (checked[s.name].valid and s.name in confirmed)]
+                     and not (checked[s.name].valid and s.name in confirmed) and self._arbiter_reads(s)]
         if undecided and self.arbiter is not None:
             thirds = self.arbiter.recognize([rgb[i] for i in undecided])
             for i, r in zip(undecided, thirds, strict=True):  # the arbiter first: it breaks three-way ties

@@ -21,6 +21,8 @@ from ocrpipe.templates.schema import Check, FieldSpec
 
 DISAGREE = "readings disagree"
 """Prefix of the issue a field gets when no two independent readers agree on its value."""
+NOTHING_READ = "nothing read"
+"""The issue of a text field whose reader returned no text."""
 ONE_READING = "only one reading"
 """The issue of a field read by one reader only (its value still needs a cross-field check to be valid)."""
 
@@ -112,6 +114,8 @@ def parse_field(spec: FieldSpec, raw: str, confidence: float) -> tuple[Any, str,
         token = token.replace(" ", "")
     elif spec.normalize == "none":
         token = unicodedata.normalize("NFKC", raw).strip()
+    if not token:  # a reader that saw nothing gives no value: it neither supports nor vetoes one
+        return None, token, [NOTHING_READ]
     return token, token, issues
 
 

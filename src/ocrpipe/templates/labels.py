@@ -98,30 +98,45 @@ def candidates(label: Label, tpl: Template, gray: np.ndarray, reg: Registration
     return boxes, crops
 
 
+def _best(label: Label, tpl: Template, boxes: list[tuple[int, int, int, int]], texts: list[str]) -> Found | None:
+    """The read run closest to the label's text (similarity ≥ :data:`MIN_SIMILARITY`), nearest on a tie."""
+    (x0, y0, x1, y1), _ = _window(label, tpl)
+    best: tuple[float, float, Found] | None = None
+    want = _key(label.text)
+    for box, text in zip(boxes, texts, strict=True):
+        score = float(fuzz.ratio(_key(text), want))
+        if score < MIN_SIMILARITY:
+            continue
+        dx, dy = box[0] - x0, (box[1] + box[3]) // 2 - (y0 + y1) // 2
+        rank = (score, -abs(dx) - abs(dy))
+        if best is None or rank > best[:2]:
+            best = (rank[0], rank[1], Found(dx, dy, text, score, box))
+    return None if best is None else best[2]
+
+
 def find_labels(labels: Sequence[Label], tpl: Template, gray: np.ndarray, reg: Registration,
-                recognizer: Recognizer) -> dict[Label, Found | None]:
-    """Every label found on the registered page (None: not found), all candidates read in one batch."""
-    per: list[tuple[Label, list[tuple[int, int, int, int]]]] = []
-    crops: list[np.ndarray] = []
+                recognizer: Recognizer, second: Recognizer | None = None) -> dict[Label, Found | None]:
+    """Every label found on the registered page (None: not found), all candidates read in one batch.
+
+    With ``second``, the candidates of the labels ``recognizer`` did not find are read again by it (one
+    more batch, only on pages where a label was missed): a short label (``ID``, ``A``) is often read as a
+    look-alike by one model and right by another."""
+    per: list[tuple[Label, list[tuple[int, int, int, int]], list[np.ndarray]]] = []
     for label in dict.fromkeys(labels):
         boxes, cs = candidates(label, tpl, gray, reg)
-        per.append((label, boxes))
-        crops.extend(cs)
+        per.append((label, boxes, cs))
+    crops = [c for _, _, cs in per for c in cs]
     texts = [r.text for r in recognizer.recognize(crops)] if crops else []
     out: dict[Label, Found | None] = {}
     i = 0
-    for label, boxes in per:
-        (x0, y0, x1, y1), _ = _window(label, tpl)
-        best: tuple[float, float, Found] | None = None
-        want = _key(label.text)
-        for box, text in zip(boxes, texts[i:i + len(boxes)], strict=True):
-            score = float(fuzz.ratio(_key(text), want))
-            if score < MIN_SIMILARITY:
-                continue
-            dx, dy = box[0] - x0, (box[1] + box[3]) // 2 - (y0 + y1) // 2
-            rank = (score, -abs(dx) - abs(dy))
-            if best is None or rank > best[:2]:
-                best = (rank[0], rank[1], Found(dx, dy, text, score, box))
+    for label, boxes, _ in per:
+        out[label] = _best(label, tpl, boxes, texts[i:i + len(boxes)])
         i += len(boxes)
-        out[label] = None if best is None else best[2]
+    missed = [(label, boxes, cs) for label, boxes, cs in per if out[label] is None and boxes]
+    if second is not None and missed:
+        again = [r.text for r in second.recognize([c for _, _, cs in missed for c in cs])]
+        i = 0
+        for label, boxes, _ in missed:
+            out[label] = _best(label, tpl, boxes, again[i:i + len(boxes)])
+            i += len(boxes)
     return out

@@ -275,7 +275,30 @@ class Template(_Strict):
             for region in [f.region for f in self.fields] + [lab.region for lab in headers]:
                 x0, y0, x1, y1 = self.pixel_box(region)
                 mask[y0:y1, x0:x1] = 0
+            for x0, y0, y1 in self._floating_rows():
+                mask[y0:y1, x0:] = 0
         return mask
+
+    def _floating_rows(self) -> list[tuple[int, int, int]]:
+        """(x0, y0, y1) of every row of cells that follow a column header sideways, and of the header:
+        the columns may lie anywhere right of the row labels on a page (a wider font prints them further
+        right), so that whole band is left out of matching, from the row labels' right edge."""
+        floating = [f for f in self.fields for lab in (f.label, f.column)
+                    if lab is not None and lab.side == "above" and "x" in lab.follow]
+        if not floating:
+            return []
+        row_ends = [self.pixel_box(lab.region)[2] for f in floating for lab in (f.label, f.column)
+                    if lab is not None and lab.side == "left"]
+        cells = [self.pixel_box(f.region) for f in floating]
+        x0 = min(b[0] for b in cells)
+        x0 = max(max(row_ends, default=0) + 2, x0 - max(b[2] - b[0] for b in cells))
+        out = [(x0, b[1], b[3]) for b in cells]
+        for f in floating:
+            for lab in (f.label, f.column):
+                if lab is not None and lab.side == "above":
+                    b = self.pixel_box(lab.region)
+                    out.append((x0, b[1] - (b[3] - b[1]) // 2, b[3] + (b[3] - b[1]) // 2))
+        return out
 
     def pixel_box(self, region: Region) -> tuple[int, int, int, int]:
         """A fractional region in reference pixels (x0, y0, x1, y1)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,7 @@ def test_make_try_save_and_serve_a_template_in_the_browser(server: Server, brows
     page = browser.new_page(viewport={"width": 1500, "height": 1000})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)  # CSP violations too
     page.goto(server.url + "/#templates")
     page.wait_for_selector("#templates-view:not([hidden])")
     page.wait_for_function("() => document.querySelectorAll('#tpl-served tbody tr').length > 0")
@@ -161,12 +163,13 @@ def test_make_try_save_and_serve_a_template_in_the_browser(server: Server, brows
     assert tried["등록번호"] == (pages["truth"]["reg_no"], "yes")
     assert tried["date"] == (pages["truth"]["date"], "yes")  # still read after the move
     assert page.locator("#tpl-results .result svg polygon").count() == 4
+    shots = Path(os.environ.get("OCRPIPE_SCREENSHOT_DIR", tmp_path))
+    page.screenshot(path=str(shots / "template_editor.png"), full_page=True)
 
     # save: into the server's folder, in service at once
     page.click("#tpl-save")
     page.wait_for_function("() => document.querySelector('#tpl-status').textContent.includes('in service')")
     page.wait_for_selector('#tpl-served tbody tr[data-name="clinic_form"]')
-    page.screenshot(path=str(tmp_path / "editor.png"), full_page=True)
     assert not errors, errors
     page.close()
 

@@ -251,3 +251,20 @@ def test_a_refused_page_says_which_rule_and_the_measured_value() -> None:
     assert reason.startswith("pixel rule 0") and "outside [" in reason and "mean grey" in reason
     huge = Registration(np.array([[6.0, 0, 0], [0, 6.0, 0]]), 1.0)
     assert "scale 6.00 outside" in TemplateEngine._refusal(ark, page, huge)
+
+
+def test_a_similarity_registration_recovers_scale_rotation_and_shift() -> None:
+    """``register_similar`` on a page turned 2.5°, scaled 0.9 and shifted: one scale for both axes."""
+    from ocrpipe.templates.register import register_similar
+
+    ref = next(t for t in builtin_templates() if t.name == "ark_v1")
+    img = ref.reference_image
+    h, w = img.shape
+    m = cv2.getRotationMatrix2D((0, 0), 2.5, 0.9)
+    m[:, 2] += (30, 45)
+    scan = cv2.warpAffine(img, m, (w, h), borderValue=245)
+    reg = register_similar(ref.reference_pyramid, Pyramid(scan))
+    assert reg.score > 0.8
+    corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], float)
+    want = corners @ m[:, :2].T + m[:, 2]
+    assert np.abs(reg.to_scan(corners) - want).max() < 6

@@ -33,7 +33,7 @@ from ocrpipe.templates.consensus import Reading, decide, settled
 from ocrpipe.templates.fields import FieldResult, apply_checks, confirmed_fields
 from ocrpipe.templates.labels import Found, find_labels
 from ocrpipe.templates.reader import FieldReader, prepare
-from ocrpipe.templates.register import Pyramid, Registration, register, tight_crop, warp_region
+from ocrpipe.templates.register import Pyramid, Registration, register, register_similar, tight_crop, warp_region
 from ocrpipe.templates.schema import Anchor, FieldSpec, Label, PixelRule, Template, load_templates
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ LOW_SCORE = "registration score"
 """Start of the reason of a candidate refused on its score alone."""
 RESCUE_MIN_LABELS = 4
 """Labels a template must place fields against for :meth:`TemplateEngine._rescue` to consider it."""
-RESCUE_FOUND = 0.75
+RESCUE_FOUND = 2 / 3
 """Share of its labels a template refused on its score must show at their places to be accepted."""
 PROBE_SLACK = 0.2
 """A template whose best short probe stays this far below its ``min_score`` is not registered further."""
@@ -396,6 +396,13 @@ class TemplateEngine:
             # several layouts fit, or one fits weakly (a slip can correlate 0.66 with a form's header
             # band at half its size): the labels say which
             ok, candidates = self._by_labels(ok, page, candidates)
+        if all(c.score < t.min_score + WEAK_MARGIN and not c.reason.endswith(CONFIRMED) for c, _, t in ok):
+            # nothing, or only a weak unconfirmed fit (a built-in that half fits another layout's page):
+            # a labelled template registered by a similarity and confirmed by its labels wins
+            similar, candidates = self._similar(page, candidates)
+            if similar:
+                cand, reg, tpl = max(similar, key=lambda x: x[0].score)
+                return Match(tpl, reg, candidates)
             if not ok:
                 return Match(None, None, candidates)
         cand, reg, tpl = max(ok, key=lambda x: (x[0].reason.endswith(CONFIRMED), x[0].score))
@@ -408,6 +415,36 @@ class TemplateEngine:
         if fine.score < cand.score - 0.2:  # refinement diverged: keep the coarse warp
             fine = reg
         return Match(tpl, fine, candidates)
+
+    def _similar(self, page: Pyramid, candidates: tuple[Candidate, ...]
+                 ) -> tuple[list[tuple[Candidate, Registration, Template]], tuple[Candidate, ...]]:
+        """The last try for a page no template accepted: every template that places fields against at
+        least :data:`RESCUE_MIN_LABELS` labels is registered by a similarity
+        (:func:`~ocrpipe.templates.register.register_similar`) and accepted when its pixel rules hold
+        and :data:`RESCUE_FOUND` of its labels are read at their places (the score alone does not
+        accept: a similarity correlates less than an affine warp)."""
+        ok, changed = [], {}
+        for t in self.templates:
+            labels = list(dict.fromkeys(lab for f in t.fields for lab in (f.label, f.column) if lab is not None))
+            if len(labels) < RESCUE_MIN_LABELS:
+                continue
+            reg = register_similar(t.reference_pyramid, page)
+            if reg.score < t.min_score - PROBE_SLACK:
+                continue
+            refused = self._refusal(t, page, reg)
+            found = {} if refused else find_labels(labels, t, page.gray, reg, self.recognizer, self.arbiter)
+            n = sum(v is not None for v in found.values())
+            prior = next((c.reason or f"score {c.score:.3f}" for c in candidates if c.name == t.name), "")
+            if not refused and n >= RESCUE_FOUND * len(labels):
+                c = Candidate(t.name, reg.score, True, f"{prior}; registered by a similarity (score "
+                                                       f"{reg.score:.3f}): {n} of {len(labels)} labels read at "
+                                                       f"their places: {CONFIRMED}")
+                ok.append((c, reg, t))
+            else:
+                c = Candidate(t.name, reg.score, False, f"{prior}; registered by a similarity: "
+                              + (refused or f"labels found: {n} of {len(labels)} (accepted from {RESCUE_FOUND:.0%})"))
+            changed[t.name] = c
+        return ok, tuple(changed.get(c.name, c) for c in candidates)
 
     def _by_labels(self, ok: list[tuple[Candidate, Registration, Template]], page: Pyramid,
                    candidates: tuple[Candidate, ...]

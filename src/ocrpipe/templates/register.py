@@ -206,6 +206,71 @@ def register(reference: np.ndarray | Pyramid, scan: np.ndarray | Pyramid, *,
     return best
 
 
+SIMILAR_SCALES = tuple(round(0.7 + 0.05 * i, 2) for i in range(13))
+"""Scales (relative to the reference fitted to the scan) :func:`register_similar` tries: 0.7 to 1.3."""
+
+
+def _resized(pyr: Pyramid, factor: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """The pyramid's grey image resized by ``factor`` and blurred, and its mask at that size."""
+    small = cv2.resize(pyr.gray, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+    level = cv2.GaussianBlur(small.astype(np.float32), (0, 0), 1.5 if factor < 0.4 else 1.0)
+    mask = None if pyr.mask is None else cv2.resize(pyr.mask, (level.shape[1], level.shape[0]),
+                                                    interpolation=cv2.INTER_NEAREST)
+    return level, mask
+
+
+def _euclidean(ref: Pyramid, scan: Pyramid, scale: float, warp: np.ndarray, factor: float,
+               iters: int) -> Registration:
+    """ECC with a rigid motion (rotation and shift) between the reference resized by ``scale`` and the scan,
+    at pyramid level ``factor``; ``warp`` is the rigid start in level pixels. Returned as a full-resolution
+    reference→scan similarity."""
+    level, mask = _resized(ref, factor * scale)
+    target = scan.level(factor)
+    if level.shape[0] < 8 or level.shape[1] < 8 or level.std() < 1:
+        return Registration(warp, -1.0)
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, iters, 1e-4)
+    try:
+        score, w = cv2.findTransformECCWithMask(level, target, mask, None, warp.astype(np.float32),  # type: ignore[call-overload]
+                                                cv2.MOTION_EUCLIDEAN, criteria, 1)
+    except cv2.error:
+        return Registration(warp, -1.0)
+    out = w.astype(np.float64)
+    out[:, :2] *= scale
+    out[:, 2] /= factor
+    return Registration(out, float(score))
+
+
+def register_similar(reference: Pyramid, scan: Pyramid, scales: tuple[float, ...] = SIMILAR_SCALES,
+                     factor: float = 0.125, fine: float = 0.25, iters: int = 30) -> Registration:
+    """Register by a similarity (one scale, rotation, shift) instead of an affine warp.
+
+    For each scale the reference is placed where it correlates best and ECC finds rotation and shift
+    alone; the best is refined at ``fine`` with the scale ±2.5 %. A layout whose columns move with the
+    font leaves little that fixes the horizontal scale (full-width rules, a column of row labels): an
+    affine warp then drifts into a squeeze that matches rows one off, where one scale for both axes holds.
+    Score −1 when nothing converged."""
+    fit = min(scan.gray.shape[1] / reference.gray.shape[1], scan.gray.shape[0] / reference.gray.shape[0])
+    target = scan.level(factor)
+    best, best_scale = Registration(np.zeros((2, 3)), -1.0), 1.0
+    for rel in scales:
+        s = fit * rel
+        level, _ = _resized(reference, factor * s)
+        if level.shape[0] > target.shape[0] or level.shape[1] > target.shape[1] or level.std() < 1:
+            continue
+        _, _, _, (x, y) = cv2.minMaxLoc(cv2.matchTemplate(target, level, cv2.TM_CCOEFF_NORMED))
+        reg = _euclidean(reference, scan, s, np.array([[1, 0, x], [0, 1, y]], np.float64), factor, iters)
+        if reg.score > best.score:
+            best, best_scale = reg, s
+    if best.score <= -1:
+        return best
+    rigid = best.matrix.copy()
+    rigid[:, :2] /= best_scale
+    rigid[:, 2] *= fine
+    refined = [_euclidean(reference, scan, s, rigid, fine, iters)
+               for s in (best_scale * 0.975, best_scale, best_scale * 1.025)]
+    return max(refined, key=lambda r: r.score) if any(r.score > -1 for r in refined) else best
+
+
 def warp_to_reference(scan: np.ndarray, reg: Registration, size: tuple[int, int]) -> np.ndarray:
     """Resample the scan into the reference frame (``size`` = (width, height))."""
     return cv2.warpAffine(scan, reg.matrix, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,

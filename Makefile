@@ -1,7 +1,8 @@
 # Quick start:  make run                    — install what is missing, then start the service (SQLite default)
 #               make run FILE=page.png     — install what is missing, then print the text of page.png
-#               make test                  — install what is missing, then run the whole test suite
+#               make test                  — install what is missing, then run the whole test suite (but the Ray tests)
 #               make test-fast             — unit tests only (no servers, databases or full engine runs)
+#               make test-ray              — the tests on a local Ray cluster (`make test` leaves them out)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -16,13 +17,17 @@ APT_PACKAGES := python3-venv tesseract-ocr tesseract-ocr-kor tesseract-ocr-eng f
 FILE ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast install install-dev system-deps serve lint clean
+.PHONY: run test test-fast test-ray install install-dev system-deps serve lint clean
 
 run: install
 	@if [ -n "$(FILE)" ]; then $(BIN)/ocrpipe ocr $(FILE); else $(BIN)/ocrpipe serve; fi
 
 test: install-dev
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not ray" $(PYTEST_ARGS)
+
+# Separate from `test` (CI runs both): each starts and stops its own head and worker nodes
+test-ray: install-dev
+	OCRPIPE_REQUIRE_RAY=1 $(BIN)/python -m pytest -m ray $(PYTEST_ARGS)
 
 test-fast: install-dev
 	$(BIN)/python -m pytest -m "not integration and not postgres" $(PYTEST_ARGS)

@@ -162,3 +162,21 @@ def test_client_and_protocol_import_no_server() -> None:
     graph = layer_graph()
     assert not edges_into(graph, "client", ("server",))
     assert not edges_into(graph, "protocol", ("server", "client"))
+
+
+def test_only_the_cli_and_the_cluster_import_bulk_and_only_the_cli_imports_the_cluster() -> None:
+    graph = layer_graph()
+    assert {a for a, targets in graph.items() if "cluster" in targets} <= {"cli"}
+    assert {a for a, targets in graph.items() if "bulk" in targets} <= {"cli", "cluster"}
+
+
+def test_ray_is_imported_only_by_the_cluster_modules_that_need_it() -> None:
+    allowed = {"ocrpipe.cluster.serve", "ocrpipe.cluster.data", "ocrpipe.cluster.cli"}  # cli: only to check
+    importers = set()
+    for module, path in modules().items():
+        for stmt in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in stmt.names] if isinstance(stmt, ast.Import) else
+                     [stmt.module or ""] if isinstance(stmt, ast.ImportFrom) and not stmt.level else [])
+            if any(n == "ray" or n.startswith("ray.") for n in names):
+                importers.add(module)
+    assert importers <= allowed, importers - allowed

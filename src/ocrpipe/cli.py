@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_ENGINE = 0, 1, 2, 3
 
 SUBCOMMAND_MODULES: list[str] = ["ocrpipe.server.cli", "ocrpipe.evaluation.cli", "ocrpipe.server.security.cli",
-                                  "ocrpipe.training.cli", "ocrpipe.templates.cli", "ocrpipe.client.cli"]
+                                  "ocrpipe.training.cli", "ocrpipe.templates.cli", "ocrpipe.client.cli",
+                                  "ocrpipe.bulk.cli", "ocrpipe.cluster.cli"]
 
 SAMPLE = Path(__file__).resolve().parent / "assets" / "sample_ko.png"
 

@@ -1,0 +1,57 @@
+"""The cluster options of ``ocrpipe serve --ray`` and ``ocrpipe batch --ray`` (flags and ``OCRPIPE_*``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class RaySettings(BaseSettings):
+    """Where the cluster is and how the deployments (or the bulk actors) are sized."""
+
+    model_config = SettingsConfigDict(env_prefix="OCRPIPE_", extra="ignore", frozen=True,
+                                      use_attribute_docstrings=True)
+
+    ray: str | None = None
+    """address of a running Ray cluster (HOST:PORT of `ray start --head`, or `auto`); none: no cluster"""
+    ray_namespace: str = "ocrpipe"
+    """Ray namespace of the service's deployments and the bulk jobs"""
+    ray_ingress_replicas: int = Field(default=1, ge=1, le=256)
+    """replicas of the ingress deployment (the FastAPI app, its job workers and page threads)"""
+    ray_detector_replicas: int = Field(default=1, ge=1, le=256)
+    """replicas of the detector deployment (decode, detect, crop, order; Tesseract re-reads)"""
+    ray_recognizer_replicas: int = Field(default=1, ge=1, le=256)
+    """replicas of the recogniser deployment (the neural model behind @serve.batch)"""
+    ray_max_replicas: int = Field(default=0, ge=0, le=1024)
+    """autoscale the detector and recogniser deployments from their replica count up to this many
+    (0: fixed replica counts)"""
+    ray_target_ongoing: float = Field(default=4.0, gt=0)
+    """autoscaling target: requests in progress per replica"""
+    ray_max_concurrent_batches: int = Field(default=1, ge=1, le=64)
+    """recognition batches one recogniser replica runs at once (@serve.batch max_concurrent_batches)"""
+    ray_ingress_cpus: float = Field(default=0.5, ge=0)
+    """CPUs Ray reserves for each ingress replica"""
+    ray_detector_cpus: float = Field(default=1.0, ge=0)
+    """CPUs Ray reserves for each detector replica"""
+    ray_recognizer_cpus: float = Field(default=1.0, ge=0)
+    """CPUs Ray reserves for each recogniser replica (and each bulk actor of `batch --ray`)"""
+    ray_http_host: str | None = None
+    """address the Serve HTTP proxies bind (default: --host)"""
+
+    @model_validator(mode="after")
+    def _bounds(self) -> RaySettings:
+        top = max(self.ray_detector_replicas, self.ray_recognizer_replicas)
+        if self.ray_max_replicas and self.ray_max_replicas < top:
+            raise ValueError("ray_max_replicas must be 0 or at least the detector and recogniser replica counts")
+        return self
+
+    def replicas(self, initial: int) -> dict[str, Any]:
+        """Deployment options for a deployment starting at ``initial`` replicas: a fixed count, or an
+        autoscaling range up to ``ray_max_replicas``."""
+        if not self.ray_max_replicas:
+            return {"num_replicas": initial}
+        return {"autoscaling_config": {"min_replicas": initial, "initial_replicas": initial,
+                                       "max_replicas": self.ray_max_replicas,
+                                       "target_ongoing_requests": self.ray_target_ongoing}}

@@ -1,6 +1,7 @@
 """Fair and bounded page scheduling, measured on a real ``ocrpipe serve``.
 
     python benchmarks/scheduling.py [--pdf-pages 50] [--batch-files 4] [--repeat 3] [--skip-rss]
+        [--baseline-src DIR] [--request-threads 0 2]
 
 (a) Latency of a 1-page ``/v1/ocr`` request alone (median of ``--repeat``) vs while a ``--pdf-pages``-page
     PDF is being processed (target: at most 3x). The long PDF is sent to ``/v1/ocr`` (the sync page cap is
@@ -8,7 +9,11 @@
 (b) ``/v1/batch_ocr`` with ``--batch-files`` PDFs of ``--pdf-pages`` blank A4 pages (200 dpi: 11.6 MB each
     once rendered): RSS growth of the server during the request, sampled every 0.1 s for ``--rss-window-s``
     (target < 600 MB); a blank A4 page takes seconds to detect on a shared 2-core machine, so the window
-    may end before the 200 pages do (the JSON says how many were processed).
+    may end before the 200 pages do (the JSON says how many were processed, and the pages per second).
+    ``--request-threads`` runs (b) once per value (``OCRPIPE_REQUEST_THREADS``; 0 = the default, one page
+    thread per request with 2 workers; 2 lets the batch detect two pages at once unless the memory budget
+    stops it). ``--baseline-src`` also runs every (b) case on a server from another source tree (e.g. an
+    export of the previous commit's ``src``), in the same run, for before/after figures.
 
 Pages are generated here (the sample page of the package, blank PDFs drawn with Pillow). Writes
 ``benchmarks/results/scheduling.json``.
@@ -121,8 +126,10 @@ def batch_rss(svc: Service, pdf: bytes, files: int, window_s: float) -> dict[str
         peak = max(peak, svc.rss_mb())
         time.sleep(0.1)
     pages = svc.metric('ocrpipe_stage_duration_seconds_count{stage="detect"}') - pages_before
+    window = time.perf_counter() - start
     return {"files": files,
-            "pages_processed_in_window": int(pages), "window_s": round(time.perf_counter() - start, 1),
+            "pages_processed_in_window": int(pages), "window_s": round(window, 1),
+            "pages_per_s": round(pages / window, 3),
             "finished_in_window": not t.is_alive(), "rss_before_mb": round(before, 1),
             "rss_peak_mb": round(peak, 1), "rss_growth_mb": round(peak - before, 1), "target_growth_mb": 600,
             "one_a4_page_first": {"rss_before_mb": round(one_before, 1), "rss_peak_mb": round(one_peak, 1),
@@ -140,6 +147,8 @@ def main() -> int:
     ap.add_argument("--skip-fairness", action="store_true")
     ap.add_argument("--rss-window-s", type=float, default=90.0,
                     help="how long (b) samples RSS before the server is stopped (blank A4 pages take seconds each)")
+    ap.add_argument("--request-threads", type=int, nargs="+", default=[0])
+    ap.add_argument("--baseline-src", help="also run (b) on a server from this source tree (before/after)")
     ap.add_argument("--out", default=str(RESULTS / "scheduling.json"))
     args = ap.parse_args()
 
@@ -149,24 +158,36 @@ def main() -> int:
     common = ["--workers", str(args.workers), "--job-workers", "1"]
     out: dict[str, Any] = {"benchmark": "scheduling", "workers": args.workers, "cpu_count": os.cpu_count(),
                            "machine": platform.machine(), "pdf_pages": args.pdf_pages}
-    svc = Service(common, env=env)
-    try:
-        if not args.skip_fairness:
+    if not args.skip_fairness:
+        svc = Service(common, env=env)
+        try:
             out["fairness"] = fairness(svc, page, blank_pdf(args.pdf_pages, 827, 1170), args.repeat)
-            f = out["fairness"]
-            print(f"(a) 1-page request: {f['alone_median_s']} s alone, {f['with_pdf_median_s']} s with a "
-                  f"{args.pdf_pages}-page PDF in flight: {f['ratio']}x (target <= 3x)", flush=True)
-        if not args.skip_rss:
-            out["batch_rss"] = batch_rss(svc, blank_pdf(args.pdf_pages, 1654, 2339), args.batch_files,
-                                         args.rss_window_s)
-            out["batch_rss"]["pages_total"] = args.batch_files * args.pdf_pages
-            b = out["batch_rss"]
-            print(f"(b) /v1/batch_ocr {args.batch_files} x {args.pdf_pages}-page A4 PDFs: RSS "
-                  f"{b['rss_before_mb']} -> peak {b['rss_peak_mb']} MB (+{b['rss_growth_mb']} MB; target < 600) "
-                  f"over {b['window_s']} s, {b['pages_processed_in_window']} pages processed; one A4 page before "
-                  f"it: +{b['one_a4_page_first']['rss_growth_mb']} MB", flush=True)
-    finally:
-        svc.stop()
+        finally:
+            svc.stop()
+        f = out["fairness"]
+        print(f"(a) 1-page request: {f['alone_median_s']} s alone, {f['with_pdf_median_s']} s with a "
+              f"{args.pdf_pages}-page PDF in flight: {f['ratio']}x (target <= 3x)", flush=True)
+    if not args.skip_rss:
+        pdf = blank_pdf(args.pdf_pages, 1654, 2339)
+        trees = [("after", None)] + ([("before", args.baseline_src)] if args.baseline_src else [])
+        runs = []
+        for threads in args.request_threads:
+            for tree, src in trees:
+                extra = {"PYTHONPATH": src} if src else {}
+                svc = Service(common, env={**env, **extra, "OCRPIPE_REQUEST_THREADS": str(threads)})
+                try:
+                    b = {"tree": tree, "src": src or "this tree", "request_threads": threads,
+                         **batch_rss(svc, pdf, args.batch_files, args.rss_window_s)}
+                finally:
+                    svc.stop()
+                b["pages_total"] = args.batch_files * args.pdf_pages
+                runs.append(b)
+                print(f"(b) {tree}, request threads {threads}: /v1/batch_ocr {args.batch_files} x "
+                      f"{args.pdf_pages}-page A4 PDFs: RSS {b['rss_before_mb']} -> peak {b['rss_peak_mb']} MB "
+                      f"(+{b['rss_growth_mb']} MB; target < 600) over {b['window_s']} s, "
+                      f"{b['pages_processed_in_window']} pages ({b['pages_per_s']}/s); one A4 page before it: "
+                      f"+{b['one_a4_page_first']['rss_growth_mb']} MB", flush=True)
+        out["batch_rss"] = runs
     out["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2))

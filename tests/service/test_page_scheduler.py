@@ -41,18 +41,29 @@ class Blank:
 
 
 class Work:
-    """A real page function: holds the page ``delay`` seconds, tracks how many pages run at once."""
+    """A real page function: "detects" for ``detect_delay`` seconds, then holds the page ``delay`` seconds;
+    tracks how many pages run, and how many detect, at once."""
 
-    def __init__(self, delay: float = 0.0) -> None:
+    def __init__(self, delay: float = 0.0, detect_delay: float = 0.0) -> None:
         self.delay = delay
+        self.detect_delay = detect_delay
         self.lock = threading.Lock()
         self.now = 0
         self.peak = 0
+        self.detecting = 0
+        self.peak_detecting = 0
 
-    def __call__(self, image: np.ndarray, index: int, timings: dict[str, float]) -> Page:
+    def __call__(self, image: np.ndarray, index: int, timings: dict[str, float],
+                 detected: Callable[[], None]) -> Page:
         with self.lock:
             self.now += 1
+            self.detecting += 1
             self.peak = max(self.peak, self.now)
+            self.peak_detecting = max(self.peak_detecting, self.detecting)
+        time.sleep(self.detect_delay)
+        with self.lock:
+            self.detecting -= 1
+        detected()
         time.sleep(self.delay)
         with self.lock:
             self.now -= 1
@@ -77,8 +88,10 @@ def work() -> Work:
 def make(work: Work) -> Iterator[Callable[..., PageScheduler]]:
     made: list[PageScheduler] = []
 
-    def factory(workers: int = 1, memory_budget: int = 1 << 30) -> PageScheduler:
-        s = PageScheduler(work, document, workers=workers, memory_budget=memory_budget)
+    def factory(workers: int = 1, memory_budget: int = 1 << 30, lane_threads: int = 0,
+                work_memory: Callable[[int, int], int] | None = None) -> PageScheduler:
+        s = PageScheduler(work, document, workers=workers, memory_budget=memory_budget,
+                          lane_threads=lane_threads, work_memory=work_memory)
         made.append(s)
         return s
 
@@ -131,6 +144,21 @@ def test_memory_budget_bounds_pages_in_flight(work: Work, make: Callable[..., Pa
     futures += sched.submit([ticket(Blank("B", 6, size=(100, 100)))])
     assert all(len(f.result(timeout=20).pages) == 6 for f in futures)
     assert work.peak == 2  # 4 threads, but only two pages' pixels fit the budget
+    assert sched.inflight_bytes == 0
+
+
+def test_detection_memory_is_held_only_while_the_page_is_detected(
+        work: Work, make: Callable[..., PageScheduler]) -> None:
+    work.detect_delay, work.delay = 0.05, 0.1
+    page_bytes = 100 * 100 * 3
+    detection = 50 * page_bytes  # what the engine estimates for a detection: far more than the pixels
+    sched = make(workers=4, lane_threads=4, memory_budget=detection + 4 * page_bytes,
+                 work_memory=lambda w, h: 50 * w * h * 3)
+    futures = sched.submit([ticket(Blank("A", 6, size=(100, 100)))])
+    futures += sched.submit([ticket(Blank("B", 6, size=(100, 100)))])
+    assert all(len(f.result(timeout=20).pages) == 6 for f in futures)
+    assert work.peak_detecting == 1  # the budget holds one detection at a time...
+    assert work.peak >= 2  # ...yet the next page is detected while the previous one is still being read
     assert sched.inflight_bytes == 0
 
 

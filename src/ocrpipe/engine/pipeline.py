@@ -27,6 +27,7 @@ from ocrpipe.engine import order, preprocess, runtime
 from ocrpipe.engine.crop import crop_lines
 from ocrpipe.engine.detect import Detection, TextDetector
 from ocrpipe.engine.orient import LineOrientation
+from ocrpipe.engine.preprocess import Prepared
 from ocrpipe.engine.recognize.base import Recognizer
 from ocrpipe.engine.words import line_words
 from ocrpipe.errors import EngineError, ErrorCode, OcrError, Stage
@@ -220,6 +221,10 @@ class Pipeline:
         """Text quads (``image``'s pixels, clockwise from top-left) and their scores."""
         return self.detector(image)
 
+    def detection_memory(self, width: int, height: int) -> int:
+        """Bytes the detection of a ``width`` x ``height`` page needs while it runs (from its size alone)."""
+        return self.detector.working_memory(width, height)
+
     def crop(self, image: np.ndarray, detection: Detection) -> Crops:
         """Rectified horizontal line crops, one per quad."""
         start = time.perf_counter()
@@ -248,16 +253,29 @@ class Pipeline:
 
     # ---- the page path --------------------------------------------------------------------------
 
+    def find_text(self, image: np.ndarray, *,
+                  detected: Callable[[], None] | None = None) -> tuple[Prepared, Detection]:
+        """The first steps of the page path on an RGB page: preprocessing and detection (quads in the
+        prepared image's pixels; ``prepared.to_original`` maps them back). ``detected`` is called once
+        detection has finished, whatever its outcome."""
+        prepared = _staged(Stage.PREPROCESS, self.preprocess, image)
+        try:
+            det = _staged(Stage.DETECT, self.detect, prepared.image)
+        finally:
+            if detected is not None:
+                detected()
+        return prepared, det
+
     def trace_page(self, image: np.ndarray, index: int = 0, *, recognize: RecognizeFn | None = None,
-                   decode_ms: float | None = None) -> PageTrace:
+                   decode_ms: float | None = None, detected: Callable[[], None] | None = None) -> PageTrace:
         """Run every stage after decoding on one page image and return the full step record.
 
         ``recognize`` replaces the recogniser call (the service passes its batcher); ``decode_ms`` is how
-        long the caller took to decode the page, recorded as the ``decode`` timing.
+        long the caller took to decode the page, recorded as the ``decode`` timing; ``detected`` is called
+        once detection has finished (the service's scheduler then frees the detection memory it reserved).
         """
         image = imageio.as_rgb(image)
-        prepared = _staged(Stage.PREPROCESS, self.preprocess, image)
-        det = _staged(Stage.DETECT, self.detect, prepared.image)
+        prepared, det = self.find_text(image, detected=detected)
         crops = _staged(Stage.DETECT, self.crop, prepared.image, det)
         det = replace(det, quads=prepared.to_original(det.quads))
         if recognize is None:
@@ -282,9 +300,10 @@ class Pipeline:
         return self.trace_page(image, index, recognize=recognize).page
 
     def process_image(self, image: np.ndarray, index: int = 0, *, recognize: RecognizeFn | None = None,
-                      timings: dict[str, float] | None = None) -> Page:
-        """Like :meth:`process_page`; ``timings`` (if given) is incremented with the page's stage times."""
-        trace = self.trace_page(image, index, recognize=recognize)
+                      timings: dict[str, float] | None = None, detected: Callable[[], None] | None = None) -> Page:
+        """Like :meth:`process_page`; ``timings`` (if given) is incremented with the page's stage times,
+        ``detected`` is passed to :meth:`trace_page`."""
+        trace = self.trace_page(image, index, recognize=recognize, detected=detected)
         if timings is not None:
             add_timings(timings, trace.timings_ms)
         return trace.page

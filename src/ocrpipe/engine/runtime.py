@@ -151,12 +151,19 @@ def usable_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def create_session(path: Path, settings: SessionSettings | None = None) -> Any:
-    """An ONNX Runtime inference session on CPU (or CUDA when ``settings.device='cuda'`` and available)."""
+def create_session(path: Path, settings: SessionSettings | None = None, *, memory_pattern: bool = True) -> Any:
+    """An ONNX Runtime inference session on CPU (or CUDA when ``settings.device='cuda'`` and available).
+
+    ``memory_pattern=False`` switches off ONNX Runtime's memory pattern, which plans one contiguous block
+    per input shape after the first run: for a model whose input size changes every call (the detector),
+    that block comes from the arena beside the chunks of the first run, so the second A4 page doubled the
+    detector's memory (``benchmarks/detect_memory.py``).
+    """
     import onnxruntime as ort
 
     settings = settings or SessionSettings()
     opts = ort.SessionOptions()
+    opts.enable_mem_pattern = memory_pattern
     opts.intra_op_num_threads = settings.intra_op_threads
     opts.inter_op_num_threads = 1
     opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if settings.spin else "0")
@@ -204,7 +211,8 @@ def release_arenas() -> int:
     return shrunk
 
 
-def load_model(name: str, settings: SessionSettings | None = None) -> tuple[ModelSpec, Any]:
-    """Resolve, verify and open a model from the manifest: ``(spec, session)``."""
+def load_model(name: str, settings: SessionSettings | None = None, *,
+               memory_pattern: bool = True) -> tuple[ModelSpec, Any]:
+    """Resolve, verify and open a model from the manifest: ``(spec, session)`` (see :func:`create_session`)."""
     spec = get_spec(name)
-    return spec, create_session(verified_path(spec), settings)
+    return spec, create_session(verified_path(spec), settings, memory_pattern=memory_pattern)

@@ -108,9 +108,12 @@ class ServiceSettings(EngineSettings):
     """Time budget of a synchronous request: pages not started by then fail it (504 ``deadline_exceeded``)."""
     job_timeout_s: float = Field(default=3600.0, gt=0)
     """Time budget of one job run (its pages not started by then fail it with ``deadline_exceeded``)."""
-    page_memory_mb: float = Field(default=512.0, gt=0)
-    """Budget of page images in flight (width x height x 3 bytes each, read before rendering); a page
-    larger than the budget runs alone."""
+    page_memory_mb: float = Field(default=1024.0, gt=0)
+    """Budget of the pages in flight, from their size before rendering: each holds its pixels (width x
+    height x 3 bytes) and, while it is detected, the detector's working memory (220 bytes per pixel of the
+    network input: about 830 MiB for an A4 page at 200 dpi). The default fits one such detection and the
+    pages being read beside it, so two A4 pages are never detected at once; a page larger than the budget
+    runs alone."""
     malloc_arena_max: int = Field(default=2, ge=0, le=64)
     """glibc malloc arenas (``mallopt(M_ARENA_MAX)``, like ``MALLOC_ARENA_MAX``); 0 = glibc's default
     (8 per core): more arenas keep more freed memory resident after a burst."""

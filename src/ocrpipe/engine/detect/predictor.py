@@ -19,6 +19,12 @@ TILE_ASPECT = 2.5
 """Images longer than this many times their width (or the reverse) are detected in tiles."""
 TILE_OVERLAP = 256
 """Overlap between tiles in original pixels: more than the height of any line we expect to read."""
+WORK_BYTES_PER_PIXEL = 220
+"""Memory one detection needs while it runs, per pixel of the network input (resized and normalised
+input, ONNX Runtime's activations, probability map): the peak RSS growth of a detection measured by
+``benchmarks/detect_memory.py`` on PP-OCRv4 with the memory pattern off was 201-211 B per input pixel
+from 832 x 1184 to 1664 x 2368 inputs (``results/detect_memory.json``), rounded up. An A4 page at 200 dpi
+(1664 x 2368 input) needs about 830 MiB."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,8 @@ class TextDetector:
                   box_thresh: float = 0.5, unclip_ratio: float = 1.6, min_size: float = 3.0,
                   session: runtime.SessionSettings | None = None) -> TextDetector:
         """A detector from the model registry, its ONNX session run with ``session`` settings."""
-        spec, model = runtime.load_model(name, session)
+        # Input sizes change with every page: the memory pattern would keep a planned block per size.
+        spec, model = runtime.load_model(name, session, memory_pattern=False)
         params = DBParams(thresh=thresh, box_thresh=box_thresh, unclip_ratio=unclip_ratio, min_size=min_size)
         return cls(spec, model, limit_side=limit_side, params=params)
 
@@ -76,6 +83,16 @@ class TextDetector:
         new_w = max(s, int(math.ceil(width * scale / s)) * s)
         new_h = max(s, int(math.ceil(height * scale / s)) * s)
         return new_w, new_h
+
+    def working_memory(self, width: int, height: int) -> int:
+        """Bytes a detection of a ``width`` x ``height`` image needs while it runs (known before the image
+        is rendered): :data:`WORK_BYTES_PER_PIXEL` x its network input, or one tile's when it is tiled."""
+        if max(height, width) > self.limit_side and max(height, width) > TILE_ASPECT * min(height, width):
+            short, length = min(width, height), max(width, height)
+            tile = int(self.limit_side / min(1.0, self.limit_side / short))
+            width, height = short, min(length, tile)
+        in_w, in_h = self.target_size(width, height)
+        return WORK_BYTES_PER_PIXEL * in_w * in_h
 
     def probability_map(self, image: np.ndarray) -> np.ndarray:
         """The text-probability map at network resolution for an RGB image."""

@@ -20,9 +20,9 @@ import numpy as np
 from ocrpipe.document import Document, Page, RecResult
 from ocrpipe.engine import decode as imageio
 from ocrpipe.engine import runtime
-from ocrpipe.engine.pipeline import Pipeline
+from ocrpipe.engine.pipeline import Pipeline, add_timings
 from ocrpipe.engine.recognize.base import Recognizer
-from ocrpipe.errors import EngineError, ErrorCode, OcrError, Stage
+from ocrpipe.errors import EngineError, ErrorCode, InputError, OcrError, Stage
 from ocrpipe.server import memory
 from ocrpipe.server.metrics import Metrics
 from ocrpipe.server.scheduling.batcher import BatcherClosed, BatcherOverloaded, DynamicBatcher
@@ -85,7 +85,7 @@ class OcrEngine:
         self.scheduler = PageScheduler(self._page_fn, self._document, workers=settings.workers,
                                        memory_budget=int(settings.page_memory_mb * 1024 * 1024),
                                        lane_threads=settings.request_threads,
-                                       thread_init=nice)
+                                       work_memory=self.pipeline.detection_memory, thread_init=nice)
         self.trimmer = (memory.IdleTrimmer(self._activity, settings.idle_trim_s, release=runtime.release_arenas)
                         if settings.idle_trim_s else None)
 
@@ -138,18 +138,29 @@ class OcrEngine:
 
     # ---- blocking API (call from worker threads) ---------------------------------------------------
 
-    def decode(self, data: bytes, filename: str | None) -> list[np.ndarray]:
-        start = time.perf_counter()
-        try:
-            return self.pipeline.decode(data, filename=filename)
-        finally:
-            self.metrics.stage_latency.labels(stage="decode").observe(time.perf_counter() - start)
-
-    def process_page(self, image: np.ndarray, index: int) -> tuple[Page, dict[str, float]]:
+    def process_page(self, image: np.ndarray, index: int,
+                     detected: Callable[[], None] | None = None) -> tuple[Page, dict[str, float]]:
         """All stages after decoding, with the failing stage attached to any error."""
+        return self._staged(lambda timings: self.pipeline.process_image(
+            image, index, recognize=self.recognize, timings=timings, detected=detected))
+
+    def detect_page(self, image: np.ndarray, index: int,
+                    detected: Callable[[], None] | None = None) -> tuple[dict[str, Any], dict[str, float]]:
+        """The detection steps of the page path on one page: its text boxes (the page's pixels) and scores."""
+
+        def run(timings: dict[str, float]) -> dict[str, Any]:
+            prepared, det = self.pipeline.find_text(image, detected=detected)
+            timings["preprocess"] = prepared.elapsed_ms
+            timings["detect"] = det.elapsed_ms
+            return detection_json(image, index, prepared.to_original(det.quads), det.scores)
+
+        return self._staged(run)
+
+    def _staged(self, run: Callable[[dict[str, float]], T]) -> tuple[T, dict[str, float]]:
+        """``run(timings)`` with the failing stage attached to any error; the stage times go to the metrics."""
         timings: dict[str, float] = {}
         try:
-            page = self.pipeline.process_image(image, index, recognize=self.recognize, timings=timings)
+            result = run(timings)
         except (OcrError, BatcherOverloaded):
             raise
         except BatcherClosed as exc:  # shutting down
@@ -162,19 +173,25 @@ class OcrEngine:
             raise EngineError(ErrorCode.ENGINE_FAILURE, f"{stage.value} failed: {type(exc).__name__}",
                               stage=stage) from exc
         self.metrics.observe_timings(timings)
-        return page, timings
+        return result, timings
 
-    def _page_fn(self, image: np.ndarray, index: int, timings: dict[str, float]) -> Page:
-        page, page_timings = self.process_page(imageio.as_rgb(image), index)
-        for k, v in page_timings.items():
-            timings[k] = timings.get(k, 0.0) + v
+    def _page_fn(self, image: np.ndarray, index: int, timings: dict[str, float],
+                 detected: Callable[[], None]) -> Page:
+        page, page_timings = self.process_page(imageio.as_rgb(image), index, detected)
+        add_timings(timings, page_timings)
         return page
 
-    def _ticket(self, data: bytes, filename: str | None, *, sync: bool) -> Ticket:
+    def _detect_fn(self, image: np.ndarray, index: int, timings: dict[str, float],
+                   detected: Callable[[], None]) -> dict[str, Any]:
+        page, page_timings = self.detect_page(imageio.as_rgb(image), index, detected)
+        add_timings(timings, page_timings)
+        return page
+
+    def _ticket(self, data: bytes, filename: str | None, *, sync: bool, **kinds: Any) -> Ticket:
         s = self.settings
         budget = s.sync_timeout_s if sync else s.job_timeout_s
         return Ticket(open=lambda: self.open_pages(data, filename), deadline=time.monotonic() + budget,
-                      max_pages=s.max_sync_pages if sync else None)
+                      max_pages=s.max_sync_pages if sync else None, **kinds)
 
     def open_pages(self, data: bytes, filename: str | None) -> Pages:
         """The file opened for the scheduler (its pages are rendered when a page thread takes them)."""
@@ -219,25 +236,41 @@ class OcrEngine:
         return [r for r in results if isinstance(r, Document | OcrError)]
 
     async def detect(self, data: bytes, filename: str | None) -> list[dict[str, Any]]:
-        images = await self._offload(self.decode, data, filename)
-        pages = (self._offload(self._detect_page, img, i) for i, img in enumerate(images))
-        return list(await asyncio.gather(*pages))
-
-    def _detect_page(self, image: np.ndarray, index: int) -> dict[str, Any]:
-        start = time.perf_counter()
-        prepared = self.pipeline.preprocess(image)
-        det = self.pipeline.detect(prepared.image)
-        quads = prepared.to_original(det.quads)
-        self.metrics.stage_latency.labels(stage="detect").observe(time.perf_counter() - start)
-        boxes = [[[round(float(x), 1), round(float(y), 1)] for x, y in q] for q in quads]
-        scored = [{"box": b, "score": round(float(s), 4)} for b, s in zip(boxes, det.scores, strict=True)]
-        return {"index": index, "width": int(image.shape[1]), "height": int(image.shape[0]), "boxes": scored}
+        """The text boxes of every page of one file, synchronously: its pages go through the scheduler like
+        those of :meth:`ocr` (rendered one at a time, interleaved, budgeted, capped, timed)."""
+        ticket = self._ticket(data, filename, sync=True, page_fn=self._detect_fn,
+                              document_fn=lambda pages, _timings, _start: pages)
+        pages: list[dict[str, Any]] = await asyncio.wrap_future(self.scheduler.submit([ticket])[0])
+        return pages
 
     async def recognize_lines(self, files: Sequence[tuple[bytes, str | None]]) -> list[RecResult]:
-        """Each file is one line image (all frames/pages of a file count as separate lines)."""
-        decoded = await asyncio.gather(*(self._offload(self.decode, d, n) for d, n in files))
+        """Each file is one line image (all frames/pages of a file count as separate lines, at most
+        ``max_sync_pages`` a file); all lines go to the recogniser in one call (the batcher's, when on), within
+        the synchronous time budget."""
+        try:
+            return await asyncio.wait_for(self._recognize_lines(files), self.settings.sync_timeout_s)
+        except TimeoutError as exc:
+            raise EngineError(ErrorCode.DEADLINE_EXCEEDED, "the request's time budget ran out before its "
+                              "lines were recognised; send fewer lines per request", stage=Stage.RECOGNIZE) from exc
+
+    async def _recognize_lines(self, files: Sequence[tuple[bytes, str | None]]) -> list[RecResult]:
+        decoded = await asyncio.gather(*(self._offload(self._line_images, d, n) for d, n in files))
         crops = [img for images in decoded for img in images]
         return await self._offload(self.recognize, crops)
+
+    def _line_images(self, data: bytes, filename: str | None) -> list[np.ndarray]:
+        """The pages of one line-image file, under the synchronous page cap (checked before rendering)."""
+        start = time.perf_counter()
+        try:
+            with self.pipeline.open(data, filename=filename) as pages:
+                if len(pages) > self.settings.max_sync_pages:
+                    raise InputError(ErrorCode.TOO_MANY_PAGES_FOR_SYNC,
+                                     f"{filename or 'the file'} has {len(pages)} pages; synchronous requests "
+                                     f"take at most {self.settings.max_sync_pages} a file: send the lines as "
+                                     "separate files, or the document to POST /v1/jobs")
+                return [pages.render(i) for i in range(len(pages))]
+        finally:
+            self.metrics.stage_latency.labels(stage="decode").observe(time.perf_counter() - start)
 
     def close(self) -> None:
         """Stop the page threads, the batcher and the helper threads."""
@@ -247,6 +280,13 @@ class OcrEngine:
         if self.batcher is not None:
             self.batcher.close()
         self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def detection_json(image: np.ndarray, index: int, quads: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+    """One page of ``/v1/detection``: its size and its boxes (clockwise from top-left, 0.1 px) with scores."""
+    boxes = [[[round(float(x), 1), round(float(y), 1)] for x, y in q] for q in quads]
+    scored = [{"box": b, "score": round(float(s), 4)} for b, s in zip(boxes, scores, strict=True)]
+    return {"index": index, "width": int(image.shape[1]), "height": int(image.shape[0]), "boxes": scored}
 
 
 def _raise_unexpected(results: Sequence[object]) -> None:

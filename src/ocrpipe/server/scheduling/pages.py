@@ -7,12 +7,18 @@ files are opened one after the other, and a file's pages are rendered one at a t
 (the engine's lazy :class:`PageSource`), so a ``/v1/batch_ocr`` of four 50-page PDFs never holds more than
 the pages being worked on.
 
-Memory budget: a page is started only when the pixels of the pages in flight plus its own
-(``page_size`` x 3 bytes, read before rendering) fit ``memory_budget`` bytes; a page larger than the whole
-budget runs when nothing else is in flight. One lane holds at most ``lane_threads`` threads at once (by
+Memory budget: a page is started only when what the pages in flight hold plus what it needs fit
+``memory_budget`` bytes. A page holds its pixels (``page_size`` x 3 bytes) until it is done and, until its
+detection has finished, the detector's working memory for its size (``work_memory``, the engine's
+estimate from the network input the page is resized to); both are known from the header, before anything
+is rendered. So two A4 pages are not detected at once within a budget that holds one such detection, yet
+a page in recognition leaves room for the next page's detection. A page larger than the whole budget runs
+when nothing else is in flight. One lane holds at most ``lane_threads`` threads at once (by
 default all but one), so a request arriving while a long PDF is worked on finds a free thread at once
 instead of waiting for one of the PDF's pages to finish. Each ticket has a deadline (the sync endpoints' time budget or
 the jobs' own) and an optional page cap checked when the file is opened, before any page is rendered.
+A ticket may bring its own page and file functions (``/v1/detection`` runs only the detection steps of the
+page path): its pages are scheduled, budgeted and capped like every other.
 """
 
 from __future__ import annotations
@@ -24,11 +30,10 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-from ocrpipe.document import Document, Page
 from ocrpipe.errors import EngineError, ErrorCode, InputError
 
 log = logging.getLogger(__name__)
@@ -48,10 +53,14 @@ class Pages(Protocol):
 
 Opener = Callable[[], Pages]
 """Opens one file (reads its header: page count, sizes); runs on a page thread."""
-PageFn = Callable[[np.ndarray, int, dict[str, float]], Page]
-"""Runs the engine's page path on one rendered page, adding its stage times to the dict."""
-DocumentFn = Callable[[list[Page], dict[str, float], float], Document]
-"""Builds the Document of a file (pages, summed timings, start as a perf_counter value)."""
+PageFn = Callable[[np.ndarray, int, dict[str, float], Callable[[], None]], Any]
+"""Runs the engine's page path on one rendered page and returns its result (a ``Page`` for OCR), adding
+its stage times to the dict; calls the callable once the page's detection has finished."""
+WorkMemory = Callable[[int, int], int]
+"""Bytes the detection of a page of that width and height needs while it runs."""
+DocumentFn = Callable[[list[Any], dict[str, float], float], Any]
+"""Builds the result of a file (a ``Document`` for OCR) from its page results in order, the summed
+timings and the start as a perf_counter value."""
 
 
 @dataclass(eq=False)
@@ -61,13 +70,17 @@ class Ticket:
     open: Opener
     deadline: float
     max_pages: int | None = None
-    future: Future[Document] = field(default_factory=Future)
+    page_fn: PageFn | None = None
+    """The page function of this file (None: the scheduler's, the OCR page path)."""
+    document_fn: DocumentFn | None = None
+    """The file function of this file (None: the scheduler's, which builds the Document)."""
+    future: Future[Any] = field(default_factory=Future)
     started: float = field(default_factory=time.perf_counter)
     pages: Pages | None = None
     opening: bool = False
     next_index: int = 0
     inflight: int = 0
-    results: dict[int, Page] = field(default_factory=dict)
+    results: dict[int, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     released: bool = False
 
@@ -96,17 +109,22 @@ class _Task:
     index: int
     """-1: open the file; otherwise the page to render and process."""
     nbytes: int = 0
+    """The page's pixels, held until it is done."""
+    work: int = 0
+    """The detection working memory, held until the page's detection has finished."""
 
 
 class PageScheduler:
     """Round-robin page scheduling across requests on ``workers`` threads, within a memory budget."""
 
     def __init__(self, page_fn: PageFn, document_fn: DocumentFn, *, workers: int, memory_budget: int,
-                 lane_threads: int = 0, thread_init: Callable[[], None] | None = None,
+                 lane_threads: int = 0, work_memory: WorkMemory | None = None,
+                 thread_init: Callable[[], None] | None = None,
                  on_page: Callable[[float], None] | None = None) -> None:
         self.page_fn = page_fn
         self.document_fn = document_fn
         self.memory_budget = memory_budget
+        self.work_memory = work_memory
         self.lane_threads = lane_threads or max(1, workers - 1)
         self.on_page = on_page
         self._thread_init = thread_init
@@ -123,8 +141,9 @@ class PageScheduler:
 
     # ---- public API --------------------------------------------------------------------------------
 
-    def submit(self, tickets: list[Ticket]) -> list[Future[Document]]:
-        """Queue one lane (a request or job) of files; their Documents come back through the futures."""
+    def submit(self, tickets: list[Ticket]) -> list[Future[Any]]:
+        """Queue one lane (a request or job) of files; their Documents (or what their ``document_fn``
+        makes) come back through the futures."""
         if tickets:
             with self._cond:
                 if self._closed:
@@ -135,7 +154,7 @@ class PageScheduler:
 
     @property
     def inflight_bytes(self) -> int:
-        """Pixel bytes of the pages being processed right now."""
+        """Bytes the pages being processed hold right now: pixels, plus detection memory while detecting."""
         return self._inflight_bytes
 
     @property
@@ -164,7 +183,7 @@ class PageScheduler:
             while not self._closed:
                 task = self._pick()
                 if task is not None:
-                    self._inflight_bytes += task.nbytes
+                    self._inflight_bytes += task.nbytes + task.work
                     task.lane.inflight += 1
                     return task
                 self._cond.wait(0.5)  # woken on submit/finish; the timeout re-checks deadlines
@@ -205,11 +224,12 @@ class PageScheduler:
             self._release(ticket)
             return None
         nbytes = w * h * 3
-        if self._inflight_bytes and self._inflight_bytes + nbytes > self.memory_budget:
+        work = self.work_memory(w, h) if self.work_memory is not None else 0
+        if self._inflight_bytes and self._inflight_bytes + nbytes + work > self.memory_budget:
             return None
         ticket.next_index += 1
         ticket.inflight += 1
-        return _Task(lane, ticket, ticket.next_index - 1, nbytes)
+        return _Task(lane, ticket, ticket.next_index - 1, nbytes, work)
 
     def _expire(self, lane: _Lane) -> None:
         err = EngineError(ErrorCode.DEADLINE_EXCEEDED,
@@ -241,7 +261,8 @@ class PageScheduler:
                     log.error("page thread caught %s", type(exc).__name__, extra={"event": "page_thread_error"})
             finally:
                 with self._cond:
-                    self._inflight_bytes -= task.nbytes
+                    self._inflight_bytes -= task.nbytes + task.work
+                    task.work = 0
                     task.lane.inflight -= 1
                     self.tasks_done += 1
                     if task.index >= 0:
@@ -270,7 +291,7 @@ class PageScheduler:
         start = time.perf_counter()
         image = ticket.pages.render(task.index)
         timings["decode"] = (time.perf_counter() - start) * 1000.0
-        page = self.page_fn(image, task.index, timings)
+        page = (ticket.page_fn or self.page_fn)(image, task.index, timings, lambda: self._detected(task))
         del image
         with self._cond:
             ticket.results[task.index] = page
@@ -278,6 +299,14 @@ class PageScheduler:
                 ticket.timings[k] = ticket.timings.get(k, 0.0) + v
         if self.on_page is not None:
             self.on_page(time.perf_counter() - start)
+
+    def _detected(self, task: _Task) -> None:
+        """The page's detection has finished: give its working memory back to the budget."""
+        with self._cond:
+            if task.work:
+                self._inflight_bytes -= task.work
+                task.work = 0
+                self._cond.notify_all()
 
     def _finish_if_done(self, ticket: Ticket) -> None:
         """Called under the lock after each task: complete the Document when its last page is in."""
@@ -289,7 +318,7 @@ class PageScheduler:
         pages = [ticket.results[i] for i in range(ticket.count)]
         self._release(ticket)
         try:
-            doc = self.document_fn(pages, ticket.timings, ticket.started)
+            doc = (ticket.document_fn or self.document_fn)(pages, ticket.timings, ticket.started)
         except Exception as exc:  # noqa: BLE001 - delivered to the ticket
             _fail(ticket, exc)
             return

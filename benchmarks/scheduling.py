@@ -149,6 +149,7 @@ def main() -> int:
                     help="how long (b) samples RSS before the server is stopped (blank A4 pages take seconds each)")
     ap.add_argument("--request-threads", type=int, nargs="+", default=[0])
     ap.add_argument("--baseline-src", help="also run (b) on a server from this source tree (before/after)")
+    ap.add_argument("--before-first", action="store_true", help="run the baseline tree first in each pair")
     ap.add_argument("--out", default=str(RESULTS / "scheduling.json"))
     args = ap.parse_args()
 
@@ -170,6 +171,8 @@ def main() -> int:
     if not args.skip_rss:
         pdf = blank_pdf(args.pdf_pages, 1654, 2339)
         trees = [("after", None)] + ([("before", args.baseline_src)] if args.baseline_src else [])
+        if args.before_first:
+            trees.reverse()
         runs = []
         for threads in args.request_threads:
             for tree, src in trees:

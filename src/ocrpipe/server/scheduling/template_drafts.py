@@ -239,13 +239,14 @@ class TemplateDrafts:
         leave the folder and the set is reloaded. Built-ins cannot be removed."""
         from ocrpipe.templates.author import builtin_clash
 
-        tpl = next((t for t in self.library.templates if t.name == name), None)
+        served = self.library.templates  # one snapshot: the folder watch may swap the set meanwhile
+        tpl = next((t for t in served if t.name == name), None)
         if tpl is None or tpl.source is None:
             raise ServiceError(ErrorCode.NOT_FOUND, f"no template {name!r} in service")
         if builtin_clash(name):
             raise ServiceError(ErrorCode.INVALID_ARGUMENT, f"{name!r} is a built-in template; it cannot be removed")
         source, reference = Path(tpl.source).resolve(), _reference_file(tpl)
-        shared = any(t is not tpl and _reference_file(t) == reference for t in self.library.templates)
+        shared = any(t.source != tpl.source and _reference_file(t) == reference for t in served)
         with self._lock:
             source.unlink(missing_ok=True)
             if not shared and reference is not None and reference.parent == source.parent:

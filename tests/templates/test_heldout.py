@@ -61,3 +61,13 @@ def test_a_form_is_matched_on_its_header_whatever_its_body_text(tmp_path) -> Non
     s, _ = _score(tpl, "ko_form_v1", 8, 3)
     assert s["silently_wrong"] == 0, s["errors"]
     assert s["template_accuracy"] == 1.0 and s["field_accuracy"] >= 0.9, s["errors"]
+
+
+def test_a_korean_report_in_sections_is_read_under_its_korean_headers(tmp_path) -> None:
+    """Two sections with the same row labels (우안/좌안) and Korean column headers (1회, 2회, 평균) that
+    move with the font: every cell follows its own section's header and row."""
+    tpl, ref_font = _template(tmp_path, "kr_tk_v1", 8080)
+    assert sum(f.column is not None for f in tpl.fields) >= 10
+    s, _ = _score(tpl, "kr_tk_v1", 12, 3, differ_from=ref_font)
+    assert s["silently_wrong"] == 0, s["errors"]
+    assert s["template_accuracy"] == 1.0 and s["field_accuracy"] >= 0.9, s["errors"]

@@ -247,14 +247,14 @@ def canonical_value(spec: dict[str, Any], value: str) -> Any:
 
 def widen(box: tuple[int, int, int, int], others: Sequence[tuple[int, int, int, int]],
           ink: np.ndarray, grow: str = "right") -> tuple[int, int, int, int]:
-    """The value box widened by up to 1.5 line heights (on the ``grow`` side 30 % of its width if more)
+    """The value box widened by up to 1.5 line heights (on the ``grow`` side 60 % of its width if more)
     left and right and a quarter up and down, never
     onto other text or ink (rules, borders): towards ``grow`` (the side a longer value takes: ``left`` for
     right-aligned numbers) up to 0.35 line heights from what it faces, on the other side halfway."""
     x0, y0, x1, y1 = box
     h = y1 - y0
     gap = 0.35 * h
-    reach = max(1.5 * h, 0.3 * (x1 - x0))  # another font prints a long value up to a third wider
+    reach = max(1.5 * h, 0.6 * (x1 - x0))  # another font (a monospace one) prints a long value up to 60 % wider
     left = x0 - (reach if grow == "left" else 1.5 * h)
     right = x1 + (reach if grow == "right" else 1.5 * h)
     top, bottom = y0 - 0.25 * h, y1 + 0.25 * h

@@ -4,7 +4,10 @@
   the columns ``S``, ``C``, ``A``, then ``PD``) whose columns move 0–110 px with the printer font, the
   way firmware prints wider fonts further right;
 - ``ko_form_v1``: a Korean examination form with a fixed header block (이름, 등록번호, 검사일, MSDS번호)
-  above body text that changes from page to page.
+  above body text that changes from page to page;
+- ``kr_tk_v1``: a Korean tonometer/keratometer report in two sections (``[안압 IOP]`` with the columns
+  ``1회``, ``2회``, ``평균``; ``[각막곡률 K]`` with ``K1``, ``K2``, ``AXIS``; rows ``우안`` / ``좌안``) under a
+  Korean patient header, whose columns move 0–70 px with the printer font by other steps than the slip's.
 
 Neither has a template in the package: a test or a benchmark makes one with ``template new`` from one
 clean page (``make_page(..., strength=0)``) and its values, then reads scan-degraded pages of the layout.
@@ -21,6 +24,9 @@ from ocrpipe.synth.printouts.layouts import (
     AX,
     CYL,
     DIGITS,
+    IOP,
+    IOPAVG,
+    KD,
     PD,
     PID,
     SPH,
@@ -150,7 +156,60 @@ def _ko_form_v1() -> Layout:
                   tuple(st), slots, sample_form, extra={"variant": _form_variant})
 
 
-HELDOUT: dict[str, Layout] = {lay.key: lay for lay in (_rm_slip_v1(), _ko_form_v1())}
+TK_SHIFTS = (0, 50, 70, 30, 60, 20, 40)
+"""Column shift (px) of ``kr_tk_v1`` per font set."""
+
+
+def _tk_variant(layout: Layout, font_index: int, rng: np.random.Generator) -> Layout:
+    return shift_columns(layout, TK_SHIFTS[font_index % len(TK_SHIFTS)], from_x=180)
+
+
+def _name(rng: np.random.Generator) -> str:
+    return SURNAMES[int(rng.integers(0, len(SURNAMES)))] + "".join(
+        GIVEN[int(i)] for i in rng.integers(0, len(GIVEN), size=int(rng.integers(1, 3))))
+
+
+def sample_tk(rng: np.random.Generator) -> dict[str, str]:
+    """A Korean name, chart number, date; two IOP readings and their mean, K1, K2 and axis per eye."""
+    y, mo, d, _, _ = _date(rng)
+    vals = {"name": _name(rng), "chart": _pid(rng), "date": f"{y:04d}-{mo:02d}-{d:02d}"}
+    for eye in ("r", "l"):
+        a, b = int(rng.integers(9, 25)), int(rng.integers(9, 25))
+        vals |= {f"{eye}_iop1": str(a), f"{eye}_iop2": str(b), f"{eye}_iop_avg": f"{(a + b) / 2:.1f}"}
+        k1 = _diopter(rng, 40.0, 46.0)
+        vals |= {f"{eye}_k1": f"{k1:.2f}", f"{eye}_k2": f"{k1 + _diopter(rng, 0.0, 2.5):.2f}",
+                 f"{eye}_kax": str(int(rng.integers(1, 181)))}
+    return vals
+
+
+def _kr_tk_v1() -> Layout:
+    name = {"type": "text", "lang": "kor", "validation": {"regex": r"^[가-힣]{2,4}$"}}
+    kd = {**KD, "unit": None}
+    st: list[Text | Rect] = [
+        Text(40, 24, "안압·각막 검사 결과", 28, bold=True), Text(40, 80, "환자명", 22), Text(40, 126, "차트번호", 22),
+        Text(40, 172, "검사일", 22), Rect(20, 214, 740, 217, fill=0),
+    ]
+    slots = [Slot("name", (170, 72, 430, 112), name, align="l"), Slot("chart", (170, 118, 430, 158), PID, align="l"),
+             Slot("date", (170, 164, 430, 204), _date_spec("%Y-%m-%d", r"^\d{4}-\d{2}-\d{2}$"), align="l")]
+    y = 232
+    sections = (("[안압 IOP]", ("1회", "2회", "평균"), (("iop1", IOP), ("iop2", IOP), ("iop_avg", IOPAVG))),
+                ("[각막곡률 K]", ("K1", "K2", "AXIS"), (("k1", kd), ("k2", kd), ("kax", AX))))
+    for title, heads, specs in sections:
+        st.append(Text(40, y, title, 24, bold=True))
+        st += [Text(x, y + 44, h, 22, align="r") for x, h in zip((330, 470, 610), heads, strict=True)]
+        y += 88
+        for eye, label in (("r", "우안"), ("l", "좌안")):
+            st.append(Text(60, y + 8, label, 22))
+            slots += [Slot(f"{eye}_{key}", (x0, y, x0 + 124, y + 42), spec, size=26)
+                      for x0, (key, spec) in zip((210, 350, 490), specs, strict=True)]
+            y += 48
+        y += 24
+    st += [Rect(20, y, 740, y + 3, fill=0), Text(40, y + 24, "TONO-KERATO  TK-2000  ver 1.2", 20)]
+    return Layout("kr_tk_v1", "TK-2000", "1", 1, "Korean tonometer/keratometer report in sections, columns move",
+                  760, y + 90, tuple(st), tuple(slots), sample_tk, extra={"variant": _tk_variant})
+
+
+HELDOUT: dict[str, Layout] = {lay.key: lay for lay in (_rm_slip_v1(), _ko_form_v1(), _kr_tk_v1())}
 """Layouts without a built-in template (see the module docstring)."""
 
 

@@ -192,8 +192,9 @@ def _kr_tk_v1() -> Layout:
     slots = [Slot("name", (170, 72, 430, 112), name, align="l"), Slot("chart", (170, 118, 430, 158), PID, align="l"),
              Slot("date", (170, 164, 430, 204), _date_spec("%Y-%m-%d", r"^\d{4}-\d{2}-\d{2}$"), align="l")]
     y = 232
-    sections = (("[안압 IOP]", ("1회", "2회", "평균"), (("iop1", IOP), ("iop2", IOP), ("iop_avg", IOPAVG))),
-                ("[각막곡률 K]", ("K1", "K2", "AXIS"), (("k1", kd), ("k2", kd), ("kax", AX))))
+    sections: tuple[tuple[str, tuple[str, ...], tuple[tuple[str, dict[str, Any]], ...]], ...] = (
+        ("[안압 IOP]", ("1회", "2회", "평균"), (("iop1", IOP), ("iop2", IOP), ("iop_avg", IOPAVG))),
+        ("[각막곡률 K]", ("K1", "K2", "AXIS"), (("k1", kd), ("k2", kd), ("kax", AX))))
     for title, heads, specs in sections:
         st.append(Text(40, y, title, 24, bold=True))
         st += [Text(x, y + 44, h, 22, align="r") for x, h in zip((330, 470, 610), heads, strict=True)]

@@ -161,6 +161,17 @@ class OcrError(Exception):
     def __str__(self) -> str:
         return f"{self.code.value}: {self.message}"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Picklable with its code, stage and status (process pools, Ray): the default pickles only ``args``.
+        return _restore_error, (type(self), self.message, dict(self.__dict__))
+
+
+def _restore_error(cls: type[OcrError], message: str, state: dict[str, Any]) -> OcrError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    err.__dict__.update(state)
+    return err
+
 
 class InputError(OcrError):
     """The input cannot be processed as given (client error)."""

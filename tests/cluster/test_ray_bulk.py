@@ -53,6 +53,7 @@ def test_killing_the_worker_node_mid_run_still_completes_every_file_once(cluster
     finally:
         if proc.poll() is None:
             proc.kill()
+        cluster.add_worker()  # the next tests get their two nodes back
     assert proc.returncode == 0, stderr
     assert not worker.alive()
     outputs = sorted(p.name for p in out.rglob("*") if p.is_file() and p.name != "summary.json")

@@ -9,7 +9,7 @@ import logging
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
@@ -47,7 +47,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     db = get_engine(settings.db_url)
     migrate(db)
     store = JobStore(db, settings.upload_dir)
-    engine = OcrEngine(settings, metrics)
+    engine = (getattr(app.state, "engine_factory", None) or OcrEngine)(settings, metrics)
     notifier = Notifier(settings.webhook_url, alert_interval_s=settings.alert_interval_s)
     finished = FinishedSignal()
     runner = JobRunner(settings, store, engine, metrics, notifier, finished=finished)
@@ -126,8 +126,12 @@ def _mean(histogram: Any) -> float:
     return samples.get("sum", 0.0) / samples["count"] if samples.get("count") else 0.0
 
 
-def create_app(settings: ServiceSettings | None = None) -> FastAPI:
-    """Build the app; models and database are opened when the app starts (lifespan), not here."""
+def create_app(settings: ServiceSettings | None = None, *,
+               engine_factory: Callable[[ServiceSettings, Metrics], OcrEngine] | None = None) -> FastAPI:
+    """Build the app; models and database are opened when the app starts (lifespan), not here.
+
+    ``engine_factory`` makes the app's :class:`OcrEngine` (default: the in-process one; the Ray ingress
+    passes one whose pages run on the cluster's deployments)."""
     from ocrpipe.server.http import include_routes
 
     settings = settings or ServiceSettings()
@@ -138,6 +142,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
+    app.state.engine_factory = engine_factory
     errors.install(app)
     include_routes(app)
     docs.install(app)

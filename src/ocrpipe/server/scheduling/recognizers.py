@@ -9,15 +9,22 @@ CTC model is batched the same way; ``tesseract`` has nothing to batch and runs i
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar
 
 import numpy as np
 
 from ocrpipe.document import ModelInfo, RecResult
 from ocrpipe.engine.recognize import Recognizer
-from ocrpipe.server.scheduling.batcher import DynamicBatcher
 
-MakeBatcher = Callable[[Recognizer], DynamicBatcher[np.ndarray, RecResult]]
-"""Builds the batcher around the neural recogniser (the service passes its settings in)."""
+
+class CropBatcher(Protocol):
+    """What pools crops: the in-process :class:`~ocrpipe.server.scheduling.batcher.DynamicBatcher`, or a
+    cluster's recogniser deployment (``ocrpipe.cluster.serve``)."""
+
+    def __call__(self, items: Sequence[np.ndarray]) -> list[RecResult]: ...
+
+
+B = TypeVar("B", bound=CropBatcher)
 
 
 def input_height(recognizer: Recognizer) -> int:
@@ -37,7 +44,7 @@ class BatchedRecognizer:
     the same as without batching.
     """
 
-    def __init__(self, inner: Recognizer, batcher: DynamicBatcher[np.ndarray, RecResult]) -> None:
+    def __init__(self, inner: Recognizer, batcher: CropBatcher) -> None:
         self.inner = inner
         self.batcher = batcher
         self.name = inner.name
@@ -52,8 +59,7 @@ class BatchedRecognizer:
         return self.inner.models()
 
 
-def batch_neural(recognizer: Recognizer, make_batcher: MakeBatcher
-                 ) -> tuple[Recognizer, DynamicBatcher[np.ndarray, RecResult] | None]:
+def batch_neural(recognizer: Recognizer, make_batcher: Callable[[Recognizer], B]) -> tuple[Recognizer, B | None]:
     """``recognizer`` with its neural model behind a batcher, and that batcher (None: nothing to batch).
 
     A hybrid keeps its Tesseract readers (their pool is sized by ``tesseract_threads``) and gets a

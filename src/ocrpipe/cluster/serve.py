@@ -1,0 +1,272 @@
+"""``ocrpipe serve --ray ADDRESS``: the OCR service as three Ray Serve deployments.
+
+* **ingress** — the service's own FastAPI app (:func:`ocrpipe.server.app.create_app`: the same ``/v1``
+  routes, API keys, limits, job store and job workers), its :class:`OcrEngine` replaced by
+  :class:`ClusterEngine`: the app's page threads hand each rendered page to the detector deployment instead
+  of running it themselves. Jobs live in PostgreSQL (SQLite is refused), so every ingress replica's job
+  workers, on any node, claim them with ``SELECT … FOR UPDATE SKIP LOCKED``.
+* **detector** — the engine's page path (:meth:`Pipeline.trace_page`: preprocess, detect, crop, orient,
+  order; Tesseract's re-reads of doubtful lines) with the neural model's calls sent to the recogniser.
+* **recogniser** — the neural model behind ``@serve.batch``: crops of all pages and requests meet in
+  batches of at most ``--max-batch-size`` crops, closed after ``--max-wait-ms``, with
+  ``--ray-max-concurrent-batches`` batches at once (the in-process batcher's role).
+
+Replica counts and autoscaling come from :class:`~ocrpipe.cluster.settings.RaySettings`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+from ray import serve
+
+from ocrpipe.cluster.settings import RaySettings
+from ocrpipe.document import Page, RecResult
+from ocrpipe.engine.recognize import Recognizer
+from ocrpipe.errors import ErrorCode, OcrError
+from ocrpipe.server.metrics import Metrics
+from ocrpipe.server.scheduling.engine import OcrEngine
+from ocrpipe.server.scheduling.recognizers import batch_neural
+from ocrpipe.server.settings import ServiceSettings
+
+log = logging.getLogger("ocrpipe.cluster")
+APP_NAME = "ocrpipe"
+
+
+def _call(response: Any) -> Any:
+    """The result of a deployment call (blocking; page threads only), re-raising the replica's own
+    exception (an :class:`OcrError` keeps its code and stage) rather than Ray's wrapper."""
+    try:
+        return response.result()
+    except Exception as exc:
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, Exception):
+            raise cause from None
+        raise
+
+
+def neural_of(recognizer: Recognizer) -> Recognizer | None:
+    """The neural model a recogniser batches (a hybrid's primary, a CTC model itself; Tesseract: none), as
+    :func:`~ocrpipe.server.scheduling.recognizers.batch_neural` picks it."""
+    from ocrpipe.engine.recognize.ctc import CTCRecognizer
+    from ocrpipe.engine.recognize.hybrid import HybridRecognizer
+
+    if isinstance(recognizer, HybridRecognizer):
+        return recognizer.primary
+    return recognizer if isinstance(recognizer, CTCRecognizer) else None
+
+
+class RecognizerDeployment:
+    """The recogniser deployment: the neural model, its calls pooled by ``@serve.batch``."""
+
+    def __init__(self, settings: ServiceSettings, cluster: RaySettings) -> None:
+        from ocrpipe.engine.recognize import load_recognizer
+        from ocrpipe.settings import pipeline_config
+
+        config = pipeline_config(settings)
+        model = neural_of(load_recognizer(config.recognizer, config.session, tesseract_threads=1))
+        if model is None:
+            raise OcrError(ErrorCode.INVALID_ARGUMENT, f"{settings.recognizer} has no neural model to batch")
+        self.model = model
+        self.pool = ThreadPoolExecutor(cluster.ray_max_concurrent_batches, thread_name_prefix="ocr-rec")
+        self.batches = 0
+        # decorated here, not on the class: its limits are settings
+        self._batched = serve.batch(max_batch_size=settings.max_batch_size,
+                                    batch_wait_timeout_s=settings.max_wait_ms / 1000.0,
+                                    max_concurrent_batches=cluster.ray_max_concurrent_batches)(self._run)
+
+    async def _run(self, crops: list[np.ndarray]) -> list[RecResult]:
+        self.batches += 1
+        return await asyncio.get_running_loop().run_in_executor(self.pool, self.model.recognize, crops)
+
+    async def recognize(self, crop: np.ndarray) -> RecResult:
+        """One crop's reading, computed in a batch with other callers' crops."""
+        result: RecResult = await self._batched(crop)
+        return result
+
+
+class RemoteBatch:
+    """The detector's side of the recogniser deployment: one call per crop, all sent before any is awaited,
+    so a page's crops land in the same batches."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+    def __call__(self, items: Sequence[np.ndarray]) -> list[RecResult]:
+        responses = [self.handle.recognize.remote(np.ascontiguousarray(c)) for c in items]
+        return [_call(r) for r in responses]
+
+
+class DetectorDeployment:
+    """The detector deployment: the page path of :class:`Pipeline`, recognition through the recogniser."""
+
+    def __init__(self, settings: ServiceSettings, recognizer: Any) -> None:
+        from ocrpipe.engine.pipeline import Pipeline
+        from ocrpipe.settings import pipeline_config
+
+        pipeline = Pipeline(pipeline_config(settings))
+        if recognizer is not None:
+            batched, _ = batch_neural(pipeline.recognizer, lambda neural: RemoteBatch(recognizer))
+            pipeline = pipeline.with_recognizer(batched)
+        self.pipeline = pipeline
+        self.pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="ocr-page")
+
+    async def _offload(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    def _page(self, image: np.ndarray, index: int) -> tuple[Page, dict[str, float]]:
+        trace = self.pipeline.trace_page(image, index)
+        return trace.page, trace.timings_ms
+
+    async def page(self, image: np.ndarray, index: int) -> tuple[Page, dict[str, float]]:
+        """One rendered page through every stage after decoding: its Page and stage times."""
+        result: tuple[Page, dict[str, float]] = await self._offload(self._page, image, index)
+        return result
+
+    def _detect(self, image: np.ndarray) -> tuple[list[Any], list[float]]:
+        prepared = self.pipeline.preprocess(image)
+        det = self.pipeline.detect(prepared.image)
+        return list(prepared.to_original(det.quads)), [float(s) for s in det.scores]
+
+    async def detect(self, image: np.ndarray) -> tuple[list[Any], list[float]]:
+        """Text quads (original pixels) and scores of one page."""
+        result: tuple[list[Any], list[float]] = await self._offload(self._detect, image)
+        return result
+
+    async def recognize(self, crops: list[np.ndarray]) -> list[RecResult]:
+        """Line images read by the service's recogniser (the neural model batched on the recogniser)."""
+        result: list[RecResult] = await self._offload(self.pipeline.recognize, crops)
+        return result
+
+
+class ClusterEngine(OcrEngine):
+    """The ingress's engine: the app's scheduler, limits and Documents as in one process, every page's work
+    on the detector deployment (no in-process batcher)."""
+
+    def __init__(self, settings: ServiceSettings, metrics: Metrics, detector: Any) -> None:
+        self.detector = detector
+        super().__init__(settings.model_copy(update={"batching": False}), metrics)
+
+    def process_page(self, image: np.ndarray, index: int) -> tuple[Page, dict[str, float]]:
+        page, timings = _call(self.detector.page.remote(image, index))
+        self.metrics.observe_timings(timings)
+        return page, timings
+
+    def recognize(self, crops: Sequence[np.ndarray]) -> list[RecResult]:
+        start = time.perf_counter()
+        results: list[RecResult] = _call(self.detector.recognize.remote([np.ascontiguousarray(c) for c in crops]))
+        self.metrics.on_batch(len(crops), time.perf_counter() - start)
+        return results
+
+    def _detect_page(self, image: np.ndarray, index: int) -> dict[str, Any]:
+        start = time.perf_counter()
+        quads, scores = _call(self.detector.detect.remote(image))
+        self.metrics.stage_latency.labels(stage="detect").observe(time.perf_counter() - start)
+        boxes = [[[round(float(x), 1), round(float(y), 1)] for x, y in q] for q in quads]
+        scored = [{"box": b, "score": round(s, 4)} for b, s in zip(boxes, scores, strict=True)]
+        return {"index": index, "width": int(image.shape[1]), "height": int(image.shape[0]), "boxes": scored}
+
+
+class IngressDeployment:
+    """The ingress deployment: the service's FastAPI app, built in the replica (``__serve_build_asgi_app__``)."""
+
+    def __init__(self, settings: ServiceSettings, security: Any, detector: Any) -> None:
+        self.settings = settings
+        self.security = security
+        self.detector = detector
+
+    def __serve_build_asgi_app__(self) -> Any:
+        from ocrpipe.server import security
+        from ocrpipe.server.app import create_app
+
+        detector = self.detector
+        app = create_app(self.settings,
+                         engine_factory=lambda settings, metrics: ClusterEngine(settings, metrics, detector))
+        security.configure(app, self.security)
+        return app
+
+
+def build(settings: ServiceSettings, security: Any, cluster: RaySettings) -> Any:
+    """The Serve application: ingress → detector → recogniser, sized by ``cluster``."""
+    from ocrpipe.engine.recognize import load_recognizer
+
+    has_neural = neural_of(load_recognizer(settings.recognizer, None, tesseract_threads=1)) is not None
+    recognizer: Any = None
+    if has_neural:
+        per_replica = settings.max_batch_size * cluster.ray_max_concurrent_batches
+        recognizer = serve.deployment(
+            name="recognizer", max_ongoing_requests=2 * per_replica,  # room for the next batch while one runs
+            ray_actor_options={"num_cpus": cluster.ray_recognizer_cpus},
+            **cluster.replicas(cluster.ray_recognizer_replicas))(RecognizerDeployment).bind(settings, cluster)
+    detector = serve.deployment(
+        name="detector", max_ongoing_requests=2 * settings.workers,
+        ray_actor_options={"num_cpus": cluster.ray_detector_cpus},
+        **cluster.replicas(cluster.ray_detector_replicas))(DetectorDeployment).bind(settings, recognizer)
+    ingress = serve.deployment(
+        name="ingress", num_replicas=cluster.ray_ingress_replicas,
+        max_ongoing_requests=max(100, settings.max_inflight * 4),
+        ray_actor_options={"num_cpus": cluster.ray_ingress_cpus})(serve.ingress()(IngressDeployment))
+    return ingress.bind(settings, security, detector)
+
+
+def refuse(settings: ServiceSettings, args: argparse.Namespace) -> str | None:
+    """Why these settings cannot run on a cluster (None: they can)."""
+    if settings.db_url.startswith("sqlite"):
+        return ("a Ray cluster needs a job store every node reaches: pass --database-url "
+                "postgresql+psycopg://... (SQLite is one file on one machine); --data-dir (uploads) must be "
+                "a folder every node mounts")
+    if getattr(args, "tls_cert", None) or getattr(args, "tls_key", None):
+        return ("TLS is not served by Ray Serve's HTTP proxies: terminate it at a load balancer in front of "
+                "them (--tls-cert/--tls-key apply to `ocrpipe serve` without --ray)")
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Deploy the service on the cluster, wait until it answers, and keep it up until SIGINT/SIGTERM."""
+    import ray
+
+    from ocrpipe.server.security.cli import prepare_serve
+    from ocrpipe.settings import from_args
+
+    try:
+        settings = from_args(ServiceSettings, args)
+        cluster = from_args(RaySettings, args)
+    except OcrError as exc:
+        print(f"ocrpipe serve: {exc.message}", file=sys.stderr)
+        return 2
+    if (why := refuse(settings, args)) is not None:
+        print(f"ocrpipe serve --ray: {why}", file=sys.stderr)
+        return 2
+    # replicas run in other folders and on other machines: the data folder by its absolute path
+    update: dict[str, Any] = {"data_dir": settings.data_dir.resolve()}
+    if "grpc_port" not in settings.model_fields_set:  # one port per node, not per replica: only when asked
+        update["grpc_port"] = 0
+    settings = settings.model_copy(update=update)
+    prepared = prepare_serve(args, settings.host, settings.db_url)
+    if prepared is None:
+        return 2
+    security, _ = prepared
+    ray.init(address=cluster.ray or "auto", namespace=cluster.ray_namespace, logging_level=logging.WARNING)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        serve.start(http_options={"host": cluster.ray_http_host or settings.host, "port": settings.port})
+        serve.run(build(settings, security, cluster), name=APP_NAME, route_prefix="/")
+        print(f"ocrpipe serve --ray: serving on http://{cluster.ray_http_host or settings.host}:{settings.port} "
+              f"(cluster {cluster.ray or 'auto'})", file=sys.stderr, flush=True)
+        stop.wait()
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+    return 0

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from PIL import Image
 from testsupport.databases import create_keys
-from testsupport.server import Server, wait_job
+from testsupport.server import Server, wait_for, wait_job
 
 from ocrpipe.synth.printouts import make_page
 from ocrpipe.synth.printouts.heldout import HELDOUT
@@ -95,6 +95,14 @@ def test_make_try_save_and_serve_a_template_in_the_browser(server: Server, brows
     page.wait_for_function("() => document.querySelector('#tpl-status').textContent.includes('fields proposed')",
                            timeout=180_000)
     assert "error" not in (page.get_attribute("#tpl-status", "class") or ""), page.inner_text("#tpl-status")
+    # proposing again replaces the draft, and the first one (its reference image) is discarded
+    first = page.evaluate("() => tpl.draft.id")
+    page.click("#tpl-propose")
+    page.wait_for_function(f"() => tpl.draft && tpl.draft.id !== {first!r} && "
+                           "document.querySelector('#tpl-status').textContent.includes('fields proposed')",
+                           timeout=180_000)  # the status is set once the new fields are drawn
+    with server.client() as http:
+        wait_for(lambda: http.get(f"{DRAFTS}/{first}").status_code == 404, 10, "the first draft to be discarded")
 
     # the proposed fields, one box each over the reference
     names = page.eval_on_selector_all("#tpl-fields .f-name", "els => els.map(e => e.value)")

@@ -69,6 +69,8 @@ async function propose() {
   tplStatus(`Reading ${file.name} and locating ${Object.keys(values).length} values…`);
   try {
     const draft = await api("/v1/admin/templates/drafts", { method: "POST", body: form });
+    // the previous unsaved draft (its reference may show a patient's data) is not kept for a day
+    if (tpl.draft) api(`/v1/admin/templates/drafts/${tpl.draft.id}`, { method: "DELETE" }).catch(() => {});
     tpl.draft = draft;
     tpl.template = draft.template;
     tpl.values = { ...draft.values };  // the printed values by field name, renamed with their fields

@@ -43,9 +43,11 @@ def test_the_cluster_serves_the_same_api(cluster, tmp_path: Path) -> None:
     try:
         with local.client() as client:
             expected = client.post("/v1/ocr", files={"file": ("page.png", page, "image/png")})
+            boxes = client.post("/v1/detection", files={"file": ("page.png", page, "image/png")})
     finally:
         local.stop()
     assert expected.status_code == 200, expected.text
+    assert boxes.status_code == 200, boxes.text
 
     with pg_database() as url:
         key = create_keys(url, {"clinic": {"scopes": ["submit", "read"]}})["clinic"]
@@ -57,6 +59,9 @@ def test_the_cluster_serves_the_same_api(cluster, tmp_path: Path) -> None:
                 assert resp.status_code == 200, resp.text
                 assert essentials(resp.json()) == essentials(expected.json())
                 assert resp.json()["timings_ms"]["detect"] > 0
+                detection = client.post("/v1/detection", files={"file": ("page.png", page, "image/png")})
+                assert detection.status_code == 200, detection.text
+                assert detection.json()["pages"] == boxes.json()["pages"]
 
                 job = client.post("/v1/jobs", files={"file": ("page.png", page, "image/png")})
                 assert job.status_code == 202, job.text

@@ -23,7 +23,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -35,7 +35,7 @@ from ocrpipe.document import Page, RecResult
 from ocrpipe.engine.recognize import Recognizer
 from ocrpipe.errors import ErrorCode, OcrError
 from ocrpipe.server.metrics import Metrics
-from ocrpipe.server.scheduling.engine import OcrEngine
+from ocrpipe.server.scheduling.engine import OcrEngine, detection_json
 from ocrpipe.server.scheduling.recognizers import batch_neural
 from ocrpipe.server.settings import ServiceSettings
 
@@ -133,14 +133,14 @@ class DetectorDeployment:
         result: tuple[Page, dict[str, float]] = await self._offload(self._page, image, index)
         return result
 
-    def _detect(self, image: np.ndarray) -> tuple[list[Any], list[float]]:
-        prepared = self.pipeline.preprocess(image)
-        det = self.pipeline.detect(prepared.image)
-        return list(prepared.to_original(det.quads)), [float(s) for s in det.scores]
+    def _detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+        prepared, det = self.pipeline.find_text(image)
+        timings = {"preprocess": prepared.elapsed_ms, "detect": det.elapsed_ms}
+        return np.asarray(prepared.to_original(det.quads)), np.asarray(det.scores), timings
 
-    async def detect(self, image: np.ndarray) -> tuple[list[Any], list[float]]:
-        """Text quads (original pixels) and scores of one page."""
-        result: tuple[list[Any], list[float]] = await self._offload(self._detect, image)
+    async def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+        """Text quads (original pixels), their scores and the stage times of one page."""
+        result: tuple[np.ndarray, np.ndarray, dict[str, float]] = await self._offload(self._detect, image)
         return result
 
     async def recognize(self, crops: list[np.ndarray]) -> list[RecResult]:
@@ -157,24 +157,27 @@ class ClusterEngine(OcrEngine):
         self.detector = detector
         super().__init__(settings.model_copy(update={"batching": False}), metrics)
 
-    def process_page(self, image: np.ndarray, index: int) -> tuple[Page, dict[str, float]]:
+    def process_page(self, image: np.ndarray, index: int,
+                     detected: Callable[[], None] | None = None) -> tuple[Page, dict[str, float]]:
         page, timings = _call(self.detector.page.remote(image, index))
+        if detected is not None:  # the page's memory is held here until the detector answers
+            detected()
         self.metrics.observe_timings(timings)
         return page, timings
+
+    def detect_page(self, image: np.ndarray, index: int,
+                    detected: Callable[[], None] | None = None) -> tuple[dict[str, Any], dict[str, float]]:
+        quads, scores, timings = _call(self.detector.detect.remote(image))
+        if detected is not None:
+            detected()
+        self.metrics.observe_timings(timings)
+        return detection_json(image, index, quads, scores), timings
 
     def recognize(self, crops: Sequence[np.ndarray]) -> list[RecResult]:
         start = time.perf_counter()
         results: list[RecResult] = _call(self.detector.recognize.remote([np.ascontiguousarray(c) for c in crops]))
         self.metrics.on_batch(len(crops), time.perf_counter() - start)
         return results
-
-    def _detect_page(self, image: np.ndarray, index: int) -> dict[str, Any]:
-        start = time.perf_counter()
-        quads, scores = _call(self.detector.detect.remote(image))
-        self.metrics.stage_latency.labels(stage="detect").observe(time.perf_counter() - start)
-        boxes = [[[round(float(x), 1), round(float(y), 1)] for x, y in q] for q in quads]
-        scored = [{"box": b, "score": round(s, 4)} for b, s in zip(boxes, scores, strict=True)]
-        return {"index": index, "width": int(image.shape[1]), "height": int(image.shape[0]), "boxes": scored}
 
 
 class IngressDeployment:

@@ -302,5 +302,13 @@ def test_the_editor_needs_the_admin_scope_and_a_folder(tmp_path: Path, pages: di
             assert "--templates" in unsaved.json()["error"]["message"]
             job = desk.post("/v1/template-jobs", files={"file": ("s.png", pages["scan"].read_bytes(), "image/png")})
             assert job.status_code == 202, job.text  # a template job needs only the submit scope
+
+            def audited() -> set[tuple[Any, ...]]:
+                entries = boss.get("/v1/admin/audit", params={"limit": 100}).json()["entries"]
+                return {(e["key_name"], e["action"], e["status"], e["job_id"]) for e in entries}
+
+            want = {(None, "create_template_draft", 403, None), ("boss", "create_template_draft", 201, None),
+                    ("boss", "save_template", 409, None), ("desk", "submit_job", 202, job.json()["id"])}
+            wait_for(lambda: want <= audited(), 10, f"the audit entries {want}")
     finally:
         srv.stop()

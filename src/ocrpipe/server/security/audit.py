@@ -38,6 +38,14 @@ HTTP_ACTIONS: dict[tuple[str, str], str] = {
     ("DELETE", "/v1/admin/keys/{name}"): "revoke_key",
     ("POST", "/v1/admin/retention/sweep"): "sweep",
     ("GET", "/v1/admin/audit"): "read_audit",
+    ("POST", "/v1/template-jobs"): "submit_job",
+    ("GET", "/v1/jobs/{job_id}/fields"): "read_fields",
+    ("POST", "/v1/admin/templates/drafts"): "create_template_draft",
+    ("GET", "/v1/admin/templates/drafts/{draft_id}/reference"): "read_template_draft",
+    ("POST", "/v1/admin/templates/drafts/{draft_id}/try"): "try_template",
+    ("DELETE", "/v1/admin/templates/drafts/{draft_id}"): "discard_template_draft",
+    ("POST", "/v1/admin/templates"): "save_template",
+    ("DELETE", "/v1/admin/templates/{name}"): "remove_template",
 }
 
 

@@ -149,8 +149,16 @@ def test_make_try_save_and_serve_a_template_in_the_browser(server: Server, brows
     added = page.evaluate("() => currentTemplate().fields[4]")
     assert added["type"] == "number" and added["unit"] == "mm" and "validation" not in added
     assert page.locator("#tpl-svg .field-box").count() == 5
-    new.locator("button").click()
+    new.locator(".remove-field").click()
     assert page.locator("#tpl-svg .field-box").count() == 4
+
+    # each field shows the label it is anchored to; an anchor can be dropped
+    first_row = page.locator("#tpl-fields tbody tr").nth(0)
+    assert first_row.locator(".anchor").count() >= 1 and "이름" in first_row.locator(".f-anchors").inner_text()
+    labels = page.locator("#tpl-svg .label-box").count()
+    first_row.locator(".drop-anchor").first.click()
+    assert page.evaluate("() => currentTemplate().fields[0].label") is None
+    assert page.locator("#tpl-svg .label-box").count() == labels - 1
 
     # the reference still reads back as printed, the renamed field included
     page.click("#tpl-check")

@@ -256,14 +256,29 @@ function renderFields() {
       f.validation = { ...(f.validation || {}) };
       if (v) f.validation.regex = v; else delete f.validation.regex;
     });
-    const del = el("button", { type: "button", title: "remove field" }, "×");
+    const anchors = el("span", { class: "f-anchors" });
+    for (const key of ["label", "column"]) {
+      const lab = f[key];
+      if (!lab) continue;
+      const chip = el("span", { class: "anchor", title: `placed against the ${lab.side === "above" ? "column header" : "row label"} "${lab.text}"` },
+                      `${lab.side === "above" ? "↑" : "←"} ${lab.text} `);
+      const drop = el("button", { type: "button", class: "drop-anchor", title: "not anchored to this label" }, "×");
+      drop.addEventListener("click", () => {
+        delete f[key];
+        if (key === "label" && f.column) { f.label = { ...f.column, follow: "xy" }; delete f.column; }
+        renderFields();
+      });
+      chip.appendChild(drop);
+      anchors.appendChild(chip);
+    }
+    const del = el("button", { type: "button", class: "remove-field", title: "remove field" }, "×");
     del.addEventListener("click", () => {
       tpl.template.fields.splice(i, 1);
       tpl.selected = null;
       renderFields();
       drawBoxes();
     });
-    for (const c of [name, type, extra, regex, del]) { const td = document.createElement("td"); td.appendChild(c); tr.appendChild(td); }
+    for (const c of [name, type, extra, regex, anchors, del]) { const td = document.createElement("td"); td.appendChild(c); tr.appendChild(td); }
     tr.addEventListener("focusin", () => select(i));
     body.appendChild(tr);
   });

@@ -235,6 +235,8 @@ def test_the_editor_refuses_bad_input_with_its_codes(server: Server, pages: dict
         assert _code(_draft(http, pages, "x1", {})) == "invalid_argument"
         assert "1x" in _draft(http, pages, "x1", {"1x": "3"}).json()["error"]["message"]
         assert _code(_draft(http, pages, "../evil")) == "invalid_template"
+        nowhere = _draft(http, pages, "x1", {"serial": "QZX-998877-WW"})
+        assert _code(nowhere) == "invalid_argument" and "serial" in nowhere.json()["error"]["message"]
         taken = _draft(http, pages, "ark_v1")
         assert taken.status_code == 409 and _code(taken) == "template_exists"
         two = io.BytesIO()

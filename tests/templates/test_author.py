@@ -131,3 +131,15 @@ def test_cells_that_follow_a_column_are_left_out_of_matching_right_of_the_row_la
     # the row from a cell's width left of the cells (not past the row label) to the right edge
     assert mask[50, 60:].max() == 0 and mask[50, :58].min() == 255
     assert mask[25, 60:].max() == 0 and mask[5, :].min() == 255  # the header row; the title above stays
+
+
+@pytest.mark.integration
+def test_template_new_with_no_value_found_writes_nothing(tmp_path, capsys) -> None:
+    ref, _, _ = _reference(tmp_path, "nct_v1", 4243)
+    (tmp_path / "v.json").write_text(json.dumps({"lot": "QX-778812"}), encoding="utf-8")
+    rc = main(["template", "new", ref, "--values", str(tmp_path / "v.json"), "--name", "n",
+               "--out", str(tmp_path / "out")])
+    assert rc != 0
+    err = capsys.readouterr().err
+    assert "none of the values was found" in err and "lot" in err
+    assert not (tmp_path / "out").exists()  # no YAML that would not load left in a served folder

@@ -465,6 +465,8 @@ def make(image: np.ndarray, values: dict[str, str], lines: Sequence[Line], recog
     """What ``template new`` and the web page's editor propose for a reference: :func:`propose`, then
     :func:`confirm_labels` with the run-time ``recognizer``; the proposal and the label texts dropped."""
     proposal = propose(image, values, lines, name=name, device=device, version=version)
+    if not proposal.data["fields"]:  # no value found: nothing to anchor (the caller names the missing ones)
+        return proposal, []
     return proposal, confirm_labels(proposal.data, image, recognizer)
 
 

@@ -158,6 +158,9 @@ def _cmd_new(args: argparse.Namespace) -> int:
     engine = TemplateEngine([])
     proposal, dropped = make(image, values, lines, engine.recognizer, name=args.name, device=args.device,
                              version=args.version)
+    if not proposal.data["fields"]:  # nothing to write: a template without fields would not load
+        raise InputError(ErrorCode.INVALID_ARGUMENT, f"none of the values was found on {args.reference}: "
+                         f"{', '.join(proposal.missing)}", stage=None)
     if dropped:
         print(f"labels not read back on the reference, not used as anchors: {sorted(set(dropped))}")
     path = write(proposal, image, args.out)

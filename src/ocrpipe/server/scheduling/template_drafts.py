@@ -91,6 +91,9 @@ class TemplateDrafts:
         self._expire()
         proposal, dropped = make(image, values, lines, self.library.engine().recognizer, name=name,
                                  device=device or None, version=version or "1")
+        if not proposal.data["fields"]:
+            raise ServiceError(ErrorCode.INVALID_ARGUMENT, "none of the values was found on the reference "
+                               f"({', '.join(proposal.missing)}): enter them as printed there")
         draft_id = uuid.uuid4().hex
         folder = self.root / draft_id
         folder.mkdir(parents=True)

@@ -160,14 +160,15 @@ def main() -> int:
     out: dict[str, Any] = {"benchmark": "scheduling", "workers": args.workers, "cpu_count": os.cpu_count(),
                            "machine": platform.machine(), "pdf_pages": args.pdf_pages}
     if not args.skip_fairness:
-        svc = Service(common, env=env)
-        try:
-            out["fairness"] = fairness(svc, page, blank_pdf(args.pdf_pages, 827, 1170), args.repeat)
-        finally:
-            svc.stop()
-        f = out["fairness"]
-        print(f"(a) 1-page request: {f['alone_median_s']} s alone, {f['with_pdf_median_s']} s with a "
-              f"{args.pdf_pages}-page PDF in flight: {f['ratio']}x (target <= 3x)", flush=True)
+        for tree, src in [("after", None)] + ([("before", args.baseline_src)] if args.baseline_src else []):
+            svc = Service(common, env={**env, **({"PYTHONPATH": src} if src else {})})
+            try:
+                f = fairness(svc, page, blank_pdf(args.pdf_pages, 827, 1170), args.repeat)
+            finally:
+                svc.stop()
+            out["fairness" if tree == "after" else "fairness_before"] = {"src": src or "this tree", **f}
+            print(f"(a) {tree}: 1-page request: {f['alone_median_s']} s alone, {f['with_pdf_median_s']} s with a "
+                  f"{args.pdf_pages}-page PDF in flight: {f['ratio']}x (target <= 3x)", flush=True)
     if not args.skip_rss:
         pdf = blank_pdf(args.pdf_pages, 1654, 2339)
         trees = [("after", None)] + ([("before", args.baseline_src)] if args.baseline_src else [])

@@ -205,3 +205,16 @@ def test_with_recognizer_keeps_the_detector_and_reads_with_the_other_model(pipel
     assert alone.engine_name == f"ocrpipe/{pipeline.detector.name}+ko_rec"
     image, _ = render_page(LINES[:2], size=30)
     assert alone.process_page(image) == pipeline.process_page(image, recognize=primary.recognize)
+
+
+def test_detection_memory_is_estimated_from_the_network_input_before_rendering(pipeline: Pipeline):
+    from ocrpipe.engine.detect.predictor import WORK_BYTES_PER_PIXEL
+
+    det = pipeline.detector
+    a4 = pipeline.detection_memory(1654, 2339)  # A4 at 200 dpi: a 1664 x 2368 network input
+    assert a4 == WORK_BYTES_PER_PIXEL * 1664 * 2368 and 800 < a4 / 2**20 < 850
+    w, h = det.target_size(400, 300)  # a small page is enlarged to the network's minimum side first
+    assert min(w, h) >= det.min_side and pipeline.detection_memory(400, 300) == WORK_BYTES_PER_PIXEL * w * h
+    # a long receipt is detected tile by tile: it needs one tile's memory, not the whole strip's
+    assert pipeline.detection_memory(800, 20000) == pipeline.detection_memory(800, det.limit_side)
+    assert pipeline.detection_memory(20000, 800) == pipeline.detection_memory(det.limit_side, 800)

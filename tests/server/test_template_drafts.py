@@ -107,8 +107,12 @@ def test_an_edited_template_is_validated_against_its_draft(drafts: TemplateDraft
     draft_id, data = _draft(drafts, "clinic_ark")
     tpl = drafts.template(draft_id, {**data, "size": [1, 1], "reference": "/etc/passwd"})
     assert tuple(tpl.size) == tuple(data["size"]) and tpl.reference.endswith("reference.png")
+    field, rest = data["fields"][0], data["fields"][1:]
     for broken, says in [({**data, "fields": []}, "fields"), ({**data, "min_score": 7}, "min_score"),
-                         ({**data, "extra": 1}, "extra")]:
+                         ({**data, "extra": 1}, "extra"),
+                         ({**data, "fields": [{**field, "validation": {"regex": "(["}}, *rest]}, "does not compile"),
+                         ({**data, "fields": [{**field, "lang": "zzz"}, *rest]}, "zzz.traineddata not found"),
+                         ({**data, "fields": [{**field, "lang": "../../etc/x"}, *rest]}, "not a Tesseract language")]:
         with pytest.raises(ServiceError) as exc:
             drafts.template(draft_id, broken)
         assert _code(exc) == ErrorCode.INVALID_TEMPLATE and says in exc.value.message

@@ -101,7 +101,10 @@ class Validation(_Strict):
     @classmethod
     def _compiles(cls, v: str | None) -> str | None:
         if v is not None:
-            re.compile(v)
+            try:
+                re.compile(v)
+            except re.error as exc:  # not a ValueError: pydantic would let it through as a crash
+                raise ValueError(f"regex {v!r} does not compile: {exc}") from exc
         return v
 
 

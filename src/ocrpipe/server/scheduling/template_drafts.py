@@ -154,9 +154,12 @@ class TemplateDrafts:
         data = {**data, "size": meta["template"]["size"], "reference": str(self.root / draft_id / "reference.png")}
         data.pop("source", None)
         try:
-            return Template.model_validate(data)
+            tpl = Template.model_validate(data)
         except ValueError as exc:
             raise ServiceError(ErrorCode.INVALID_TEMPLATE, f"template: {_first_errors(exc)}") from exc
+        for spec in tpl.fields:
+            _check_lang(spec.name, spec.lang)
+        return tpl
 
     def _engine(self, tpl: Template) -> TemplateEngine:
         """An engine with only ``tpl``, on the served engine's readers (no models loaded again)."""
@@ -282,6 +285,23 @@ class TemplateDrafts:
                 p.write_bytes(backup[p])
             else:
                 p.unlink(missing_ok=True)
+
+
+_LANG = re.compile(r"^[A-Za-z_]{2,16}(\+[A-Za-z_]{2,16}){0,3}$")
+
+
+def _check_lang(field: str, lang: str) -> None:
+    """A field's Tesseract language(s) must be installed: a typo is the editor's error, not the server's."""
+    from ocrpipe.engine.recognize.tesseract import find_tessdata
+    from ocrpipe.errors import EngineError
+
+    if not _LANG.match(lang):
+        raise ServiceError(ErrorCode.INVALID_TEMPLATE, f"field {field!r}: lang {lang!r} is not a Tesseract "
+                           "language name such as 'kor' or 'kor+eng'")
+    try:
+        find_tessdata(lang)
+    except EngineError as exc:
+        raise ServiceError(ErrorCode.INVALID_TEMPLATE, f"field {field!r}: lang {lang!r}: {exc.message}") from exc
 
 
 def _reference_file(tpl: Template) -> Path | None:

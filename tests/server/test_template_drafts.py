@@ -153,3 +153,16 @@ def test_drafts_older_than_a_day_are_removed(tmp_path: Path) -> None:
     os.utime(drafts.root / old / "draft.json", (stale, stale))
     TemplateDrafts(tmp_path / "drafts", library)  # as at the next start-up
     assert not (drafts.root / old).exists() and (drafts.root / fresh).is_dir()
+
+
+def test_a_reload_refuses_a_field_language_tesseract_does_not_have(drafts: TemplateDrafts) -> None:
+    folder = drafts.library.folder
+    assert folder is not None
+    data = yaml.safe_load((BUILTIN_DIR / "ark_v1.yaml").read_text(encoding="utf-8"))
+    data["fields"][0]["lang"] = "zzz"
+    shutil.copy(BUILTIN_DIR / "ark_v1.png", folder / "ark_v1.png")
+    (folder / "odd.yaml").write_text(yaml.safe_dump({**data, "name": "odd"}), encoding="utf-8")
+    assert not drafts.library.reload()
+    error = drafts.library.error or ""
+    assert "odd.yaml" in error and "zzz.traineddata" in error
+    assert "odd" not in [t.name for t in drafts.library.templates]

@@ -57,6 +57,9 @@ class TemplateLibrary:
         self.folder = folder
         self._lock = threading.Lock()
         self._templates: list[Template] = template_set(self._paths())  # a broken set at start-up is fatal
+        for t in self._templates:
+            t.reference_image  # noqa: B018 - as a reload would refuse it
+            _check_langs(t)
         self._engine: TemplateEngine | None = None
         self._signature = self._stat()
         self.error: str | None = None
@@ -98,6 +101,7 @@ class TemplateLibrary:
             templates = template_set(self._paths())
             for t in templates:
                 t.reference_image  # noqa: B018 - a missing reference image refuses the set now, not on a job
+                _check_langs(t)
         except OcrError as exc:
             with self._lock:
                 self._signature, self.error = signature, exc.message
@@ -139,6 +143,20 @@ class TemplateLibrary:
                                "source": t.source} for t in self._templates],
                 "folder": None if self.folder is None else str(self.folder), "loaded_at": self.loaded_at,
                 "reload_error": self.error}
+
+
+def _check_langs(tpl: Template) -> None:
+    """Refuse a template whose fields name a Tesseract language that is not installed (else every job
+    with it would fail)."""
+    from ocrpipe.engine.recognize.tesseract import find_tessdata
+    from ocrpipe.errors import EngineError
+
+    for f in tpl.fields:
+        try:
+            find_tessdata(f.lang)
+        except EngineError as exc:
+            raise InputError(ErrorCode.INVALID_ARGUMENT, f"template {tpl.source}: field {f.name}: {exc.message}",
+                             stage=None) from exc
 
 
 def value_text(value: Any) -> str | None:

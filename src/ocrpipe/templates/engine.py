@@ -347,7 +347,7 @@ class TemplateEngine:
                     or len(labels) < RESCUE_MIN_LABELS or self._refusal(t, page, r)):
                 out.append((c, r))
                 continue
-            found = find_labels(labels, t, page.gray, r, self.recognizer, self.arbiter)
+            found = find_labels(labels, t, page.gray, r, self.recognizer, self.arbiter, 1 / 3)
             n = sum(v is not None for v in found.values())
             if n >= RESCUE_FOUND * len(labels):
                 c = Candidate(c.name, c.score, True, f"{c.reason}, but {n} of {len(labels)} labels read at "
@@ -432,7 +432,7 @@ class TemplateEngine:
             if reg.score < t.min_score - PROBE_SLACK:
                 continue
             refused = self._refusal(t, page, reg)
-            found = {} if refused else find_labels(labels, t, page.gray, reg, self.recognizer, self.arbiter)
+            found = {} if refused else find_labels(labels, t, page.gray, reg, self.recognizer, self.arbiter, 1 / 3)
             n = sum(v is not None for v in found.values())
             prior = next((c.reason or f"score {c.score:.3f}" for c in candidates if c.name == t.name), "")
             if not refused and n >= RESCUE_FOUND * len(labels):

@@ -114,27 +114,52 @@ def _best(label: Label, tpl: Template, boxes: list[tuple[int, int, int, int]], t
     return None if best is None else best[2]
 
 
-def find_labels(labels: Sequence[Label], tpl: Template, gray: np.ndarray, reg: Registration,
-                recognizer: Recognizer, second: Recognizer | None = None) -> dict[Label, Found | None]:
-    """Every label found on the registered page (None: not found), all candidates read in one batch.
+NEAR = 1.5
+"""Label heights within which a candidate run counts as at its label's reference place (see
+:func:`find_labels`)."""
 
-    With ``second``, the candidates of the labels ``recognizer`` did not find are read again by it (one
-    more batch, only on pages where a label was missed): a short label (``ID``, ``A``) is often read as a
-    look-alike by one model and right by another."""
+
+def _near(label: Label, tpl: Template, box: tuple[int, int, int, int]) -> bool:
+    x0, y0, x1, y1 = tpl.pixel_box(label.region)
+    return abs(box[0] - x0) + abs((box[1] + box[3]) / 2 - (y0 + y1) / 2) <= NEAR * (y1 - y0)
+
+
+def _read(recognizer: Recognizer, crops: list[np.ndarray]) -> list[str]:
+    return [r.text for r in recognizer.recognize(crops)] if crops else []
+
+
+def find_labels(labels: Sequence[Label], tpl: Template, gray: np.ndarray, reg: Registration,
+                recognizer: Recognizer, second: Recognizer | None = None, second_from: float = 0.0
+                ) -> dict[Label, Found | None]:
+    """Every label found on the registered page (None: not found).
+
+    The candidates at a label's reference place are read first, in one batch: a label read there
+    exactly is found (no candidate farther away could rank above it). Every other candidate of the
+    labels still missing is read in a second batch and the best of all is taken. With ``second``, the
+    candidates of the labels ``recognizer`` did not find are read again by it (one more batch, only on
+    pages where a label was missed): a short label (``ID``, ``A``) is often read as a look-alike by one
+    model and right by another. It reads only when ``recognizer`` found at least ``second_from`` of the
+    labels (a share: a wrong layout's labels are not worth a second model's time)."""
     per: list[tuple[Label, list[tuple[int, int, int, int]], list[np.ndarray]]] = []
     for label in dict.fromkeys(labels):
         boxes, cs = candidates(label, tpl, gray, reg)
         per.append((label, boxes, cs))
-    crops = [c for _, _, cs in per for c in cs]
-    texts = [r.text for r in recognizer.recognize(crops)] if crops else []
+    texts: dict[tuple[int, int], str] = {}
+    near = [(i, j) for i, (label, boxes, _) in enumerate(per) for j, b in enumerate(boxes) if _near(label, tpl, b)]
+    texts.update(zip(near, _read(recognizer, [per[i][2][j] for i, j in near]), strict=True))
     out: dict[Label, Found | None] = {}
-    i = 0
-    for label, boxes, _ in per:
-        out[label] = _best(label, tpl, boxes, texts[i:i + len(boxes)])
-        i += len(boxes)
+    for i, (label, boxes, _) in enumerate(per):
+        got = _best(label, tpl, [boxes[j] for (k, j) in near if k == i], [texts[(k, j)] for (k, j) in near if k == i])
+        out[label] = got if got is not None and got.score >= 100 else None
+    rest = [(i, j) for i, (label, boxes, _) in enumerate(per) if out[label] is None for j in range(len(boxes))
+            if (i, j) not in texts]
+    texts.update(zip(rest, _read(recognizer, [per[i][2][j] for i, j in rest]), strict=True))
+    for i, (label, boxes, _) in enumerate(per):
+        if out[label] is None:
+            out[label] = _best(label, tpl, boxes, [texts[(i, j)] for j in range(len(boxes))])
     missed = [(label, boxes, cs) for label, boxes, cs in per if out[label] is None and boxes]
-    if second is not None and missed:
-        again = [r.text for r in second.recognize([c for _, _, cs in missed for c in cs])]
+    if second is not None and missed and len(per) - len(missed) >= second_from * len(per):
+        again = _read(second, [c for _, _, cs in missed for c in cs])
         i = 0
         for label, boxes, _ in missed:
             out[label] = _best(label, tpl, boxes, again[i:i + len(boxes)])

@@ -68,13 +68,15 @@ def located_inits(reference: Pyramid, scan: Pyramid, starts: list[np.ndarray], f
     (normalised cross-correlation at pyramid level ``factor``): a printout lying off the scan's centre, or
     one with repeated rows (a table) that ECC would lock onto one row off, starts in its place."""
     scan_l = scan.level(factor)
+    ref_l = reference.level(factor)  # already at the level and blurred: resized by the start's scale only
     out = []
     for m0 in starts:
-        s = float(m0[0, 0]) * factor
-        small = cv2.resize(reference.gray, None, fx=s, fy=s, interpolation=cv2.INTER_AREA).astype(np.float32)
+        s = float(m0[0, 0])
+        interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+        small = cv2.resize(ref_l, None, fx=s, fy=s, interpolation=interp)
         if small.shape[0] > scan_l.shape[0] or small.shape[1] > scan_l.shape[1] or small.std() < 1:
             continue
-        res = cv2.matchTemplate(scan_l, cv2.GaussianBlur(small, (0, 0), 1.5), cv2.TM_CCOEFF_NORMED)
+        res = cv2.matchTemplate(scan_l, small, cv2.TM_CCOEFF_NORMED)
         _, _, _, (x, y) = cv2.minMaxLoc(res)
         m = m0.copy()
         m[:, 2] = (x / factor, y / factor)

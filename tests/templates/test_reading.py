@@ -171,3 +171,17 @@ def test_a_text_reader_that_sees_nothing_gives_no_value() -> None:
     v = decide([Reading.of(name, "ppocrv4_rec_ch", "", 0.0), Reading.of(name, "ko_rec", "황준태", 0.95),
                 Reading.of(name, "tesseract-fields", "황준태", 0.9, veto=False)])
     assert v.valid and v.value == "황준태"
+
+
+def test_look_alikes_are_fitted_to_the_field_format_only_when_one_variant_fits() -> None:
+    from ocrpipe.templates.fields import fit_format, fit_whitelist
+
+    code = r"^[A-Z]{2}\d{5}\-\d{10}$"
+    assert fit_format("AAO5281-5839653066", code) == "AA05281-5839653066"
+    assert fit_format("A5", r"^[A-Z]{2}$") == "AS"  # a letter read as a digit
+    assert fit_format("AA05281-5839653066", code) == "AA05281-5839653066"
+    assert fit_format("OO", r"^[A-Z0-9]{2}$") == "OO"  # matches as read: kept
+    assert fit_format("O", r"^(0|O0)$") == "0"
+    assert fit_format("SO", r"^(50|S0|5O)$") == "SO"  # several variants fit: kept as read
+    assert fit_whitelist("AAO5l-1", "0123456789A-") == "AA051-1"
+

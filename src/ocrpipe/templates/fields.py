@@ -26,6 +26,8 @@ NOTHING_READ = "nothing read"
 ONE_READING = "only one reading"
 """The issue of a field read by one reader only (its value still needs a cross-field check to be valid)."""
 
+_LETTER_FOR_DIGIT = {"O": "0", "I": "1", "S": "5", "B": "8", "Z": "2"}
+"""Capital letters a digit may be misread for, the other way round (a code's letter read as a digit)."""
 _MINUS = dict.fromkeys(map(ord, "\u2212\u2012\u2013\u2014\u2010\u2011\ufe63\uff0d"), "-")
 _DIGIT_LOOKALIKES = str.maketrans({"O": "0", "o": "0", "D": "0", "Q": "0", "l": "1", "I": "1", "|": "1",
                                    "i": "1", "S": "5", "s": "5", "B": "8", "Z": "2", "z": "2", "g": "9", ",": "."})
@@ -71,6 +73,50 @@ def normalize_number(raw: str, unit: str | None) -> str:
     return s
 
 
+def fit_whitelist(text: str, whitelist: str) -> str:
+    """``text`` with each character outside ``whitelist`` that a reader confuses with a digit (``O`` for
+    ``0``, ``l`` for ``1``, ...) written as that digit when the whitelist holds it: what Tesseract's
+    whitelist does by itself, applied to a neural reader's output too. Other characters stay (and fail
+    the field's format)."""
+    allowed = set(whitelist)
+    out = []
+    for c in text:
+        mapped = c.translate(_DIGIT_LOOKALIKES) if c not in allowed else c
+        out.append(mapped if mapped in allowed else c)
+    return "".join(out)
+
+
+MAX_LOOKALIKES = 4
+"""Most look-alike characters of one reading :func:`fit_format` tries both ways (2⁴ variants)."""
+
+
+def fit_format(text: str, regex: str) -> str:
+    """``text`` when it matches ``regex``; else the one variant with some of its digit look-alike letters
+    (``O``, ``l``, ``S``...) written as digits that matches, when exactly one does, or failing that the
+    one with some digits written as the capital letters they resemble; else ``text``. A code ``AAO5281``
+    under ``[A-Z]{2}`` + five digits is ``AA05281``; a reading two variants fit stays as read (and fails the
+    format). Validity still needs a second reader to agree on the value."""
+    if re.fullmatch(regex, text):
+        return text
+    back = {v: k for k, v in _LETTER_FOR_DIGIT.items()}
+    for swap in (lambda c: c.translate(_DIGIT_LOOKALIKES) if ord(c) in _DIGIT_LOOKALIKES else None,
+                 lambda c: back.get(c)):
+        spots = [i for i, c in enumerate(text) if swap(c) is not None]
+        if not spots or len(spots) > MAX_LOOKALIKES:
+            continue
+        fits = set()
+        for bits in range(1, 2 ** len(spots)):
+            chars = list(text)
+            for k, i in enumerate(spots):
+                if bits >> k & 1:
+                    chars[i] = swap(chars[i]) or chars[i]
+            if re.fullmatch(regex, variant := "".join(chars)):
+                fits.add(variant)
+        if len(fits) == 1:
+            return fits.pop()
+    return text
+
+
 def _snap_enum(text: str, allowed: list[Any]) -> tuple[str | None, float]:
     """The allowed value closest to ``text`` and its similarity (0–1)."""
     scored = [(str(a), fuzz.ratio(text.replace(" ", ""), str(a).replace(" ", "")) / 100.0) for a in allowed]
@@ -96,6 +142,8 @@ def parse_field(spec: FieldSpec, raw: str, confidence: float) -> tuple[Any, str,
             return None, token, ["not a number"]
         return value, token, issues
     token = normalize_text(raw)
+    if spec.whitelist and spec.type == "text":
+        token = fit_whitelist(token, spec.whitelist)
     if spec.type == "date":
         compact = token.replace(" ", "").translate(_DIGIT_LOOKALIKES)
         try:
@@ -116,6 +164,8 @@ def parse_field(spec: FieldSpec, raw: str, confidence: float) -> tuple[Any, str,
         token = unicodedata.normalize("NFKC", raw).strip()
     if not token:  # a reader that saw nothing gives no value: it neither supports nor vetoes one
         return None, token, [NOTHING_READ]
+    if spec.validation.regex:
+        token = fit_format(token, spec.validation.regex)
     return token, token, issues
 
 

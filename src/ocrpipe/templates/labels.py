@@ -27,8 +27,14 @@ MIN_SIMILARITY = 80.0
 """Lowest similarity (0–100) between a read run of blobs and the label text for the label to be found."""
 
 
+_LOOKALIKES = str.maketrans({"l": "1", "i": "1", "|": "1", "o": "0"})
+
+
 def _key(text: str) -> str:
-    return "".join(normalize_text(text).lower().split())
+    """The comparison key of a label text: normalised, lower case, no spaces, and the letters a reader
+    confuses with digits (``l``, ``I``, ``|``, ``O``) written as those digits on both sides, so that ``1``
+    read as ``l`` or ``ID`` read as ``1D`` is still the label."""
+    return "".join(normalize_text(text).lower().split()).translate(_LOOKALIKES)
 
 
 @dataclass(frozen=True)

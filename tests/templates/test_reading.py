@@ -185,3 +185,19 @@ def test_look_alikes_are_fitted_to_the_field_format_only_when_one_variant_fits()
     assert fit_format("SO", r"^(50|S0|5O)$") == "SO"  # several variants fit: kept as read
     assert fit_whitelist("AAO5l-1", "0123456789A-") == "AA051-1"
 
+
+
+def test_one_small_glyph_in_a_wide_region_is_ink() -> None:
+    """A lone ``1`` in a label's search window, or a minus sign at a field's edge, is ink even though the
+    region's grey hardly varies (standard deviation under 8)."""
+    from ocrpipe.templates.engine import ink_at_edge
+    from ocrpipe.templates.register import has_ink
+
+    rng = np.random.default_rng(0)
+    crop = np.clip(rng.normal(235, 3, (25, 252)), 0, 255).astype(np.uint8)
+    assert not has_ink(crop)
+    crop[5:20, 60:63] = 40
+    assert crop.std() < 8 and has_ink(crop)
+    edge = np.clip(rng.normal(235, 3, (40, 200)), 0, 255).astype(np.uint8)
+    edge[18:21, 0:8] = 40
+    assert edge.std() < 8 and ink_at_edge(edge) == "left"

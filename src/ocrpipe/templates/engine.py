@@ -33,7 +33,15 @@ from ocrpipe.templates.consensus import Reading, decide, settled
 from ocrpipe.templates.fields import FieldResult, apply_checks, confirmed_fields
 from ocrpipe.templates.labels import Found, find_labels
 from ocrpipe.templates.reader import FieldReader, prepare
-from ocrpipe.templates.register import Pyramid, Registration, register, register_similar, tight_crop, warp_region
+from ocrpipe.templates.register import (
+    Pyramid,
+    Registration,
+    has_ink,
+    register,
+    register_similar,
+    tight_crop,
+    warp_region,
+)
 from ocrpipe.templates.schema import Anchor, FieldSpec, Label, PixelRule, Template, load_templates
 
 if TYPE_CHECKING:
@@ -236,7 +244,7 @@ def clear_rules(crop: np.ndarray) -> np.ndarray:
     the readers take for a character, and ink at both its edges. Text has neither: a field region is
     taller than its text, and no glyph stroke runs over most of a region several characters wide."""
     h, w = crop.shape[:2]
-    if crop.size == 0 or crop.std() < 8 or h < 4 or w < 8:
+    if h < 4 or w < 8 or not has_ink(crop):
         return crop
     ink = _ink(crop)
     if ink.mean() > 127:  # a dark field (inverted print): no paper to tell the rules by
@@ -254,10 +262,10 @@ def ink_at_edge(crop: np.ndarray) -> str:
     """``left``/``right`` when ink (Otsu) lies in the outermost :data:`EDGE` columns of a field region on
     two rows or more: the region cuts through a neighbour's text or its own value (a minus sign);
     ``""`` when both edges are clear. Printed rules are not ink here (see :func:`clear_rules`)."""
-    if crop.size == 0 or crop.std() < 8 or crop.shape[1] <= 4 * EDGE:
+    if crop.shape[1] <= 4 * EDGE or not has_ink(crop):
         return ""
     crop = clear_rules(crop)
-    if crop.std() < 8:
+    if not has_ink(crop):
         return ""
     ink = _ink(crop) > 0
     if ink.mean() > 0.5:  # a dark field (inverted print): no paper to tell the edges by

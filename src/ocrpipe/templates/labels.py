@@ -20,7 +20,7 @@ from rapidfuzz import fuzz
 
 from ocrpipe.engine.recognize.base import Recognizer
 from ocrpipe.templates.fields import normalize_text
-from ocrpipe.templates.register import Registration, warp_region
+from ocrpipe.templates.register import Registration, has_ink, warp_region
 from ocrpipe.templates.schema import Label, Template
 
 MIN_SIMILARITY = 80.0
@@ -78,7 +78,7 @@ def candidates(label: Label, tpl: Template, gray: np.ndarray, reg: Registration
     boxes (reference pixels) and RGB crops."""
     (x0, y0, x1, y1), (sx0, sy0, sx1, sy1) = _window(label, tpl)
     crop = warp_region(gray, reg, (sx0, sy0, sx1, sy1))
-    if crop.size == 0 or crop.std() < 8:
+    if not has_ink(crop):
         return [], []
     binary = cv2.threshold(cv2.GaussianBlur(crop, (3, 3), 0), 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)[1]
     height = y1 - y0

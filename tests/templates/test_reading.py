@@ -196,8 +196,8 @@ def test_one_small_glyph_in_a_wide_region_is_ink() -> None:
     rng = np.random.default_rng(0)
     crop = np.clip(rng.normal(235, 3, (25, 252)), 0, 255).astype(np.uint8)
     assert not has_ink(crop)
-    crop[5:20, 60:63] = 40
+    crop[8:18, 60:62] = 120
     assert crop.std() < 8 and has_ink(crop)
     edge = np.clip(rng.normal(235, 3, (40, 200)), 0, 255).astype(np.uint8)
-    edge[18:21, 0:8] = 40
+    edge[18:21, 0:8] = 120
     assert edge.std() < 8 and ink_at_edge(edge) == "left"

@@ -96,10 +96,12 @@ def drive(source: Path, settings: BatchSettings, execute: Execute, *, runner: Ru
     start = time.perf_counter()
     bar = progress(len(items), initial=skipped)
     failures = 0
+    finished: list[float] = []
 
     def record(outcome: Outcome) -> None:
         nonlocal failures
         failures += outcome.code is not None
+        finished.append(time.perf_counter())
         bar.update(1)
         bar.set_postfix(failed=failures, refresh=False)
         if outcome.code is not None:
@@ -111,7 +113,9 @@ def drive(source: Path, settings: BatchSettings, execute: Execute, *, runner: Ru
     finally:
         bar.close()
         remove_temporaries(out)
-        summary = summarize(items, out, seconds=time.perf_counter() - start, runner=runner)
+        steady = (len(finished) - 1) / (finished[-1] - finished[0]) if len(finished) > 2 else None
+        summary = summarize(items, out, seconds=time.perf_counter() - start, runner=runner,
+                            steady_files_per_s=steady)
     write_lines(items, out, jsonl=settings.jsonl, parquet=settings.parquet)
     print(f"ocrpipe batch: {summary['succeeded']} succeeded, {summary['failed']} failed, "
           f"{summary['not_done']} not done; summary in {out / 'summary.json'}", file=sys.stderr)

@@ -119,9 +119,11 @@ def write_error(item: Item, out: Path, record: dict[str, Any]) -> None:
     write_atomic(item.error_output(out), json.dumps(record, ensure_ascii=False))
 
 
-def summarize(items: list[Item], out: Path, *, seconds: float, runner: str) -> dict[str, Any]:
+def summarize(items: list[Item], out: Path, *, seconds: float, runner: str,
+              steady_files_per_s: float | None = None) -> dict[str, Any]:
     """The summary of the whole folder (every input of the plan, from what is on disk), written to
-    ``summary.json``."""
+    ``summary.json``. ``seconds`` is this run's wall time (start-up and model loading included);
+    ``steady_files_per_s`` its rate from the first file finished to the last."""
     done, failed, missing = [], [], []
     for item in items:
         if is_done(item, out):
@@ -131,7 +133,9 @@ def summarize(items: list[Item], out: Path, *, seconds: float, runner: str) -> d
         else:
             missing.append(item.key)
     summary = {"inputs": len(items), "succeeded": len(done), "failed": len(failed), "not_done": len(missing),
-               "runner": runner, "seconds": round(seconds, 3), "errors": failed, "not_done_files": missing}
+               "runner": runner, "seconds": round(seconds, 3),
+               "steady_files_per_s": None if steady_files_per_s is None else round(steady_files_per_s, 4),
+               "errors": failed, "not_done_files": missing}
     write_atomic(out / SUMMARY, json.dumps(summary, ensure_ascii=False, indent=2))
     return summary
 

@@ -28,3 +28,32 @@ def test_replicas_are_fixed_or_an_autoscaling_range() -> None:
                                            "target_ongoing_requests": 3.0}}
     with pytest.raises(ValidationError, match="ray_max_replicas"):
         RaySettings(ray_recognizer_replicas=3, ray_max_replicas=2)
+
+
+class _Response:
+    def __init__(self, outcome: object) -> None:
+        self.outcome = outcome
+
+    def result(self) -> object:
+        if isinstance(self.outcome, BaseException):
+            raise self.outcome
+        return self.outcome
+
+
+def test_a_call_whose_replica_died_is_sent_again_and_replica_errors_keep_their_code() -> None:
+    exceptions = pytest.importorskip("ray.exceptions")
+    from ocrpipe.cluster import serve
+    from ocrpipe.errors import ErrorCode, InputError
+
+    outcomes = [_Response(exceptions.RayActorError()), _Response(exceptions.NodeDiedError("gone")), _Response(7)]
+    assert serve._call(lambda: outcomes.pop(0)) == 7 and not outcomes
+    dead = [_Response(exceptions.RayActorError()) for _ in range(serve.RETRIES)]
+    with pytest.raises(exceptions.RayActorError):
+        serve._call(lambda: dead.pop(0))
+
+    class Wrapped(Exception):  # what Ray raises for an exception inside the replica: the original as .cause
+        cause = InputError(ErrorCode.CORRUPT_IMAGE, "bad")
+
+    with pytest.raises(InputError) as err:
+        serve._call(lambda: _Response(Wrapped()))
+    assert err.value.code == ErrorCode.CORRUPT_IMAGE

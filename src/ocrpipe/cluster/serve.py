@@ -43,16 +43,34 @@ log = logging.getLogger("ocrpipe.cluster")
 APP_NAME = "ocrpipe"
 
 
-def _call(response: Any) -> Any:
-    """The result of a deployment call (blocking; page threads only), re-raising the replica's own
-    exception (an :class:`OcrError` keeps its code and stage) rather than Ray's wrapper."""
-    try:
-        return response.result()
-    except Exception as exc:
-        cause = getattr(exc, "cause", None)
-        if isinstance(cause, Exception):
-            raise cause from None
-        raise
+RETRIES = 3
+"""Attempts of a deployment call whose replica or node died under it (every call here is a pure function of
+its arguments, so running it again is safe); Serve routes the next attempt to a live replica."""
+
+
+def _call(send: Callable[[], Any]) -> Any:
+    """The result of the deployment call ``send()`` starts (blocking; page threads only), re-raising the
+    replica's own exception (an :class:`OcrError` keeps its code and stage) rather than Ray's wrapper, and
+    sending it again when the replica or its node died."""
+    import ray.exceptions
+    import ray.serve.exceptions
+
+    lost = (ray.exceptions.RayActorError, ray.exceptions.NodeDiedError, ray.exceptions.WorkerCrashedError,
+            ray.exceptions.ObjectLostError, ray.serve.exceptions.ReplicaUnavailableError)
+    for attempt in range(1, RETRIES + 1):
+        try:
+            return send().result()
+        except lost:
+            if attempt == RETRIES:
+                raise
+            log.warning("a replica died under a call; sending it again", extra={"attempt": attempt})
+            time.sleep(0.5 * attempt)
+        except Exception as exc:
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, Exception):
+                raise cause from None
+            raise
+    raise AssertionError("unreachable")
 
 
 def neural_of(recognizer: Recognizer) -> Recognizer | None:
@@ -103,8 +121,21 @@ class RemoteBatch:
         self.handle = handle
 
     def __call__(self, items: Sequence[np.ndarray]) -> list[RecResult]:
-        responses = [self.handle.recognize.remote(np.ascontiguousarray(c)) for c in items]
-        return [_call(r) for r in responses]
+        sends = [_Resend(self.handle, np.ascontiguousarray(c)) for c in items]  # all sent before any wait
+        return [_call(send) for send in sends]
+
+
+class _Resend:
+    """One crop's recogniser call: sent at once; called again (a retry), it sends the crop anew."""
+
+    def __init__(self, handle: Any, crop: np.ndarray) -> None:
+        self.handle = handle
+        self.crop = crop
+        self.pending: Any = handle.recognize.remote(crop)
+
+    def __call__(self) -> Any:
+        response, self.pending = self.pending, None
+        return response if response is not None else self.handle.recognize.remote(self.crop)
 
 
 class DetectorDeployment:
@@ -159,7 +190,7 @@ class ClusterEngine(OcrEngine):
 
     def process_page(self, image: np.ndarray, index: int,
                      detected: Callable[[], None] | None = None) -> tuple[Page, dict[str, float]]:
-        page, timings = _call(self.detector.page.remote(image, index))
+        page, timings = _call(lambda: self.detector.page.remote(image, index))
         if detected is not None:  # the page's memory is held here until the detector answers
             detected()
         self.metrics.observe_timings(timings)
@@ -167,7 +198,7 @@ class ClusterEngine(OcrEngine):
 
     def detect_page(self, image: np.ndarray, index: int,
                     detected: Callable[[], None] | None = None) -> tuple[dict[str, Any], dict[str, float]]:
-        quads, scores, timings = _call(self.detector.detect.remote(image))
+        quads, scores, timings = _call(lambda: self.detector.detect.remote(image))
         if detected is not None:
             detected()
         self.metrics.observe_timings(timings)
@@ -175,7 +206,8 @@ class ClusterEngine(OcrEngine):
 
     def recognize(self, crops: Sequence[np.ndarray]) -> list[RecResult]:
         start = time.perf_counter()
-        results: list[RecResult] = _call(self.detector.recognize.remote([np.ascontiguousarray(c) for c in crops]))
+        batch = [np.ascontiguousarray(c) for c in crops]
+        results: list[RecResult] = _call(lambda: self.detector.recognize.remote(batch))
         self.metrics.on_batch(len(crops), time.perf_counter() - start)
         return results
 

@@ -162,6 +162,24 @@ def test_detection_memory_is_held_only_while_the_page_is_detected(
     assert sched.inflight_bytes == 0
 
 
+def test_a_page_waiting_for_memory_is_not_overtaken_for_ever(work: Work, make: Callable[..., PageScheduler]) -> None:
+    work.delay = 0.03
+    order: list[str] = []
+    small = 100 * 100 * 3
+    sched = make(workers=2, lane_threads=1, memory_budget=3 * small)
+    gate = threading.Event()
+    held = Ticket(open=lambda: (gate.wait(10), Blank("H", 1, size=(100, 100), log=order))[1],
+                  deadline=time.monotonic() + 60)
+    sched.submit([held])
+    time.sleep(0.1)
+    # three lanes of small pages keep a page in flight; the big page needs the whole budget
+    futures = [sched.submit([ticket(Blank(n, 12, size=(100, 100), log=order))])[0] for n in "abc"]
+    big = sched.submit([ticket(Blank("B", 1, size=(100, 300), log=order))])[0]
+    gate.set()
+    assert all(len(f.result(timeout=30).pages) == 12 for f in futures) and len(big.result(timeout=30).pages) == 1
+    assert order.index("B0") <= 8, order  # not after the 36 small pages: the others got one more turn each
+
+
 def test_a_page_larger_than_the_budget_runs_alone(make: Callable[..., PageScheduler]) -> None:
     sched = make(workers=2, memory_budget=10)
     assert len(sched.submit([ticket(Blank("A", 2, size=(100, 100)))])[0].result(timeout=10).pages) == 2

@@ -13,10 +13,13 @@ detection has finished, the detector's working memory for its size (``work_memor
 estimate from the network input the page is resized to); both are known from the header, before anything
 is rendered. So two A4 pages are not detected at once within a budget that holds one such detection, yet
 a page in recognition leaves room for the next page's detection. A page larger than the whole budget runs
-when nothing else is in flight. One lane holds at most ``lane_threads`` threads at once (by
-default all but one), so a request arriving while a long PDF is worked on finds a free thread at once
-instead of waiting for one of the PDF's pages to finish. Each ticket has a deadline (the sync endpoints' time budget or
-the jobs' own) and an optional page cap checked when the file is opened, before any page is rendered.
+when nothing else is in flight. A page waiting for memory is not overtaken for ever by smaller ones: the
+other lanes get one more turn each, then wait until it has started.
+
+One lane holds at most ``lane_threads`` threads at once (by default all but one), so a request arriving
+while a long PDF is worked on finds a free thread at once instead of waiting for one of the PDF's pages to
+finish. Each ticket has a deadline (the sync endpoints' time budget or the jobs' own) and an optional page
+cap checked when the file is opened, before any page is rendered.
 A ticket may bring its own page and file functions (``/v1/detection`` runs only the detection steps of the
 page path): its pages are scheduled, budgeted and capped like every other.
 """
@@ -131,6 +134,9 @@ class PageScheduler:
         self._lanes: collections.deque[_Lane] = collections.deque()
         self._cond = threading.Condition()
         self._inflight_bytes = 0
+        self._reserved: _Lane | None = None
+        """A lane whose next page waits for memory: the others get one more turn each, then wait for it."""
+        self._passes = 0
         self._closed = False
         self.tasks_done = 0
         """Files opened plus pages processed since start (an activity count)."""
@@ -197,6 +203,8 @@ class PageScheduler:
             task = self._task_of(lane)
             if not lane.tickets:
                 self._lanes.remove(lane)
+                if lane is self._reserved:
+                    self._reserved = None
             if task is not None:
                 return task
         return None
@@ -226,7 +234,15 @@ class PageScheduler:
         nbytes = w * h * 3
         work = self.work_memory(w, h) if self.work_memory is not None else 0
         if self._inflight_bytes and self._inflight_bytes + nbytes + work > self.memory_budget:
+            if self._reserved is None:
+                self._reserved, self._passes = lane, len(self._lanes) - 1
             return None
+        if self._reserved is lane:
+            self._reserved = None
+        elif self._reserved is not None:  # pages that fit may not overtake a waiting one forever
+            if self._passes <= 0:
+                return None
+            self._passes -= 1
         ticket.next_index += 1
         ticket.inflight += 1
         return _Task(lane, ticket, ticket.next_index - 1, nbytes, work)

@@ -14,7 +14,7 @@ router = APIRouter(prefix="/v1", dependencies=[Authorized], tags=["ocr"])
 
 
 @router.post("/ocr", dependencies=[Slot], summary="OCR one image or PDF synchronously",
-             response_model=schemas.DocumentOut, responses={**schemas.ERRORS, **formats.FORMAT_RESPONSES})
+             response_model=schemas.DocumentOut, responses={**schemas.SYNC_ERRORS, **formats.FORMAT_RESPONSES})
 async def ocr(svc: State, file: Annotated[UploadFile, File(description="image or PDF")],
               format: formats.Format = "json") -> Any:
     """Returns the Document JSON (engine, pages with lines and words: text, confidence, box; text, timings),
@@ -28,7 +28,7 @@ async def ocr(svc: State, file: Annotated[UploadFile, File(description="image or
 
 
 @router.post("/batch_ocr", dependencies=[Slot], summary="OCR many files in one request",
-             response_model=schemas.BatchOut, responses=schemas.ERRORS)
+             response_model=schemas.BatchOut, responses=schemas.SYNC_ERRORS)
 async def batch_ocr(svc: State, files: Annotated[list[UploadFile], File(description="images or PDFs")]
                     ) -> dict[str, Any]:
     """All pages of all files go through the page workers and the batcher together.
@@ -43,16 +43,17 @@ async def batch_ocr(svc: State, files: Annotated[list[UploadFile], File(descript
 
 
 @router.post("/detection", dependencies=[Slot], summary="Text boxes of an image or PDF",
-             response_model=schemas.DetectionOut, responses=schemas.ERRORS)
+             response_model=schemas.DetectionOut, responses=schemas.SYNC_ERRORS)
 async def detection(svc: State, file: Annotated[UploadFile, File(description="image or PDF")]
                     ) -> dict[str, Any]:
-    """Returns the text boxes of every page, without recognition."""
+    """Returns the text boxes of every page, without recognition; the pages are scheduled like those of
+    ``/v1/ocr`` (rendered one at a time, same page cap and time budget)."""
     data, name = await read_upload(file, svc)
     return {"pages": await svc.engine.detect(data, name)}
 
 
 @router.post("/recognition", dependencies=[Slot], summary="Recognise one or many line images",
-             response_model=schemas.RecognitionOut, responses=schemas.ERRORS)
+             response_model=schemas.RecognitionOut, responses=schemas.SYNC_ERRORS)
 async def recognition(svc: State, files: Annotated[list[UploadFile], File(description="line images")]
                       ) -> dict[str, Any]:
     """Each file is one text line (already cropped); returns text and confidence per line, in order."""

@@ -118,3 +118,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     429: {"model": ErrorBody, "description": "too many requests in progress (see Retry-After)"},
     503: {"model": ErrorBody, "description": "recognition queue full (see Retry-After)"},
 }
+SYNC_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    504: {"model": ErrorBody, "description": "the request's time budget ran out (deadline_exceeded)"},
+}
+"""The synchronous OCR routes' errors: those of every upload plus their time budget."""

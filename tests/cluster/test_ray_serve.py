@@ -4,6 +4,10 @@ the same page, run jobs from the PostgreSQL store, and keep the service's keys a
 
 from __future__ import annotations
 
+import concurrent.futures
+import os
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +21,7 @@ pytestmark = [pytest.mark.ray, pytest.mark.integration, pytest.mark.postgres, py
 
 LINES = ["진료비 영수증 2026-03-14", "환자 번호 A-20931 김민지", "Total 48,500 KRW (VAT incl.)"]
 SMALL = ["--ray-ingress-cpus", "0.2", "--ray-detector-cpus", "0.3", "--ray-recognizer-cpus", "0.3",
-         "--max-upload-mb", "1"]
+         "--ray-detector-replicas", "2", "--max-upload-mb", "1"]
 
 
 def essentials(doc: dict[str, Any]) -> dict[str, Any]:
@@ -29,6 +33,43 @@ def essentials(doc: dict[str, Any]) -> dict[str, Any]:
                              for ln in p["lines"]]}
                   for p in doc["pages"]],
     }
+
+
+def replica_pids(cluster: Any, deployment: str) -> list[int]:
+    """Processes of this cluster whose title is a Serve replica of ``deployment``."""
+    from ocrpipe.cluster.local import _tree
+
+    found = []
+    for node in cluster.nodes:
+        for pid in _tree(node.proc.pid):
+            try:
+                title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if f"ServeReplica:ocrpipe:{deployment}" in title:
+                found.append(pid)
+    return found
+
+
+def killed_replica_loses_no_request(cluster: Any, server: Server, key: str, page: bytes,
+                                    expected: dict[str, Any]) -> None:
+    """4 clients x 2 requests; one detector replica is SIGKILLed while they run: every request still
+    answers the same Document (the ingress sends a page whose replica died again; Serve replaces it)."""
+    pids = replica_pids(cluster, "detector")
+    assert len(pids) == 2, pids
+
+    def client_run(_: int) -> list[httpx.Response]:
+        with server.client(key) as client:
+            return [client.post("/v1/ocr", files={"file": ("page.png", page, "image/png")}) for _ in range(2)]
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        runs = [pool.submit(client_run, i) for i in range(4)]
+        time.sleep(1.5)  # the first pages are on the detectors
+        os.kill(pids[0], signal.SIGKILL)
+        responses = [r for run in runs for r in run.result(timeout=600)]
+    assert [r.status_code for r in responses] == [200] * 8, [r.text for r in responses if r.status_code != 200]
+    assert all(essentials(r.json()) == expected for r in responses)
+    print("replica died under a call and was retried:", "a replica died under a call" in server.log())
 
 
 class RayServer(Server):
@@ -78,6 +119,7 @@ def test_the_cluster_serves_the_same_api(cluster, tmp_path: Path) -> None:
             anonymous = httpx.post(server.url + "/v1/ocr", files={"file": ("page.png", page, "image/png")},
                                    timeout=60)
             assert (anonymous.status_code, anonymous.json()["error"]["code"]) == (401, "unauthorized")
+            killed_replica_loses_no_request(cluster, server, key, page, essentials(expected.json()))
         finally:
             server.stop()
         log = server.log()

@@ -43,11 +43,14 @@ class RecResult:
     text: str
     confidence: float
     words: tuple[WordSpan, ...] = ()
+    least: float | None = None
+    """The lowest probability among the emitted symbols (None when the recogniser does not say): one
+    doubtful letter of a word the mean hides."""
 
     def mirrored(self) -> RecResult:
         """The same reading with its word spans measured on the crop turned by 180 degrees."""
         spans = tuple(WordSpan(w.text, w.confidence, 1.0 - w.end, 1.0 - w.start) for w in self.words)
-        return RecResult(self.text, self.confidence, spans)
+        return RecResult(self.text, self.confidence, spans, self.least)
 
 
 @dataclass(frozen=True, slots=True)

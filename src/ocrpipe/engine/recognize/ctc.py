@@ -47,7 +47,8 @@ def ctc_greedy_decode(probs: np.ndarray, charset: Sequence[str], lengths: np.nda
         conf = float(p[keep].mean()) if keep.any() else 0.0
         step = float(frame_width[n]) if frame_width is not None else 1.0 / max(t_max, 1)
         words = word_spans(idx, p, charset, step)
-        results.append(RecResult(unicodedata.normalize("NFC", "".join(chars)), conf, words))
+        least = float(p[keep].min()) if keep.any() else None
+        results.append(RecResult(unicodedata.normalize("NFC", "".join(chars)), conf, words, least))
     return results
 
 
@@ -180,5 +181,5 @@ class CTCRecognizer:
             steps = np.ceil(widths / x.shape[3] * probs.shape[1]).astype(np.int64)
             frame_width = x.shape[3] / probs.shape[1] / widths
             for i, res in zip(chunk, ctc_greedy_decode(probs, self.charset, steps, frame_width), strict=True):
-                results[i] = RecResult(res.text, res.confidence, snap_to_gaps(res.words, crops[i]))
+                results[i] = RecResult(res.text, res.confidence, snap_to_gaps(res.words, crops[i]), res.least)
         return [r if r is not None else RecResult("", 0.0) for r in results]

@@ -143,3 +143,14 @@ def test_template_new_with_no_value_found_writes_nothing(tmp_path, capsys) -> No
     err = capsys.readouterr().err
     assert "none of the values was found" in err and "lot" in err
     assert not (tmp_path / "out").exists()  # no YAML that would not load left in a served folder
+
+
+def test_values_printed_alike_are_given_out_left_to_right_along_their_row() -> None:
+    """Two cells of one row printing the same value (``17``, ``17``), their boxes a pixel apart in height
+    across a row bucket: the first field listed takes the left one."""
+    from ocrpipe.templates.author import Span, reading_order
+
+    right = Span("17", (520, 359, 548, 380), 100.0, (1,))
+    left = Span("17", (380, 361, 408, 381), 100.0, (0,))
+    below = Span("17", (100, 420, 128, 441), 100.0, (2,))
+    assert [s.lines for s in reading_order([below, right, left])] == [(0,), (1,), (2,)]

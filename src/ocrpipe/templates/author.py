@@ -145,6 +145,20 @@ def candidates(value: str, lines: Sequence[Line]) -> list[Span]:
     return sorted(out, key=lambda s: (-s.score, s.box[1], s.box[0]))
 
 
+def reading_order(spans: list[Span]) -> list[Span]:
+    """Spans in reading order: rows top to bottom (a span joins a row when its vertical centre lies within
+    half a line height of the row's first span), each row left to right. (Rounding ``y / height`` to
+    bucket rows split a row whose two boxes straddled a bucket edge, and gave the right value first.)"""
+    rows: list[list[Span]] = []
+    for sp in sorted(spans, key=lambda sp: (sp.box[1] + sp.box[3]) / 2):
+        cy, h = (sp.box[1] + sp.box[3]) / 2, sp.box[3] - sp.box[1]
+        if rows and abs((rows[-1][0].box[1] + rows[-1][0].box[3]) / 2 - cy) < 0.5 * max(h, 1):
+            rows[-1].append(sp)
+        else:
+            rows.append([sp])
+    return [sp for row in rows for sp in sorted(row, key=lambda sp: sp.box[0])]
+
+
 def locate(values: dict[str, str], lines: Sequence[Line]) -> dict[str, Span]:
     """Each value's span; values no span matches are left out. A span (or a line) serves one value only;
     values printed the same way are assigned in reading order, in the order ``values`` lists them."""
@@ -160,8 +174,7 @@ def locate(values: dict[str, str], lines: Sequence[Line]) -> dict[str, Span]:
         for s in spans:
             if s.score >= best - 1 and not any(set(s.lines) & set(c.lines) for c in chosen):
                 chosen.append(s)
-        chosen.sort(key=lambda s: (round(s.box[1] / max(s.box[3] - s.box[1], 1)), s.box[0]))
-        for name, span in zip(names, chosen, strict=False):
+        for name, span in zip(names, reading_order(chosen), strict=False):
             out[name] = span
             taken.update(span.lines)
     return out

@@ -1,7 +1,10 @@
-"""Recognition throughput: lines/s of a CTC recogniser at batch 1 and batch 32, and Tesseract per line,
+"""Recognition throughput: lines/s of CTC recognisers at batch 1 and batch 32, and Tesseract per line,
 on the same synthetic document lines in the same run.
 
-    python benchmarks/rec_throughput.py [--model ko_rec | --onnx FILE] [--lines 256] [--out FILE]
+    python benchmarks/rec_throughput.py [--model ko_rec ...] [--onnx FILE ...] [--lines 256] [--out FILE]
+
+``--model`` and ``--onnx`` repeat: every recogniser named is measured in the same run, interleaved (batch 1
+of each, then batch 32 of each, ``--repeat`` rounds), and each is reported with its ratio to the first one.
 
 Lines are rendered from the bundled sample text with a system Korean font at detector-like sizes; results
 go to benchmarks/results/rec_throughput.json.
@@ -38,16 +41,15 @@ def make_lines(n: int) -> list[np.ndarray]:
     return lines[:n]
 
 
-def load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def load(model: str | None = None, onnx: str | None = None):  # type: ignore[no-untyped-def]
     from ocrpipe.engine import runtime
     from ocrpipe.engine.recognize.ctc import CTCRecognizer
 
-    if args.onnx:
-        digest = hashlib.sha256(Path(args.onnx).read_bytes()).hexdigest()
-        spec = runtime.ModelSpec(name=Path(args.onnx).stem, kind="recognizer", source=f"file:{args.onnx}",
-                                 sha256=digest)
+    if onnx:
+        digest = hashlib.sha256(Path(onnx).read_bytes()).hexdigest()
+        spec = runtime.ModelSpec(name=Path(onnx).stem, kind="recognizer", source=f"file:{onnx}", sha256=digest)
         return CTCRecognizer(spec, runtime.create_session(runtime.verified_path(spec)))
-    return CTCRecognizer.from_name(args.model)
+    return CTCRecognizer.from_name(model or "ko_rec")
 
 
 def rate(fn, lines: list[np.ndarray], batch: int, repeat: int) -> float:
@@ -61,8 +63,8 @@ def rate(fn, lines: list[np.ndarray], batch: int, repeat: int) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="ko_rec")
-    ap.add_argument("--onnx")
+    ap.add_argument("--model", action="append", help="a recogniser from the model manifest (repeatable)")
+    ap.add_argument("--onnx", action="append", help="an exported CTC model file (repeatable)")
     ap.add_argument("--lines", type=int, default=256)
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--out", default=str(HERE / "results" / "rec_throughput.json"))
@@ -70,28 +72,39 @@ def main() -> int:
 
     from ocrpipe.engine.recognize.tesseract import TesseractRecognizer
 
-    rec = load(args)
+    recs = [load(model=m) for m in args.model or []] + [load(onnx=f) for f in args.onnx or []]
+    recs = recs or [load()]
     lines = make_lines(args.lines)
-    rec.batch_size = 1
-    b1 = rate(rec.recognize, lines, 1, args.repeat)
-    rec.batch_size = 32
-    b32 = rate(rec.recognize, lines, 32, args.repeat)
+    b1 = {r.name: 0.0 for r in recs}
+    b32 = {r.name: 0.0 for r in recs}
+    for _ in range(args.repeat):  # interleaved, so a change of machine load touches every model alike
+        for rec in recs:
+            rec.batch_size = 1
+            b1[rec.name] += rate(rec.recognize, lines, 1, 1) / args.repeat
+        for rec in recs:
+            rec.batch_size = 32
+            b32[rec.name] += rate(rec.recognize, lines, 32, 1) / args.repeat
     tess = TesseractRecognizer("kor+eng")
     tess_rate = rate(tess.recognize, lines[:64], 32, 1)
+    first = recs[0].name
+    rows = [{"model": r.name, "params": r.session.get_modelmeta().custom_metadata_map.get("params"),
+             "lines_per_s_batch1": b1[r.name], "lines_per_s_batch32": b32[r.name],
+             "batch32_over_batch1": b32[r.name] / b1[r.name], "batch32_over_tesseract": b32[r.name] / tess_rate,
+             f"batch32_over_{first}": b32[r.name] / b32[first]} for r in recs]
     result = {
-        "benchmark": "rec_throughput", "model": rec.name, "lines": len(lines),
+        "benchmark": "rec_throughput", "model": first, "lines": len(lines),
         "mean_width_px": float(np.mean([ln.shape[1] for ln in lines])),
         "mean_height_px": float(np.mean([ln.shape[0] for ln in lines])),
-        "lines_per_s_batch1": b1, "lines_per_s_batch32": b32, "tesseract_lines_per_s": tess_rate,
-        "batch32_over_batch1": b32 / b1, "batch32_over_tesseract": b32 / tess_rate,
+        "lines_per_s_batch1": b1[first], "lines_per_s_batch32": b32[first], "tesseract_lines_per_s": tess_rate,
+        "models": rows,
         "threads": os.environ.get("OCRPIPE_THREADS", "auto"), "cpus": os.cpu_count(),
         "platform": platform.platform(),
     }
-    print(f"{'recogniser':<28} {'lines/s':>9}")
-    print(f"{rec.name + ' batch 1':<28} {b1:>9.1f}")
-    print(f"{rec.name + ' batch 32':<28} {b32:>9.1f}")
-    print(f"{'tesseract kor+eng per line':<28} {tess_rate:>9.1f}")
-    print(f"batch 32 / batch 1: {b32 / b1:.2f}x   batch 32 / tesseract: {b32 / tess_rate:.1f}x")
+    print(f"{'recogniser':<34} {'lines/s':>9} {'vs ' + first:>12}")
+    for r in rows:
+        print(f"{r['model'] + ' batch 1':<34} {r['lines_per_s_batch1']:>9.1f}")
+        print(f"{r['model'] + ' batch 32':<34} {r['lines_per_s_batch32']:>9.1f} {r[f'batch32_over_{first}']:>11.2f}x")
+    print(f"{'tesseract kor+eng per line':<34} {tess_rate:>9.1f}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(f"wrote {args.out}")

@@ -200,3 +200,27 @@ def test_degenerate_polygons_never_link(points: list[list[float]]) -> None:
     a = geometry.polygons([points])
     b = geometry.polygons([[[0, 0], [10, 0], [10, 10], [0, 10]]])
     assert not geometry.half_of_smaller(a, b).any()
+
+
+# ---- confidence calibration ---------------------------------------------------------------------------
+
+
+def test_calibration_points_per_line_alone_in_its_group() -> None:
+    gt = [rect(0, 0, 100, 20, "합계 1,000"), rect(0, 40, 100, 60, "TOTAL"), rect(0, 80, 100, 100, "abcd")]
+    pred = [rect(0, 0, 100, 20, "합계1,000"), rect(0, 40, 100, 60, "T0TAL"),
+            rect(0, 80, 50, 100, "ab"), rect(50, 80, 100, 100, "cd"), rect(0, 200, 50, 220, "stray")]
+    points = m.line_calibration(gt, pred, [0.9, 0.8, 0.7, 0.6, 0.5])
+    # two predictions share the third line's group, the stray one links to nothing: both left out
+    assert points == [m.CalibrationPoint(0.9, 1.0, 1.0), m.CalibrationPoint(0.8, 0.0, 0.8)]
+
+
+def test_ece_is_the_weighted_gap_between_confidence_and_correctness() -> None:
+    p = m.CalibrationPoint
+    assert m.ece([]) is None
+    assert m.ece([p(1.0, 1.0, 1.0), p(0.0, 0.0, 0.0)]) == 0.0
+    # one bin [0.9, 1.0): mean confidence 0.95, half right -> 0.45
+    assert m.ece([p(0.95, 1.0, 1.0), p(0.95, 0.0, 0.9)]) == pytest.approx(0.45)
+    assert m.ece([p(0.95, 1.0, 1.0), p(0.95, 0.0, 0.9)], target="accuracy") == pytest.approx(0.0)
+    # two bins, weighted by their share of the points
+    points = [p(0.15, 0.0, 0.5), p(0.85, 1.0, 1.0), p(0.85, 1.0, 1.0), p(0.85, 1.0, 1.0)]
+    assert m.ece(points) == pytest.approx(0.25 * 0.15 + 0.75 * 0.15)

@@ -125,3 +125,18 @@ def test_kor_e2e_macro_and_micro() -> None:
     agg = aggregate(rows)
     assert math.isclose(agg["kor_e2e"]["accuracy_micro"], 0.8)
     assert math.isclose(agg["kor_e2e"]["accuracy_macro"], 0.75)
+
+
+def test_line_confidences_are_scored_and_aggregated_into_ece(folder: Path) -> None:
+    a, _, c = load_dataset(folder).samples
+    page = Page(0, 300, 200, (Line("안녕 세계", 0.9, tuple(map(tuple, quad(0, 0, 100, 20)))),  # type: ignore[arg-type]
+                              Line("서을", 0.8, tuple(map(tuple, quad(0, 40, 50, 60))))))  # type: ignore[arg-type]
+    row = score_document(a, Document(engine="test", pages=(page,)))
+    assert row["calibration"] == [[0.9, 1.0, 1.0], [0.8, 0.0, 0.5]]
+    # a one-line image without boxes (a word crop) pairs its one predicted line with the page text
+    one = Page(0, 300, 200, (Line("only page text", 0.7, tuple(map(tuple, quad(0, 0, 9, 9)))),))  # type: ignore[arg-type]
+    assert score_document(c, Document(engine="test", pages=(one,)))["calibration"] == [[0.7, 1.0, 1.0]]
+    agg = aggregate([row])["calibration"]
+    assert agg["lines"] == 2 and agg["line_accuracy"] == 0.5
+    assert agg["ece"] == pytest.approx(0.5 * 0.1 + 0.5 * 0.8)
+    assert agg["ece_cer"] == pytest.approx(0.5 * 0.1 + 0.5 * 0.3)

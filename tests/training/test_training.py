@@ -217,3 +217,55 @@ def test_exported_model_is_rebuilt_for_further_training(tmp_path: Path):
                     init=shipped, progress=False, log=messages.append)
     assert summary["step"] == 2 and any("initialised from exported model" in m for m in messages)
     assert summary["val_cer"] < 0.5  # the shipped model's skill survives the import (random weights: ~1.0)
+
+
+def test_conv_architecture_shapes_and_checkpoint_rebuild():
+    from ocrpipe.training.model import ConvCTC, build_model, model_from_state
+
+    vocab = build_vocab()
+    model = build_model("conv", len(vocab) + 1, hidden=32, blocks=3)
+    assert isinstance(model, ConvCTC)
+    out = model(torch.zeros(2, 1, 32, 96))
+    assert out.shape == (2, 24, len(vocab) + 1)
+    state = {"model": model.state_dict(), "vocab": list(vocab), "config": {"arch": "conv", "hidden": 32, "blocks": 3}}
+    again = model_from_state(state).eval()
+    x = torch.randn(1, 1, 32, 64)
+    with torch.no_grad():
+        assert torch.allclose(model.eval()(x), again(x))
+    with pytest.raises(ValueError):
+        build_model("lstm9", 10)
+    # older checkpoints have no arch key: they are CRNNs
+    crnn = CRNN(len(vocab) + 1, hidden=16)
+    assert isinstance(model_from_state({"model": crnn.state_dict(), "vocab": list(vocab), "config": {"hidden": 16}}),
+                      CRNN)
+
+
+@pytest.mark.integration  # runs the real training loop: seconds, not milliseconds
+def test_conv_training_resumes_exports_and_runs_in_the_engine(tmp_path: Path):
+    from ocrpipe.engine import runtime
+    from ocrpipe.engine.recognize.ctc import CTCRecognizer
+    from ocrpipe.training.export import export_onnx
+
+    cfg = dataclasses.replace(TINY, arch="conv", hidden=16, blocks=2, doc_content=0.5, tiny=0.2)
+    train(cfg, tmp_path / "run", max_steps=2, progress=False, log=lambda _: None)
+    assert train(cfg, tmp_path / "run", resume=True, progress=False, log=lambda _: None)["step"] == cfg.steps
+    info = export_onnx(tmp_path / "run" / "last.pt", tmp_path / "conv.onnx", name="ko_rec4")
+    assert info["max_abs_diff"] < 1e-4
+    spec = runtime.ModelSpec(name="conv", kind="recognizer", source=f"file:{tmp_path / 'conv.onnx'}",
+                             sha256=info["sha256"])
+    session = runtime.create_session(runtime.verified_path(spec), runtime.SessionSettings(threads=1))
+    assert session.get_modelmeta().custom_metadata_map["arch"] == "conv"
+    rec = CTCRecognizer(spec, session)
+    results = rec.recognize([np.full((20, 60, 3), 255, np.uint8), np.zeros((40, 200, 3), np.uint8)])
+    assert len(results) == 2 and all(0.0 <= r.confidence <= 1.0 for r in results)
+
+
+@pytest.mark.integration  # reads the shipped model
+def test_conv_training_starts_from_the_shipped_feature_extractor(tmp_path: Path):
+    from ocrpipe.engine import runtime
+
+    cfg = dataclasses.replace(TINY, arch="conv", blocks=2)
+    messages: list[str] = []
+    train(cfg, tmp_path / "run", max_steps=1, init=runtime.get_spec("ko_rec").path, progress=False,
+          log=messages.append)
+    assert any("feature extractor initialised from exported model" in m for m in messages)

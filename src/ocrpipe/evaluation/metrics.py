@@ -17,6 +17,10 @@ still one property away. Summary of the definitions:
   (compared without spaces, like the line CER).
 * **Korean-benchmark end-to-end accuracy** (:func:`korean_e2e`): a ground-truth word is correct when some
   prediction overlaps it with IoU > 0.1 and has the same normalised text.
+* **Confidence calibration** (:func:`line_calibration`, :func:`ece`): each predicted line that alone makes up
+  a line-CER group gives (its confidence, whether its space-free text equals the group's ground truth,
+  1 - its CER capped at 0); the expected calibration error is the weighted mean gap between confidence and
+  correctness (or 1 - CER) over 10 equal-width confidence bins.
 
 A reference of length zero gives a rate of 0.0 when the prediction is also empty and 1.0 otherwise.
 """
@@ -337,3 +341,63 @@ def words_of(lines: Sequence[Region]) -> list[Region]:
         text = normalize_text(line.text)
         out.extend(Region(q, t) for q, t in geometry.split_words(line.points, text))
     return out
+
+
+# ---- confidence calibration --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationPoint:
+    """One predicted line: its confidence, whether it is exactly right (0/1), and 1 - its CER (capped at 0)."""
+
+    confidence: float
+    correct: float
+    accuracy: float
+
+
+def calibration_point(confidence: float, gt: str, pred: str, *, casefold: bool = False) -> CalibrationPoint:
+    """Score one reading against its reference (both compared space-free and normalised)."""
+    ref, hyp = no_spaces(gt, casefold=casefold), no_spaces(pred, casefold=casefold)
+    dist = Levenshtein.distance(ref, hyp)
+    acc = max(0.0, 1.0 - dist / len(ref)) if ref else float(not hyp)
+    return CalibrationPoint(float(confidence), float(dist == 0), acc)
+
+
+def line_calibration(gt: Sequence[Region], pred: Sequence[Region], confidences: Sequence[float], *,
+                     casefold: bool = False) -> list[CalibrationPoint]:
+    """A :class:`CalibrationPoint` per predicted line that is alone in its line-CER group (linked by the same
+    rule as :func:`line_cer`; the group's ground-truth lines joined in reading order are its reference).
+
+    Lines sharing a group with other predictions, and unlinked lines, have no reference of their own and are
+    left out.
+    """
+    gt_kept = [r for r in gt if not r.dont_care]
+    keep = [j for j, r in enumerate(pred) if no_spaces(r.text, casefold=casefold)]
+    if not gt_kept or not keep:
+        return []
+    links = geometry.half_of_smaller(geometry.polygons([r.points for r in gt_kept]),
+                                     geometry.polygons([pred[j].points for j in keep]))
+    out = []
+    for g_idx, p_idx in _components(links):
+        if len(p_idx) != 1:
+            continue
+        ref = "".join(gt_kept[i].text for i in _ordered(gt_kept, g_idx))
+        j = keep[p_idx[0]]
+        out.append(calibration_point(confidences[j], ref, pred[j].text, casefold=casefold))
+    return out
+
+
+def ece(points: Sequence[CalibrationPoint], *, bins: int = 10, target: str = "correct") -> float | None:
+    """Expected calibration error: sum over equal-width confidence bins of (share of points) x |mean
+    confidence - mean ``target``| (``correct``: exact line, ``accuracy``: 1 - CER). None without points."""
+    if not points:
+        return None
+    conf = np.clip(np.array([p.confidence for p in points], dtype=np.float64), 0.0, 1.0)
+    value = np.array([getattr(p, target) for p in points], dtype=np.float64)
+    which = np.minimum((conf * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        sel = which == b
+        if sel.any():
+            total += sel.mean() * abs(conf[sel].mean() - value[sel].mean())
+    return float(total)

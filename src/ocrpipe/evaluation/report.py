@@ -23,6 +23,7 @@ COLUMNS: list[tuple[str, str, Callable[[dict[str, Any], dict[str, Any]], Any]]] 
     ("det H", "{:.3f}", lambda m, e: (m.get("detection") or {}).get("f1")),
     ("e2e F1", "{:.3f}", lambda m, e: (m.get("e2e") or {}).get("f1")),
     ("kor e2e", "{:.3f}", lambda m, e: (m.get("kor_e2e") or {}).get("accuracy_micro")),
+    ("ECE", "{:.3f}", lambda m, e: (m.get("calibration") or {}).get("ece")),
     ("s/img", "{:.2f}", lambda m, e: m.get("seconds_per_image") if e.get("timed", True) else None),
 ]
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ocrpipe.document import Document, build_document
 from ocrpipe.errors import OcrError
 from ocrpipe.evaluation import metrics as m
@@ -61,6 +63,8 @@ def score_document(sample: Sample, doc: Document | Prediction, *, casefold: bool
     }
     lines = lines_of(pred.doc)
     out["n_pred_lines"] = len(lines)
+    out["calibration"] = [[round(c.confidence, 4), c.correct, round(c.accuracy, 4)]
+                          for c in _calibration(sample, pred.doc, lines, casefold)]
     if sample.lines:
         ignore = sample.ignore_regions
         lc = m.line_cer(sample.lines, lines, ignore, casefold=casefold)
@@ -76,6 +80,17 @@ def score_document(sample: Sample, doc: Document | Prediction, *, casefold: bool
         pred_words = list(pred.words) if pred.words is not None else m.words_of(lines)
         out["kor_e2e"] = _match(m.korean_e2e(gt_words, pred_words, casefold=casefold))
     return out
+
+
+def _calibration(sample: Sample, doc: Document, lines: list[m.Region], casefold: bool) -> list[m.CalibrationPoint]:
+    """Confidence points of one image: per line where it has line boxes; a single-line image without boxes
+    (a word or line crop) gives one point for its one predicted line."""
+    confs = [line.confidence for line in doc.pages[0].lines] if doc.pages else []
+    if sample.lines:
+        return m.line_calibration(sample.lines, lines, confs, casefold=casefold)
+    if len(lines) == 1 and sample.text.strip() and "\n" not in sample.text.strip():
+        return [m.calibration_point(confs[0], sample.text, lines[0].text, casefold=casefold)]
+    return []
 
 
 def _count(c: m.ErrorCount) -> dict[str, Any]:
@@ -119,10 +134,22 @@ def aggregate(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         parts = [r["kor_e2e"] for r in rows if r.get("kor_e2e") is not None]
         out["kor_e2e"]["accuracy_micro"] = out["kor_e2e"]["recall"]
         out["kor_e2e"]["accuracy_macro"] = round(sum(p["recall"] for p in parts) / len(parts), 6)
+    points = [m.CalibrationPoint(*p) for r in rows for p in r.get("calibration") or []]
+    out["calibration"] = {
+        "lines": len(points),
+        "ece": _round(m.ece(points)),
+        "ece_cer": _round(m.ece(points, target="accuracy")),
+        "mean_confidence": _round(float(np.mean([p.confidence for p in points])) if points else None),
+        "line_accuracy": _round(float(np.mean([p.correct for p in points])) if points else None),
+    }
     secs = [r["seconds"] for r in rows if r.get("seconds") is not None]
     out["seconds_total"] = round(sum(secs), 3)
     out["seconds_per_image"] = round(sum(secs) / len(secs), 4) if secs else None
     return out
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
 
 
 def score_sample(run_fn: RunFn, sample: Sample, *, casefold: bool) -> tuple[dict[str, Any], Prediction | None]:

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ocrpipe.synth.charset import charset_set
-from ocrpipe.synth.text import TextGen
+from ocrpipe.synth.text import DocText, TextGen
 
 HEIGHT = 32
 DEFAULT_FONT_DIRS = (
@@ -105,9 +105,16 @@ class LineSynth:
     """Renders random document-like text lines; deterministic per ``(seed, index)``."""
 
     def __init__(self, seed: int = 0, max_width: int = 400, min_chars: int = 1, max_chars: int = 25,
-                 fonts: tuple[FontFace, ...] | None = None, scan_chain: float = 0.0) -> None:
+                 fonts: tuple[FontFace, ...] | None = None, scan_chain: float = 0.0, doc_content: float = 0.0,
+                 tiny: float = 0.0) -> None:
         self.seed = seed
         self.scan_chain = scan_chain
+        self.doc_content = doc_content
+        """Share of lines drawn from :class:`~ocrpipe.synth.text.DocText` (fill lines, comparison tables,
+        circled numerals, mixed Latin); 0 keeps the phase-1–4 stream unchanged."""
+        self.tiny = tiny
+        """Share of lines printed tiny: the crop is shrunk to 6-12 px high before it is scaled to 32 (the
+        5-8 px disclaimers of fund factsheets); 0 keeps the earlier streams unchanged."""
         """Share of lines that get the whole office-scanner chain at once (blur, then sensor noise, then
         JPEG) on top of the independent effects; 0 keeps the phase-1–3 stream unchanged."""
         self.max_width = max_width
@@ -120,7 +127,8 @@ class LineSynth:
     def sample(self, index: int) -> tuple[np.ndarray, str]:
         """The ``index``-th sample: (gray uint8 image of height 32, label text)."""
         rng = random.Random((self.seed * 1_000_003 + index) & 0xFFFFFFFFFFFF)
-        text = TextGen(rng)(max_chars=rng.randint(self.min_chars, self.max_chars))
+        gen = DocText if self.doc_content > 0 and rng.random() < self.doc_content else TextGen
+        text = gen(rng)(max_chars=rng.randint(self.min_chars, self.max_chars))
         return self.render(text, rng)
 
     def render(self, text: str, rng: random.Random) -> tuple[np.ndarray, str]:
@@ -141,6 +149,8 @@ class LineSynth:
         crop = self._degrade(crop, rng)
         if self.scan_chain > 0 and rng.random() < self.scan_chain:
             crop = self._scanner(crop, rng)
+        if self.tiny > 0 and rng.random() < self.tiny:
+            crop = self._tiny(crop, rng)
         return self._to_height(crop, rng), text
 
     # --- steps ------------------------------------------------------------------------------------------
@@ -364,6 +374,15 @@ class LineSynth:
         ok, enc = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, rng.randint(40, 75)])
         decoded = cv2.imdecode(enc, cv2.IMREAD_GRAYSCALE) if ok else None
         return out if decoded is None else decoded
+
+    @staticmethod
+    def _tiny(img: np.ndarray, rng: random.Random) -> np.ndarray:
+        """The line as a tiny print scanned at office resolution: shrunk to 6-12 px high (area average)."""
+        h, w = img.shape
+        th = rng.randint(6, 12)
+        if h <= th:
+            return img
+        return cv2.resize(img, (max(4, round(w * th / h)), th), interpolation=cv2.INTER_AREA)
 
     def _to_height(self, img: np.ndarray, rng: random.Random) -> np.ndarray:
         h, w = img.shape

@@ -297,3 +297,102 @@ class TextGen:
         cells = [self.rng.choice([self.word, self.number, self.unit_value, self.date_time])()
                  for _ in range(self.rng.randint(2, 4))]
         return self.rng.choice(["  ", " | ", "   ", " "]).join(cells)
+
+
+FILLS = ("-", "·", ".", "…", "_", "ㆍ", "—", "=", "․")
+CIRCLED = tuple(chr(0x2460 + k) for k in range(20))  # ① .. ⑳
+DOC_MARKS = ("ㆍ", "「", "」", "∼", "※", "○", "□", "■", "◦", "-")
+LAW_HEADS = ("제{n}조({w})", "제{n}조의{m}({w})", "제{n}항", "제{n}호", "부칙", "<신 설>", "<삭 제>",
+             "(현행과 같음)", "(생 략)", "현 행", "개 정 안", "현행", "개정안")
+LATIN_TERMS = ("Class C1", "Class A", "Class C-e", "C-Class", "ISIN KR{d}", "ETF", "USD", "KRW", "EUR", "ISO 9001",
+               "USB-C", "Wi-Fi", "LTE", "5G", "A4", "PDF", "QR", "ID", "NAV", "TER", "MSCI Korea", "KOSPI 200",
+               "S&P 500", "Co., Ltd.", "Inc.", "Fund", "Bond", "Equity", "Ver. {m}.{n}", "No. {d}", "Page {n}")
+
+
+class DocText(TextGen):
+    """Lines as real Korean documents print them, beyond :class:`TextGen`'s mix: fill lines of dashes and
+    dots (tables of contents, blanks to fill in), cells of old/new comparison tables of bills (``현 행`` /
+    ``개 정 안``, ``<신 설>``, ``(현행과 같음)``), circled numerals and ranges (``①·②``, ``⑥ ∼ ⑨``), the
+    marks ``ㆍ 「」 ∼ ※ ○ □``, and Korean mixed with Latin codes, fund classes, URLs and units."""
+
+    def __init__(self, rng: random.Random, lexicon: tuple[str, ...] | None = None) -> None:
+        super().__init__(rng, lexicon)
+        self.kinds = [(0.16, self.fill_line), (0.16, self.comparison_cell), (0.14, self.circled),
+                      (0.16, self.marked), (0.18, self.mixed_latin), (0.1, self.law_reference),
+                      (0.1, self.english)]
+        total = sum(w for w, _ in self.kinds)
+        self.cum = []
+        acc = 0.0
+        for w, fn in self.kinds:
+            acc += w / total
+            self.cum.append((acc, fn))
+
+    def _fmt(self, pattern: str) -> str:
+        r = self.rng
+        return pattern.format(n=r.randint(1, 60), m=r.randint(1, 9), w=self.word(), d=r.randint(10 ** 5, 10 ** 9))
+
+    def fill_line(self) -> str:
+        r = self.rng
+        fill = r.choice(FILLS) * r.randint(3, 30)
+        kind = r.random()
+        if kind < 0.25:
+            return fill
+        if kind < 0.6:  # table of contents: title ......... page
+            return f"{self.korean_phrase()} {fill} {r.randint(1, 300)}"
+        if kind < 0.8:  # a blank to fill in
+            return f"{self.word()}{r.choice([':', ' :', ''])} {fill}"
+        return f"{fill} {self.word()} {fill}"
+
+    def comparison_cell(self) -> str:
+        r = self.rng
+        head = self._fmt(r.choice(LAW_HEADS))
+        if r.random() < 0.35:
+            return head
+        body = self.korean_phrase()
+        if r.random() < 0.4:
+            body = f"{r.choice(CIRCLED)} {body}"
+        if r.random() < 0.2:
+            body += " " + r.choice(FILLS) * r.randint(3, 12)
+        return f"{head} {body}"
+
+    def circled(self) -> str:
+        r = self.rng
+        a = r.randrange(0, 15)
+        b = r.randrange(a + 1, 20)
+        sep = r.choice(["·", "ㆍ", " ∼ ", "∼", "～", ", ", "·", " 및 ", "부터 "])
+        return r.choice([
+            f"{CIRCLED[a]}{sep}{CIRCLED[b]}",
+            f"{CIRCLED[a]}{sep}{CIRCLED[b]} {self.korean_phrase()}",
+            f"{self.word()} {CIRCLED[a]}{sep}{CIRCLED[b]}",
+            f"제{r.randint(1, 60)}조제{a + 1}항 {CIRCLED[a]}",
+            "".join(CIRCLED[a:b + 1][:6]),
+            f"({a + 1}) {self.korean_phrase()}",
+        ])
+
+    def marked(self) -> str:
+        r = self.rng
+        mark = r.choice(DOC_MARKS)
+        kind = r.random()
+        if kind < 0.3:
+            return f"{mark} {self.korean_phrase()}"
+        if kind < 0.55:
+            return "ㆍ".join(self.word() for _ in range(r.randint(2, 4)))
+        if kind < 0.8:
+            return f"「{self.word()}{r.choice(['법', '법 시행령', '규칙', ''])}」 제{r.randint(1, 99)}조"
+        return f"{r.randint(1, 28)}일 ∼ {r.randint(1, 28)}일" if r.random() < 0.5 else f"※ {self.korean_phrase()}"
+
+    def mixed_latin(self) -> str:
+        r = self.rng
+        term = self._fmt(r.choice(LATIN_TERMS))
+        kind = r.random()
+        if kind < 0.35:
+            return f"{self.word()} {term}"
+        if kind < 0.6:
+            return f"{term} {self.korean_phrase()}"
+        if kind < 0.8:
+            return f"{self.word()} {self.unit_value()} ({term})"
+        return f"{self.word()}: {self.phone_id() if r.random() < 0.5 else self.code()}"
+
+    def law_reference(self) -> str:
+        r = self.rng
+        return f"제{r.randint(1, 200)}조제{r.randint(1, 9)}항제{r.randint(1, 20)}호 {self.korean_phrase()}"

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ocrpipe.training.model import CRNN, HEIGHT, WithSoftmax
+from ocrpipe.training.model import HEIGHT, WithSoftmax, model_from_state
 
 
 def _git_commit() -> str:
@@ -28,9 +28,7 @@ def export_onnx(checkpoint: Path, out: Path, *, name: str = "ko_rec", tolerance:
 
     state = torch.load(checkpoint, map_location="cpu")
     vocab = tuple(state["vocab"])
-    hidden = int(state.get("config", {}).get("hidden", 96))
-    model = CRNN(len(vocab) + 1, hidden=hidden)
-    model.load_state_dict(state["model"])
+    model = model_from_state(state)
     wrapped = WithSoftmax(model).eval()
     out.parent.mkdir(parents=True, exist_ok=True)
     import warnings
@@ -44,7 +42,9 @@ def export_onnx(checkpoint: Path, out: Path, *, name: str = "ko_rec", tolerance:
     meta = {
         "character": "\n".join(vocab), "input_height": str(HEIGHT), "input_channels": "1", "mean": "0.5",
         "std": "0.5", "model_name": name, "params": str(params), "train_step": str(state["step"]),
-        "train_commit": _git_commit(), "tokens": "Hangul as conjoining jamo (NFD); decoders NFC-compose",
+        "train_commit": _git_commit(),
+        "arch": str(state.get("config", {}).get("arch", "crnn")),
+        "tokens": "Hangul as conjoining jamo (NFD); decoders NFC-compose",
     }
     del graph.metadata_props[:]
     for key, value in meta.items():

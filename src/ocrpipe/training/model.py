@@ -1,4 +1,5 @@
-"""The CTC line recogniser: a compact CNN + BiLSTM, sized to train on a CPU.
+"""The CTC line recogniser: a compact CNN + BiLSTM (``crnn``, ko_rec 1-3) or CNN + dilated convolutions
+(``conv``, ko_rec 4 candidate), sized to train and run on a CPU.
 
 Hangul is predicted as conjoining jamo (NFD: initial consonant, vowel, optional final consonant) rather than
 as 2,350 whole syllables: ~70 output symbols instead of 2,350, each seen far more often, so the model learns
@@ -11,6 +12,16 @@ Stages, with shapes for an input of width W (height is fixed at 32)::
     feature extraction     (N, 128, 1, W/4)   conv-BN-ReLU ×7, pools 2×2, 2×2, 2×1, 2×1, then a 2×1 conv
     sequence modelling     (N, W/4, 192)      2-layer BiLSTM, 96 units each way
     prediction             (N, W/4, C)        linear to C = 1 (CTC blank) + len(vocab)
+
+``conv`` keeps the feature extractor and replaces the BiLSTM (sequential over time, hence slow on a CPU) by
+``blocks`` residual blocks of depthwise-separable 1-D convolutions over time (kernel 5, dilations 1, 2, 4, 8,
+...: a receptive field of +-60 time steps with 4 blocks), each ``LayerNorm -> depthwise conv -> pointwise
+expand x2 -> GELU -> pointwise``; every time step is computed in parallel::
+
+    feature extraction     (N, 128, 1, W/4)   as above
+    projection             (N, D, W/4)        1x1 conv, D = ``hidden`` x 2
+    sequence modelling     (N, D, W/4)        ``blocks`` x dilated depthwise-separable residual block
+    prediction             (N, W/4, C)        linear
 """
 
 from __future__ import annotations
@@ -51,18 +62,23 @@ def _block(cin: int, cout: int) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
 
+def feature_extractor() -> nn.Sequential:
+    """The convolutional stages shared by both architectures: (N, 1, 32, W) -> (N, 128, 1, W/4)."""
+    return nn.Sequential(
+        *_block(1, 16), nn.MaxPool2d(2, 2),                                  # (N, 16, 16, W/2)
+        *_block(16, 32), nn.MaxPool2d(2, 2),                                 # (N, 32, 8, W/4)
+        *_block(32, 64), *_block(64, 64), nn.MaxPool2d((2, 1), (2, 1)),      # (N, 64, 4, W/4)
+        *_block(64, 96), *_block(96, 96), nn.MaxPool2d((2, 1), (2, 1)),      # (N, 96, 2, W/4)
+        nn.Conv2d(96, 128, (2, 1), bias=False), nn.BatchNorm2d(128), nn.ReLU(inplace=True),  # (N, 128, 1, W/4)
+    )
+
+
 class CRNN(nn.Module):
     """CNN → BiLSTM → linear; returns logits (N, T, C)."""
 
     def __init__(self, num_classes: int, hidden: int = 96) -> None:
         super().__init__()
-        self.cnn = nn.Sequential(
-            *_block(1, 16), nn.MaxPool2d(2, 2),                                  # (N, 16, 16, W/2)
-            *_block(16, 32), nn.MaxPool2d(2, 2),                                 # (N, 32, 8, W/4)
-            *_block(32, 64), *_block(64, 64), nn.MaxPool2d((2, 1), (2, 1)),      # (N, 64, 4, W/4)
-            *_block(64, 96), *_block(96, 96), nn.MaxPool2d((2, 1), (2, 1)),      # (N, 96, 2, W/4)
-            nn.Conv2d(96, 128, (2, 1), bias=False), nn.BatchNorm2d(128), nn.ReLU(inplace=True),  # (N, 128, 1, W/4)
-        )
+        self.cnn = feature_extractor()
         self.rnn = nn.LSTM(128, hidden, num_layers=2, bidirectional=True, batch_first=True)
         self.fc = nn.Linear(2 * hidden, num_classes)
 
@@ -70,6 +86,59 @@ class CRNN(nn.Module):
         features = self.cnn(x).squeeze(2).transpose(1, 2)  # (N, T, 128)
         sequence, _ = self.rnn(features)                     # (N, T, 2*hidden)
         return self.fc(sequence)                             # (N, T, C)
+
+
+class _TemporalBlock(nn.Module):
+    """Residual block over time: channel LayerNorm, dilated depthwise conv, pointwise MLP (x2, GELU)."""
+
+    def __init__(self, dim: int, dilation: int, kernel: int = 5) -> None:
+        super().__init__()
+        self.norm = nn.GroupNorm(1, dim)  # LayerNorm over channels and time, ONNX-friendly
+        self.dw = nn.Conv1d(dim, dim, kernel, padding=dilation * (kernel - 1) // 2, dilation=dilation, groups=dim)
+        self.pw1 = nn.Conv1d(dim, 2 * dim, 1)
+        self.act = nn.GELU()
+        self.pw2 = nn.Conv1d(2 * dim, dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.pw2(self.act(self.pw1(self.dw(self.norm(x)))))
+
+
+class ConvCTC(nn.Module):
+    """CNN -> dilated depthwise-separable temporal convolutions -> linear; returns logits (N, T, C)."""
+
+    def __init__(self, num_classes: int, hidden: int = 96, blocks: int = 4) -> None:
+        super().__init__()
+        dim = 2 * hidden
+        self.cnn = feature_extractor()                     # (N, 128, 1, W/4)
+        self.proj = nn.Conv1d(128, dim, 1)
+        self.seq = nn.Sequential(*(_TemporalBlock(dim, 2 ** (k % 4)) for k in range(blocks)))
+        self.fc = nn.Linear(dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.proj(self.cnn(x).squeeze(2))       # (N, D, T)
+        sequence = self.seq(features).transpose(1, 2)      # (N, T, D)
+        return self.fc(sequence)                           # (N, T, C)
+
+
+ARCHS = ("crnn", "conv")
+
+
+def build_model(arch: str, num_classes: int, hidden: int = 96, blocks: int = 4) -> nn.Module:
+    """The recogniser network named ``arch`` (``crnn``: BiLSTM, ``conv``: temporal convolutions)."""
+    if arch == "crnn":
+        return CRNN(num_classes, hidden=hidden)
+    if arch == "conv":
+        return ConvCTC(num_classes, hidden=hidden, blocks=blocks)
+    raise ValueError(f"unknown architecture {arch!r}; choose from {ARCHS}")
+
+
+def model_from_state(state: dict) -> nn.Module:
+    """The network of a checkpoint (its config names the architecture; older checkpoints are ``crnn``)."""
+    config = state.get("config", {})
+    model = build_model(str(config.get("arch", "crnn")), len(state["vocab"]) + 1, int(config.get("hidden", 96)),
+                        int(config.get("blocks", 4)))
+    model.load_state_dict(state["model"])
+    return model
 
 
 class WithSoftmax(nn.Module):

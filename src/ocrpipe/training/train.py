@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ocrpipe.synth.lines import LineSynth
-from ocrpipe.training.model import CRNN, HEIGHT, STRIDE, build_vocab, greedy_decode, tokenize
+from ocrpipe.training.model import HEIGHT, STRIDE, build_model, build_vocab, greedy_decode, model_from_state, tokenize
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,10 @@ class TrainConfig:
     max_chars: int = 18
     width_bucket: int = 96
     hidden: int = 96
+    arch: str = "crnn"
+    """``crnn`` (CNN + BiLSTM, ko_rec 1-3) or ``conv`` (CNN + dilated temporal convolutions)."""
+    blocks: int = 4
+    """Temporal blocks of the ``conv`` architecture."""
     threads: int = 2
     workers: int = 1
     checkpoint_minutes: float = 5.0
@@ -52,6 +56,10 @@ class TrainConfig:
     scan_chain: float = 0.0
     """Share of training lines given the whole scanner chain (see ``LineSynth.scan_chain``); validation
     stays on the plain stream so CER figures compare across phases."""
+    doc_content: float = 0.0
+    """Share of training lines from the document-content generators (``LineSynth.doc_content``)."""
+    tiny: float = 0.0
+    """Share of training lines printed tiny (``LineSynth.tiny``)."""
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
@@ -66,9 +74,10 @@ class TrainConfig:
 class SynthLines(Dataset):
     """``LineSynth`` samples by index (the synthesiser is created lazily in each worker process)."""
 
-    def __init__(self, seed: int, size: int, max_width: int, max_chars: int, scan_chain: float = 0.0) -> None:
+    def __init__(self, seed: int, size: int, max_width: int, max_chars: int, scan_chain: float = 0.0,
+                 doc_content: float = 0.0, tiny: float = 0.0) -> None:
         self.seed, self.size, self.max_width, self.max_chars = seed, size, max_width, max_chars
-        self.scan_chain = scan_chain
+        self.scan_chain, self.doc_content, self.tiny = scan_chain, doc_content, tiny
         self._synth: LineSynth | None = None
 
     def __len__(self) -> int:
@@ -77,7 +86,7 @@ class SynthLines(Dataset):
     def __getitem__(self, index: int) -> tuple[np.ndarray, str]:
         if self._synth is None:
             self._synth = LineSynth(seed=self.seed, max_width=self.max_width, max_chars=self.max_chars,
-                                    scan_chain=self.scan_chain)
+                                    scan_chain=self.scan_chain, doc_content=self.doc_content, tiny=self.tiny)
         return self._synth.sample(index)
 
 
@@ -142,7 +151,7 @@ def train(config: TrainConfig, out_dir: Path, *, resume: bool = False, init: Pat
     torch.set_num_threads(config.threads)
     out_dir.mkdir(parents=True, exist_ok=True)
     vocab = build_vocab()
-    model = CRNN(len(vocab) + 1, hidden=config.hidden).to(device)
+    model = build_model(config.arch, len(vocab) + 1, config.hidden, config.blocks).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.steps,
                                                 pct_start=config.warmup)
@@ -167,8 +176,13 @@ def train(config: TrainConfig, out_dir: Path, *, resume: bool = False, init: Pat
         calib_set = SynthLines(config.val_seed + 1, 200, config.max_width, config.max_chars)
         calib = [Collate(vocab, config.width_bucket)([calib_set[i] for i in range(j, j + 50)])[0]
                  for j in range(0, 200, 50)]
-        model.load_state_dict(crnn_from_onnx(init, calib).state_dict())
-        log(f"initialised from exported model {init}; training stream seed {config.seed}")
+        source = crnn_from_onnx(init, calib)
+        if config.arch == "crnn":
+            model.load_state_dict(source.state_dict())
+            log(f"initialised from exported model {init}; training stream seed {config.seed}")
+        else:  # another sequence model: start from the exported model's feature extractor only
+            model.get_submodule("cnn").load_state_dict(source.cnn.state_dict())
+            log(f"feature extractor initialised from exported model {init}; training stream seed {config.seed}")
     elif init is not None and step == 0:
         state = torch.load(init, map_location=device)
         if tuple(state["vocab"]) != vocab:
@@ -183,7 +197,8 @@ def train(config: TrainConfig, out_dir: Path, *, resume: bool = False, init: Pat
                    for j in range(0, len(val_set), 50)]
     stop_at = min(config.steps, max_steps if max_steps is not None else config.steps)
     loader = DataLoader(
-        SynthLines(config.seed, 10**9, config.max_width, config.max_chars, config.scan_chain),
+        SynthLines(config.seed, 10**9, config.max_width, config.max_chars, config.scan_chain, config.doc_content,
+                   config.tiny),
         batch_size=config.batch_size,
         sampler=range(offset + step * config.batch_size, offset + stop_at * config.batch_size),
         num_workers=config.workers,
@@ -247,8 +262,7 @@ def evaluate_checkpoint(checkpoint: Path, *, seed: int = 999, size: int = 400, m
     torch.set_num_threads(threads)
     state = torch.load(checkpoint, map_location="cpu")
     vocab = tuple(state["vocab"])
-    model = CRNN(len(vocab) + 1, hidden=int(state.get("config", {}).get("hidden", 96)))
-    model.load_state_dict(state["model"])
+    model = model_from_state(state)
     collate = Collate(vocab, 96)
     data = SynthLines(seed, size, max_width, max_chars)
     batches = [collate([data[i] for i in range(j, min(j + 50, size))]) for j in range(0, size, 50)]

@@ -11,21 +11,29 @@ DEFAULT_RECOGNIZER = "hybrid"
 and en_funsd and faster than it; ``--recognizer tesseract`` remains available."""
 
 
+LATIN_READER = "ppocrv4_rec_ch"
+"""The reader ``hybrid_latin`` gives the lines ko_rec reads without Hangul (:mod:`ocrpipe.engine.recognize.latin`)."""
+
+
 def load_recognizer(name: str = "auto", settings: SessionSettings | None = None, *,
                     tesseract_threads: int = 0) -> Recognizer:
     """A recogniser by name: ``auto``, ``tesseract`` / ``tesseract:LANGS``, ``hybrid`` (the neural model with
-    Tesseract re-reading its doubtful lines), or a CTC model in the registry.
+    Tesseract re-reading its doubtful lines), ``hybrid_latin`` (the same with the PP-OCRv4 reader settling the
+    lines without Hangul first), or a CTC model in the registry.
 
     ``settings`` shape the ONNX Runtime sessions; ``tesseract_threads`` sizes Tesseract's API pool
     (0: the number of usable CPUs).
     """
     if name == "auto":
         name = DEFAULT_RECOGNIZER
-    if name == "hybrid":
+    if name in ("hybrid", "hybrid_latin"):
+        from ocrpipe.engine.recognize import calibration
         from ocrpipe.engine.recognize.hybrid import HybridRecognizer
 
+        first = load_recognizer(LATIN_READER, settings) if name == "hybrid_latin" else None
         return HybridRecognizer(load_recognizer("ko_rec", settings),
-                                load_recognizer("tesseract", settings, tesseract_threads=tesseract_threads))
+                                load_recognizer("tesseract", settings, tesseract_threads=tesseract_threads),
+                                latin_first=first, calibration=calibration.load(name))
     if name == "tesseract" or name.startswith("tesseract:"):
         from ocrpipe.engine.recognize.tesseract import TesseractRecognizer
 
@@ -36,4 +44,4 @@ def load_recognizer(name: str = "auto", settings: SessionSettings | None = None,
     return CTCRecognizer.from_name(name, settings)
 
 
-__all__ = ["DEFAULT_RECOGNIZER", "Recognizer", "load_recognizer"]
+__all__ = ["DEFAULT_RECOGNIZER", "LATIN_READER", "Recognizer", "load_recognizer"]

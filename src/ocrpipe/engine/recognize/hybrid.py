@@ -47,7 +47,10 @@ import numpy as np
 from rapidfuzz.distance import Levenshtein
 
 from ocrpipe.document import ModelInfo, RecResult
+from ocrpipe.engine.recognize import latin as latin_rule
 from ocrpipe.engine.recognize.base import Recognizer
+from ocrpipe.engine.recognize.calibration import Calibration
+from ocrpipe.engine.recognize.latin import has_hangul
 
 THRESHOLD = 0.98
 """Primary confidence below which the secondary is asked (sets the Tesseract share, hence the cost)."""
@@ -55,9 +58,6 @@ WEIGHT = 0.3
 """How much one unit of Tesseract's ``1 - confidence`` is worth in units of ko_rec's (calibration ratio)."""
 
 
-def has_hangul(text: str) -> bool:
-    """Any Hangul syllable, jamo or compatibility jamo."""
-    return any("\uac00" <= c <= "\ud7a3" or "\u1100" <= c <= "\u11ff" or "\u3130" <= c <= "\u318f" for c in text)
 
 
 def _bare(text: str) -> str:
@@ -106,25 +106,42 @@ class HybridRecognizer:
     ``latin`` reads the doubtful crops whose primary reading has no Hangul; by default, when ``secondary``
     is a multi-language :class:`~ocrpipe.engine.recognize.tesseract.TesseractRecognizer` that includes ``eng``,
     an ``eng``-only Tesseract with the same settings (else ``secondary`` reads those too).
+
+    ``latin_first`` (optional, e.g. the PP-OCRv4 recogniser) reads every line whose primary reading has no
+    Hangul before anything else; where :func:`ocrpipe.engine.recognize.latin.accept` keeps its reading, that
+    line is done (see :mod:`ocrpipe.engine.recognize.latin`) and the rule above applies to the others.
+    ``calibration`` (optional) maps the final confidences (:mod:`ocrpipe.engine.recognize.calibration`); the
+    rule itself always works on the raw ones.
     """
 
     def __init__(self, primary: Recognizer, secondary: Recognizer, *, threshold: float = THRESHOLD,
-                 weight: float = WEIGHT, latin: Recognizer | None = None, third_opinion: bool = True) -> None:
+                 weight: float = WEIGHT, latin: Recognizer | None = None, third_opinion: bool = True,
+                 latin_first: Recognizer | None = None, latin_min_conf: float = latin_rule.MIN_CONF,
+                 calibration: Calibration | None = None) -> None:
         self.primary = primary
         self.secondary = secondary
         self.threshold = threshold
         self.weight = weight
         self.third_opinion = third_opinion
         self.latin = latin if latin is not None else _latin_reader(secondary)
-        self.name = f"{primary.name}+{secondary.name}"
+        self.latin_first = latin_first
+        self.latin_min_conf = latin_min_conf
+        self.calibration = calibration
+        self.name = f"{primary.name}+{secondary.name}" + (f"+{latin_first.name}" if latin_first else "")
         self.input_height = primary.input_height
 
     def models(self) -> list[ModelInfo]:
-        return self.primary.models() + self.secondary.models()
+        first = self.latin_first.models() if self.latin_first is not None else []
+        return self.primary.models() + self.secondary.models() + first
 
     def recognize(self, crops: Sequence[np.ndarray]) -> list[RecResult]:
+        results = self._recognize(crops)
+        return [self.calibration.apply(r) for r in results] if self.calibration is not None else results
+
+    def _recognize(self, crops: Sequence[np.ndarray]) -> list[RecResult]:
         results = list(self.primary.recognize(crops))
-        asked = [i for i, r in enumerate(results) if should_ask(r, self.threshold)]
+        done = self._read_latin(crops, results)
+        asked = [i for i, r in enumerate(results) if should_ask(r, self.threshold) and i not in done]
         if not asked:
             return results
         latin = [i for i in asked if self.latin is not None and not has_hangul(results[i].text)]
@@ -141,6 +158,20 @@ class HybridRecognizer:
         for i in asked:
             results[i] = choose(results[i], second[i], third.get(i), weight=self.weight)
         return results
+
+    def _read_latin(self, crops: Sequence[np.ndarray], results: list[RecResult]) -> set[int]:
+        """Lines the Latin reader settles: their readings replaced in ``results``; their indices."""
+        if self.latin_first is None:
+            return set()
+        idx = [i for i, r in enumerate(results) if latin_rule.wants_latin(r)]
+        if not idx:
+            return set()
+        done = set()
+        for i, read in zip(idx, self.latin_first.recognize([crops[i] for i in idx]), strict=True):
+            if latin_rule.accept(results[i], read, self.latin_min_conf):
+                results[i] = latin_rule.merge(results[i], read)
+                done.add(i)
+        return done
 
 
 def _latin_reader(secondary: Recognizer) -> Recognizer | None:

@@ -73,7 +73,9 @@ def batch_neural(recognizer: Recognizer, make_batcher: Callable[[Recognizer], B]
         batcher = make_batcher(recognizer.primary)
         return HybridRecognizer(BatchedRecognizer(recognizer.primary, batcher), recognizer.secondary,
                                 threshold=recognizer.threshold, weight=recognizer.weight, latin=recognizer.latin,
-                                third_opinion=recognizer.third_opinion), batcher
+                                third_opinion=recognizer.third_opinion, latin_first=recognizer.latin_first,
+                                latin_min_conf=recognizer.latin_min_conf,
+                                calibration=recognizer.calibration), batcher
     if isinstance(recognizer, CTCRecognizer):
         batcher = make_batcher(recognizer)
         return BatchedRecognizer(recognizer, batcher), batcher

@@ -7,7 +7,7 @@ scored from them in seconds.
 **Collect**: every page goes through the default page path once with ``ko_rec`` as recogniser
 (``Pipeline.trace_page``); each crop is then read by ``ko_rec`` (``ko``), by today's default recogniser, the
 ``hybrid`` (``hy``: ko_rec with Tesseract re-reading doubtful lines), and by the PP-OCRv4 zh/en recogniser in
-the model manifest (``pp``, ``ppocrv4_rec_ch``). Records go to ``benchmarks/results/latin_lines/<dataset>.jsonl``
+the model manifest (``pp``, ``ppocrv4_rec_ch``). Records go to ``benchmarks/results/latin_lines/<parent>_<dataset>.jsonl``
 (kept local: for ``../shared/data`` folders they hold evaluation text).
 
 **Score**: each rule picks one reading per crop; the chosen texts are put back on the crops' boxes, ordered
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     table = ["| dataset | rule | metric | CER | word F1 |", "|---|---|---|---:|---:|"]
     for folder in args.folders:
         dataset = load_dataset(folder, limit=args.limit)
-        path = args.out / f"{dataset.name}.jsonl"
+        path = args.out / f"{folder.resolve().parent.name}_{dataset.name}.jsonl"  # runs/en_synth/tune: en_synth_tune
         if args.reuse and path.is_file():
             records = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
         else:

@@ -17,8 +17,8 @@ def test_only_lines_read_without_hangul_go_to_the_latin_reader():
 
 def test_a_latin_reading_is_kept_only_when_it_is_latin_and_confident_enough():
     ko = RecResult("T0TAL RN 12.5O", 0.80)
-    assert latin.accept(ko, RecResult("TOTALRM12.50", 0.95), min_conf=0.8)
-    assert not latin.accept(ko, RecResult("TOTALRM12.50", 0.70), min_conf=0.8)
+    assert latin.accept(ko, RecResult("TOTALRM12.50", 0.95), min_conf=0.85)
+    assert not latin.accept(ko, RecResult("TOTALRM12.50", 0.70), min_conf=0.85)
     # a zh/en model's reading of a line ko_rec misread: Chinese, not kept
     assert not latin.accept(ko, RecResult("合计12.50", 0.99))
     assert not latin.accept(ko, RecResult("", 0.99))
@@ -36,11 +36,11 @@ def test_spaces_come_from_the_primary_reading():
 
 def test_choose_merges_text_and_reuses_word_spans():
     ko = RecResult("T0TAL RN", 0.70, (WordSpan("T0TAL", 0.7, 0.0, 0.55), WordSpan("RN", 0.7, 0.55, 1.0)))
-    out = latin.choose(ko, RecResult("fallback", 0.9), RecResult("TOTALRM", 0.96), min_conf=0.8)
+    out = latin.choose(ko, RecResult("fallback", 0.9), RecResult("TOTALRM", 0.96), min_conf=0.85)
     assert out.text == "TOTAL RM" and out.confidence == 0.96
     assert [(w.text, w.start, w.end) for w in out.words] == [("TOTAL", 0.0, 0.55), ("RM", 0.55, 1.0)]
     fallback = RecResult("fallback", 0.9)
-    assert latin.choose(ko, fallback, RecResult("TOTALRM", 0.5), min_conf=0.8) is fallback
+    assert latin.choose(ko, fallback, RecResult("TOTALRM", 0.5), min_conf=0.85) is fallback
 
 
 def _line_crop(text: str, size: int = 30) -> np.ndarray:
@@ -65,3 +65,10 @@ def test_real_hybrid_latin_reads_both_scripts_and_keeps_spaces():
         assert 0.0 <= result.confidence <= 1.0
     english = rec.recognize([_line_crop(lines[1])])[0]
     assert len(english.text.split()) >= 5, english.text  # PP-OCRv4 alone drops most spaces
+
+
+def test_an_unsure_mostly_latin_reading_also_goes_to_the_latin_reader():
+    assert latin.hangul_share("TOTAL 가") == pytest.approx(1 / 6)
+    assert latin.wants_latin(RecResult("Invoice 뇨 2291", 0.80))  # a Latin word read as Hangul, unsure
+    assert not latin.wants_latin(RecResult("Invoice 뇨 2291", 0.95))  # sure: left to the hybrid
+    assert not latin.wants_latin(RecResult("계약서 No. 1", 0.50))  # 3 of 7 Hangul: a Korean line

@@ -1,24 +1,25 @@
-"""Lines without Hangul go to a reader made for Latin text: the rule that decides, kept apart so it is tested alone.
+"""Lines without Hangul go to a reader made for Latin text: the rule that decides, kept apart so it is tested
+alone.
 
 ``ko_rec`` reads every line first (it is fast and reads Korean best). A line whose ``ko_rec`` reading has no
 Hangul -- or, when ``ko_rec`` is unsure (confidence under ``UNSURE``, 0.9), at most a third Hangul (ko_rec
-sometimes reads a Latin word as Hangul) -- is read again by the Latin reader (the PP-OCRv4 zh/en recogniser shipped in the model manifest,
-``ppocrv4_rec_ch``), and that reading is kept when it is itself free of Hangul and CJK ideographs (a
-zh/en model's guess at a Korean line comes out as Chinese) and its confidence reaches ``min_conf``.
-Everything else follows the hybrid's own path (Tesseract for the doubtful lines).
+sometimes reads a Latin word as Hangul) -- is read again by the Latin reader (the PP-OCRv4 zh/en recogniser
+shipped in the model manifest, ``ppocrv4_rec_ch``), and that reading is kept when it is itself free of Hangul
+and CJK ideographs (a zh/en model's guess at a Korean line comes out as Chinese) and its confidence reaches
+``min_conf``. Everything else follows the hybrid's own path (Tesseract for the doubtful lines).
 
 The PP-OCRv4 model rarely emits spaces (``"SUB TOTAL : RM 2.87"`` comes out as ``"SUBTOTAL:RM2.87"``), so a
 kept reading gets the word breaks of ko_rec's reading of the same line (:func:`transfer_spaces`: the two
-space-free texts are aligned by their edit operations and each space is carried over), and that reading's
-word spans when the word count matches. Accepted lines are not sent to Tesseract.
+space-free texts are aligned by their edit operations and each space is carried over), and that reading's word
+spans when the word count matches. Accepted lines are not sent to Tesseract.
 
-The rule and its ``min_conf`` were chosen on our own synthetic English pages only (``ocrpipe.synth.pages``:
-40 pages of seed 101 and 60 harder-degraded pages of seed 103) with ``benchmarks/latin_lines.py``; pooled
-line CER of their 1,100 lines: never taking the Latin reading (today's hybrid) 0.0656, ``min_conf`` 0 / 0.5 /
-0.75 / 0.85 / 0.95 -> 0.0632 / 0.0634 / 0.0628 / **0.0623** / 0.0642. Unsure mostly-Latin lines: on 30
-synthetic Korean pages (seed 101, ``korean_page``) line CER 0.1288 with Hangul-free lines alone, 0.1280 with
-lines under 0.9 confidence and at most a third Hangul too (0.1340 under 0.98), the English pages unchanged.
-The held-out seed 202 and ``../shared/data`` were only measured.
+The rule and its ``min_conf`` were chosen on our own synthetic English pages only (``ocrpipe.synth.pages``: 40
+pages of seed 101 and 60 harder-degraded pages of seed 103) with ``benchmarks/latin_lines.py``; pooled line
+CER of their 1,100 lines: never taking the Latin reading (today's hybrid) 0.0656, ``min_conf`` 0 / 0.5 / 0.75
+/ 0.85 / 0.95 -> 0.0632 / 0.0634 / 0.0628 / **0.0623** / 0.0642. Unsure mostly-Latin lines: on 30 synthetic
+Korean pages (seed 101, ``korean_page``) line CER 0.1288 with Hangul-free lines alone, 0.1280 with lines under
+0.9 confidence and at most a third Hangul too (0.1340 under 0.98), the English pages unchanged. The held-out
+seed 202 and ``../shared/data`` were only measured.
 """
 
 from __future__ import annotations

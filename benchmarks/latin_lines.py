@@ -8,7 +8,8 @@ scored from them in seconds.
 (``Pipeline.trace_page``); each crop is then read by ``ko_rec`` (``ko``), by today's default recogniser, the
 ``hybrid`` (``hy``: ko_rec with Tesseract re-reading doubtful lines), and by the PP-OCRv4 zh/en recogniser in
 the model manifest (``pp``, ``ppocrv4_rec_ch``). Records go to
-``benchmarks/results/latin_lines/<parent>_<dataset>.jsonl`` (kept local: for ``../shared/data`` folders they hold evaluation text).
+``benchmarks/results/latin_lines/<parent>_<dataset>.jsonl`` (kept local: for ``../shared/data`` folders they
+hold evaluation text).
 
 **Score**: each rule picks one reading per crop; the chosen texts are put back on the crops' boxes, ordered
 like the pipeline and scored with :func:`ocrpipe.evaluation.scoring.score_document` (line CER where the folder

@@ -1,16 +1,16 @@
 """Fit a recogniser's confidence calibration on tuning material and check it on held-out material.
 
-    ocrpipe eval runs/en_synth/tune runs/ko_synth/tune --engine ocrpipe:hybrid_latin --report runs/cal_tune
-    ocrpipe eval runs/en_synth/heldout runs/ko_synth/heldout ... --engine ocrpipe:hybrid_latin --report runs/cal_check
-    python benchmarks/calibrate.py --fit runs/cal_tune/report.json --check runs/cal_check/report.json \
-        --engine ocrpipe:hybrid_latin --recognizer hybrid_latin [--write]
+    ocrpipe eval runs/en_synth/tune runs/ko_synth/tune runs/en_synth/heldout ../shared/data/ko_docs ... \
+        --engine ocrpipe:hybrid_latin --report runs/eval
+    python benchmarks/calibrate.py --fit runs/eval/report.json --tune runs/en_synth/tune --tune runs/ko_synth/tune \
+        --engine ocrpipe:hybrid_latin --recognizer hybrid_latin [--check other/report.json] [--write]
 
-The line confidence points ``ocrpipe eval`` keeps per image (``calibration``: confidence, exactly right,
-1 - CER) of the ``--fit`` report are pooled and fitted by isotonic regression
-(:func:`ocrpipe.engine.recognize.calibration.fit_isotonic`); the ECE of every folder of both reports is printed
-before and after the map. ``--write`` stores the table in ``src/ocrpipe/models/manifest.json`` under
-``calibration.<recognizer>``. Fit only on material you made (never ``../shared/data``); the eval must run
-with no table for that recogniser yet (raw confidences).
+The line confidence points ``ocrpipe eval`` keeps per image (``calibration``: confidence, exactly right, 1 -
+CER) of the ``--tune`` folders of the ``--fit`` report are pooled and fitted by isotonic regression
+(:func:`ocrpipe.engine.recognize.calibration.fit_isotonic`); the ECE of every folder (tuning, then the report's
+other folders and those of ``--check``, all held out) is printed before and after the map. ``--write`` stores
+the table in ``src/ocrpipe/models/manifest.json`` under ``calibration.<recognizer>``. Fit only on material you
+made (never ``../shared/data``); the eval must run with no table for that recogniser yet (raw confidences).
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ from ocrpipe.evaluation import metrics as m
 
 
 def points(report: dict[str, Any], engine: str) -> dict[str, list[m.CalibrationPoint]]:
-    """Per folder: the calibration points of ``engine``."""
+    """Per folder (its path: two folders may share a name): the calibration points of ``engine``."""
     out = {}
     for ds in report["datasets"]:
         for eng in ds["engines"]:
             if eng["engine"] == engine:
-                out[ds["name"]] = [m.CalibrationPoint(*p) for row in eng["per_image"]
+                out[ds["path"]] = [m.CalibrationPoint(*p) for row in eng["per_image"]
                                    for p in row.get("calibration") or []]
     return out
 
@@ -43,7 +43,10 @@ def mapped(pts: list[m.CalibrationPoint], cal: Calibration) -> list[m.Calibratio
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--fit", type=Path, required=True, help="report.json of the tuning folders")
+    ap.add_argument("--fit", type=Path, required=True, help="report.json with the tuning folders")
+    ap.add_argument("--tune", action="append", required=True,
+                    help="a tuning folder as given to ocrpipe eval (repeatable); the report's other folders are "
+                         "held out")
     ap.add_argument("--check", type=Path, action="append", default=[], help="report.json of held-out folders")
     ap.add_argument("--engine", required=True, help="engine name in the reports, e.g. ocrpipe:hybrid_latin")
     ap.add_argument("--recognizer", required=True, help="manifest key for the table, e.g. hybrid_latin")
@@ -51,14 +54,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--write", action="store_true", help="store the table in the model manifest")
     args = ap.parse_args(argv)
     fit_report = json.loads(args.fit.read_text(encoding="utf-8"))
-    tune = points(fit_report, args.engine)
+    every = points(fit_report, args.engine)
+    tune = {k: v for k, v in every.items() if k in args.tune}
+    if set(args.tune) - set(tune):
+        raise SystemExit(f"not in the report: {sorted(set(args.tune) - set(tune))}")
     pooled = [p for pts in tune.values() for p in pts]
     cal = fit_isotonic([p.confidence for p in pooled], [p.correct for p in pooled], knots=args.knots,
                        fitted_on=f"{len(pooled)} lines of {', '.join(sorted(tune))} ({args.engine}, ocrpipe eval)")
     rows = ["| material | folder | lines | ECE before | ECE after | ECE(1-CER) before | ECE(1-CER) after |",
             "|---|---|---:|---:|---:|---:|---:|"]
-    sets = [("tuning", tune)] + [("held-out", points(json.loads(c.read_text(encoding="utf-8")), args.engine))
-                                 for c in args.check]
+    held = {k: v for k, v in every.items() if k not in tune}
+    sets = [("tuning", tune), ("held-out", held)] + [
+        ("held-out", points(json.loads(c.read_text(encoding="utf-8")), args.engine)) for c in args.check]
     for kind, by_folder in sets:
         for folder, pts in by_folder.items():
             after = mapped(pts, cal)

@@ -98,8 +98,8 @@ class EngineSettings(BaseSettings):
                                       use_attribute_docstrings=True)
 
     recognizer: str = "auto"
-    """auto (the neural model with Tesseract for its doubtful lines), tesseract, or a model name from
-    `ocrpipe models`"""
+    """auto (= hybrid_latin: the neural model, PP-OCRv4 for lines without Hangul, Tesseract for its other
+    doubtful lines), hybrid (without PP-OCRv4), tesseract, or a model name from `ocrpipe models`"""
     pdf_dpi: int = Field(default=200, ge=36, le=600, json_schema_extra={"flag_aliases": ["--dpi"]})
     """PDF render resolution"""
     threads: int = Field(default=0, ge=0, le=64)

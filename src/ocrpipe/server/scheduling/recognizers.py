@@ -1,6 +1,7 @@
 """The service's recogniser: only the neural model goes through the dynamic batcher.
 
-``auto``/``hybrid`` is recomposed as ``HybridRecognizer(BatchedRecognizer(ko_rec), tesseract)``: every page
+``auto``/``hybrid``/``hybrid_latin`` is recomposed as ``HybridRecognizer(BatchedRecognizer(ko_rec), tesseract)``
+(keeping its PP-OCRv4 Latin reader, unbatched, and its calibration): every page
 thread's crops meet in the batcher for the ONNX model, while Tesseract's re-reads of the doubtful lines run
 in Tesseract's own bounded pool (``tesseract_threads``) beside it, never inside a batcher thread. A plain
 CTC model is batched the same way; ``tesseract`` has nothing to batch and runs in its pool.

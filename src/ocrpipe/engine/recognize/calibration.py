@@ -34,7 +34,7 @@ class Calibration:
     def apply(self, result: RecResult) -> RecResult:
         """``result`` with its line and word confidences mapped."""
         words = tuple(WordSpan(w.text, self(w.confidence), w.start, w.end) for w in result.words)
-        return RecResult(result.text, self(result.confidence), words)
+        return RecResult(result.text, self(result.confidence), words, result.least)
 
     def to_dict(self) -> dict[str, Any]:
         return {"x": [round(v, 5) for v in self.x], "y": [round(v, 6) for v in self.y], "fitted_on": self.fitted_on}

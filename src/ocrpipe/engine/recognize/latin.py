@@ -111,7 +111,7 @@ def merge(primary: RecResult, latin: RecResult) -> RecResult:
     spans: tuple[WordSpan, ...] = ()
     if len(words) == len(primary.words):
         spans = tuple(WordSpan(w, latin.confidence, s.start, s.end) for w, s in zip(words, primary.words, strict=True))
-    return RecResult(text, latin.confidence, spans)
+    return RecResult(text, latin.confidence, spans, latin.least)
 
 
 def choose(primary: RecResult, fallback: RecResult, latin: RecResult, *, min_conf: float = MIN_CONF) -> RecResult:

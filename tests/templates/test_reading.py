@@ -201,3 +201,18 @@ def test_one_small_glyph_in_a_wide_region_is_ink() -> None:
     edge = np.clip(rng.normal(235, 3, (40, 200)), 0, 255).astype(np.uint8)
     edge[18:21, 0:8] = 120
     assert edge.std() < 8 and ink_at_edge(edge) == "left"
+
+
+def test_a_minus_sign_left_outside_a_signed_number_region_is_seen() -> None:
+    """``-1.50`` whose region starts at the ``1``: the sign lies in the strip left of the region, no ink
+    crosses the region's edge, and the field must not pass as ``1.50``."""
+    from ocrpipe.templates.engine import sign_outside
+    from ocrpipe.templates.register import Registration
+
+    page = np.full((60, 300), 240, np.uint8)
+    cv2.putText(page, "1.50", (120, 42), cv2.FONT_HERSHEY_SIMPLEX, 1.0, 30, 2)
+    identity = Registration(np.array([[1.0, 0, 0], [0, 1.0, 0]]), 1.0)
+    box = (116, 10, 220, 54)
+    assert not sign_outside(page, identity, box)
+    page[30:33, 104:113] = 30  # the minus, 3 px left of the region
+    assert sign_outside(page, identity, box)

@@ -34,6 +34,7 @@ from ocrpipe.templates.fields import FieldResult, apply_checks, confirmed_fields
 from ocrpipe.templates.labels import Found, find_labels
 from ocrpipe.templates.reader import FieldReader, prepare
 from ocrpipe.templates.register import (
+    INK_CONTRAST,
     Pyramid,
     Registration,
     has_ink,
@@ -278,6 +279,39 @@ def ink_at_edge(crop: np.ndarray) -> str:
     left = ink[:, :EDGE].any(axis=1).sum() >= 2
     right = ink[:, -EDGE:].any(axis=1).sum() >= 2
     return "left" if left else "right" if right else ""
+
+
+SIGN_STRIP = 0.3
+"""Width of the strip left of a signed number's region that :func:`sign_outside` looks at, as a share of
+the region's height (``template new`` leaves 0.35 of a line height, about half the region's height,
+between a number's region and its left neighbour)."""
+
+
+def _signed(spec: FieldSpec) -> bool:
+    """Whether a number field's format lets it start with a sign (then a sign left outside is a misread)."""
+    rx = spec.validation.regex or ""
+    return spec.type == "number" and ("[+-]" in rx or "-?" in rx or "[-+]" in rx)
+
+
+def sign_outside(gray: np.ndarray, reg: Registration, box: tuple[int, int, int, int]) -> bool:
+    """Whether a dash lies in the narrow strip just left of a field region, on the middle half of its height
+    (where a minus sign prints): a region placed a little right of its value leaves the sign outside, and
+    ``1.50`` would be read for ``-1.50`` with no ink at the region's edge."""
+    x0, y0, x1, y1 = box
+    h = y1 - y0
+    # no clear_rules here: in so narrow a strip a minus sign is as wide as a rule (and a table's rules lie
+    # along a row's edges, not its middle)
+    strip = warp_region(gray, reg, (max(0, x0 - max(3, int(SIGN_STRIP * h))), y0 + h // 4, x0, y1 - h // 4))
+    if strip.size == 0 or strip.shape[1] < 2 or not has_ink(strip):
+        return False
+    ink = (strip < int(np.percentile(strip, 90)) - INK_CONTRAST // 2).astype(np.uint8)
+    n, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    # a dash: flat (at most a fifth of the region's height, twice as wide as tall), clear of the strip's top
+    # and bottom; a neighbour's letter or digit reaching into the strip is taller
+    return any(stats[i, cv2.CC_STAT_HEIGHT] <= max(2, h // 5) and stats[i, cv2.CC_STAT_WIDTH] >= 3
+               and stats[i, cv2.CC_STAT_WIDTH] >= 1.5 * stats[i, cv2.CC_STAT_HEIGHT]
+               and stats[i, cv2.CC_STAT_TOP] > 0
+               and stats[i, cv2.CC_STAT_TOP] + stats[i, cv2.CC_STAT_HEIGHT] < strip.shape[0] for i in range(1, n))
 
 
 def _unanchored(spec: FieldSpec, result: FieldResult, found: dict[Label, Found | None]) -> FieldResult:
@@ -568,6 +602,8 @@ class TemplateEngine:
         boxes = [self._box(s, tpl, offsets, found) for s in specs]
         raw_crops = [clear_rules(warp_region(gray, reg, b)) for b in boxes]
         crossing = {s.name: side for s, c in zip(specs, raw_crops, strict=True) if (side := ink_at_edge(c))}
+        crossing |= {s.name: "left" for s, b in zip(specs, boxes, strict=True)
+                     if s.name not in crossing and _signed(s) and sign_outside(gray, reg, b)}
         crops = [tight_crop(c) for c in raw_crops]
         rgb = [cv2.cvtColor(c, cv2.COLOR_GRAY2RGB) for c in crops]
         t1 = time.perf_counter()

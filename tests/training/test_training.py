@@ -232,6 +232,12 @@ def test_conv_architecture_shapes_and_checkpoint_rebuild():
     x = torch.randn(1, 1, 32, 64)
     with torch.no_grad():
         assert torch.allclose(model.eval()(x), again(x))
+    slim = build_model("conv", len(vocab) + 1, hidden=16, blocks=1, channels=(8, 8, 16, 16, 16, 16))
+    assert slim(torch.zeros(1, 1, 32, 64)).shape == (1, 16, len(vocab) + 1)
+    slim_state = {"model": slim.state_dict(), "vocab": list(vocab),
+                  "config": {"arch": "conv", "hidden": 16, "blocks": 1, "channels": [8, 8, 16, 16, 16, 16]}}
+    rebuilt = model_from_state(slim_state)
+    assert sum(p.numel() for p in rebuilt.parameters()) == sum(p.numel() for p in slim.parameters())
     with pytest.raises(ValueError):
         build_model("lstm9", 10)
     # older checkpoints have no arch key: they are CRNNs

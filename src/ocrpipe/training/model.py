@@ -62,14 +62,19 @@ def _block(cin: int, cout: int) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
 
-def feature_extractor() -> nn.Sequential:
+CHANNELS = (16, 32, 64, 64, 96, 96)
+"""The feature extractor's channels (ko_rec 1-3); the ``conv`` architecture may take narrower ones."""
+
+
+def feature_extractor(channels: tuple[int, ...] = CHANNELS) -> nn.Sequential:
     """The convolutional stages shared by both architectures: (N, 1, 32, W) -> (N, 128, 1, W/4)."""
+    c1, c2, c3, c4, c5, c6 = channels
     return nn.Sequential(
-        *_block(1, 16), nn.MaxPool2d(2, 2),                                  # (N, 16, 16, W/2)
-        *_block(16, 32), nn.MaxPool2d(2, 2),                                 # (N, 32, 8, W/4)
-        *_block(32, 64), *_block(64, 64), nn.MaxPool2d((2, 1), (2, 1)),      # (N, 64, 4, W/4)
-        *_block(64, 96), *_block(96, 96), nn.MaxPool2d((2, 1), (2, 1)),      # (N, 96, 2, W/4)
-        nn.Conv2d(96, 128, (2, 1), bias=False), nn.BatchNorm2d(128), nn.ReLU(inplace=True),  # (N, 128, 1, W/4)
+        *_block(1, c1), nn.MaxPool2d(2, 2),                                  # (N, c1, 16, W/2)
+        *_block(c1, c2), nn.MaxPool2d(2, 2),                                 # (N, c2, 8, W/4)
+        *_block(c2, c3), *_block(c3, c4), nn.MaxPool2d((2, 1), (2, 1)),      # (N, c4, 4, W/4)
+        *_block(c4, c5), *_block(c5, c6), nn.MaxPool2d((2, 1), (2, 1)),      # (N, c6, 2, W/4)
+        nn.Conv2d(c6, 128, (2, 1), bias=False), nn.BatchNorm2d(128), nn.ReLU(inplace=True),  # (N, 128, 1, W/4)
     )
 
 
@@ -106,10 +111,11 @@ class _TemporalBlock(nn.Module):
 class ConvCTC(nn.Module):
     """CNN -> dilated depthwise-separable temporal convolutions -> linear; returns logits (N, T, C)."""
 
-    def __init__(self, num_classes: int, hidden: int = 96, blocks: int = 4) -> None:
+    def __init__(self, num_classes: int, hidden: int = 96, blocks: int = 4,
+                 channels: tuple[int, ...] = CHANNELS) -> None:
         super().__init__()
         dim = 2 * hidden
-        self.cnn = feature_extractor()                     # (N, 128, 1, W/4)
+        self.cnn = feature_extractor(channels)             # (N, 128, 1, W/4)
         self.proj = nn.Conv1d(128, dim, 1)
         self.seq = nn.Sequential(*(_TemporalBlock(dim, 2 ** (k % 4)) for k in range(blocks)))
         self.fc = nn.Linear(dim, num_classes)
@@ -123,12 +129,14 @@ class ConvCTC(nn.Module):
 ARCHS = ("crnn", "conv")
 
 
-def build_model(arch: str, num_classes: int, hidden: int = 96, blocks: int = 4) -> nn.Module:
-    """The recogniser network named ``arch`` (``crnn``: BiLSTM, ``conv``: temporal convolutions)."""
+def build_model(arch: str, num_classes: int, hidden: int = 96, blocks: int = 4,
+                channels: tuple[int, ...] = CHANNELS) -> nn.Module:
+    """The recogniser network named ``arch`` (``crnn``: BiLSTM, ``conv``: temporal convolutions; ``channels``
+    of the feature extractor for ``conv`` only)."""
     if arch == "crnn":
         return CRNN(num_classes, hidden=hidden)
     if arch == "conv":
-        return ConvCTC(num_classes, hidden=hidden, blocks=blocks)
+        return ConvCTC(num_classes, hidden=hidden, blocks=blocks, channels=tuple(channels))
     raise ValueError(f"unknown architecture {arch!r}; choose from {ARCHS}")
 
 
@@ -136,7 +144,7 @@ def model_from_state(state: dict) -> nn.Module:
     """The network of a checkpoint (its config names the architecture; older checkpoints are ``crnn``)."""
     config = state.get("config", {})
     model = build_model(str(config.get("arch", "crnn")), len(state["vocab"]) + 1, int(config.get("hidden", 96)),
-                        int(config.get("blocks", 4)))
+                        int(config.get("blocks", 4)), tuple(config.get("channels", CHANNELS)))
     model.load_state_dict(state["model"])
     return model
 

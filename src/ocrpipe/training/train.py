@@ -46,6 +46,8 @@ class TrainConfig:
     """``crnn`` (CNN + BiLSTM, ko_rec 1-3) or ``conv`` (CNN + dilated temporal convolutions)."""
     blocks: int = 4
     """Temporal blocks of the ``conv`` architecture."""
+    channels: tuple[int, ...] = (16, 32, 64, 64, 96, 96)
+    """Feature-extractor channels of the ``conv`` architecture (``--init`` from ko_rec needs the default)."""
     threads: int = 2
     workers: int = 1
     checkpoint_minutes: float = 5.0
@@ -151,7 +153,7 @@ def train(config: TrainConfig, out_dir: Path, *, resume: bool = False, init: Pat
     torch.set_num_threads(config.threads)
     out_dir.mkdir(parents=True, exist_ok=True)
     vocab = build_vocab()
-    model = build_model(config.arch, len(vocab) + 1, config.hidden, config.blocks).to(device)
+    model = build_model(config.arch, len(vocab) + 1, config.hidden, config.blocks, tuple(config.channels)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.steps,
                                                 pct_start=config.warmup)
@@ -190,7 +192,8 @@ def train(config: TrainConfig, out_dir: Path, *, resume: bool = False, init: Pat
         model.load_state_dict(state["model"])
         offset = int(state["step"]) * int(state.get("config", {}).get("batch_size", config.batch_size))
         log(f"initialised from {init} (step {state['step']}); samples continue at {offset}")
-    (out_dir / "config.yaml").write_text(yaml.safe_dump(asdict(config)), encoding="utf-8")
+    plain = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}
+    (out_dir / "config.yaml").write_text(yaml.safe_dump(plain), encoding="utf-8")
     collate = Collate(vocab, config.width_bucket)
     val_set = SynthLines(config.val_seed, config.val_size, config.max_width, config.max_chars)
     val_batches = [collate([val_set[i] for i in range(j, min(j + 50, len(val_set)))])

@@ -297,7 +297,22 @@ def has_ink(gray: np.ndarray) -> bool:
     """Whether a grey crop shows any ink: its darkest pixel lies :data:`INK_CONTRAST` below the paper. (A
     standard deviation test misses one small glyph in a wide region: a lone ``1`` in a label's search
     window, a minus sign at a field's edge.)"""
-    return gray.size > 0 and int(np.percentile(gray, 90)) - int(gray.min()) >= INK_CONTRAST
+    return gray.size > 0 and int(paper_level(gray)) - int(gray.min()) >= INK_CONTRAST
+
+
+def paper_level(gray: np.ndarray) -> float:
+    """``np.percentile(gray, 90)`` (linear interpolation, the same value), from a histogram for a uint8
+    crop: this runs on every field, label candidate and strip of a page, where a sort costs more."""
+    if gray.dtype != np.uint8 or gray.size == 0:
+        return float(np.percentile(gray, 90))
+    n = gray.size
+    idx = (n - 1) * 0.9
+    lo = int(idx)
+    t = idx - lo
+    cum = np.cumsum(np.bincount(gray.ravel(), minlength=256))
+    a = float(np.searchsorted(cum, lo, side="right"))
+    b = float(np.searchsorted(cum, min(lo + 1, n - 1), side="right"))
+    return b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t  # as numpy's lerp computes it
 
 
 def tight_crop(crop: np.ndarray, margin: int = 6) -> np.ndarray:

@@ -71,3 +71,31 @@ def test_a_korean_report_in_sections_is_read_under_its_korean_headers(tmp_path) 
     s, _ = _score(tpl, "kr_tk_v1", 12, 3, differ_from=ref_font)
     assert s["silently_wrong"] == 0, s["errors"]
     assert s["template_accuracy"] == 1.0 and s["field_accuracy"] >= 0.9, s["errors"]
+
+
+def test_ranked_matching_decides_as_registering_every_template(tmp_path) -> None:
+    """With the built-ins and a labelled user template loaded, the thumbnail ranking decides pages of the
+    user's layout from the top two templates (the rest are not registered) when it ranks that layout first,
+    and always chooses what registering every template chooses; a built-in page (no labels to confirm it)
+    still registers every template."""
+    from ocrpipe.synth.printouts import LAYOUTS
+    from ocrpipe.templates.engine import TemplateEngine
+    from ocrpipe.templates.schema import load_templates
+
+    tpl, _ = _template(tmp_path, "rm_slip_v1", 8080)
+    engine, rng = TemplateEngine([*load_templates(), tpl]), np.random.default_rng(31)
+    pages = [make_page(HELDOUT["rm_slip_v1"], rng)[0] for _ in range(4)] + [make_page(LAYOUTS["nct_v1"], rng)[0]]
+    short = []
+    for i, img in enumerate(pages):
+        engine.ranked = 2
+        ranked = engine.match(img)
+        engine.ranked = 0
+        full = engine.match(img)
+        assert ranked.template is not None and full.template is not None
+        assert ranked.template.name == full.template.name
+        skipped = [c for c in ranked.candidates if c.reason.startswith("not registered")]
+        assert len(skipped) in ((0, len(engine.templates) - 2) if i < 4 else (0,))
+        short.append(bool(skipped))
+        assert ranked.registration is not None and full.registration is not None
+        assert np.allclose(ranked.registration.matrix, full.registration.matrix, atol=1.0)
+    assert any(short)  # the ranking put the user's layout first on some of its pages

@@ -101,7 +101,7 @@ PROBE_SLACK = 0.2
 """A template whose best short probe stays this far below its ``min_score`` is not registered further."""
 RANKED = 2
 """Templates registered first, the best by :func:`thumbnail` correlation: a page one of them accepts strongly,
-with its labels confirming it, while the other is refused, is decided without registering the rest (each
+with its labels confirming it, while the others refuse it, is decided without registering the rest (each
 wrong template costs 5–30 ms of ECC probes); any other outcome registers every template as before."""
 THUMB = 24
 """Side of the :func:`thumbnail` (pixels) templates are ranked by."""
@@ -455,7 +455,7 @@ class TemplateEngine:
 
     def _first_pass(self, page: Pyramid) -> tuple[Match | None, list[tuple[Candidate, Registration]]]:
         """The templates ranked best by :func:`thumbnail` are registered first; the page is decided from
-        them alone (a :class:`Match`) only when exactly the top one is accepted, strongly (``min_score`` +
+        them alone (a :class:`Match`) only when exactly one of them is accepted, strongly (``min_score`` +
         :data:`WEAK_MARGIN`), and at least half its labels are read at their places. That is the outcome
         :meth:`_match` reaches with every template registered, unless some other template also accepted
         the page and had its own labels confirmed. Otherwise every template is registered (the ranked ones
@@ -465,20 +465,22 @@ class TemplateEngine:
             return None, self._each_template(page, STARTS)
         order = [int(i) for i in np.argsort(-(self._thumbs @ thumbnail(page.gray)), kind="stable")]
         first = dict(zip(order[:self.ranked], self._each_template(page, STARTS, order[:self.ranked]), strict=True))
-        (c, r), tpl = first[order[0]], self.templates[order[0]]
+        accepted = [i for i in order[:self.ranked] if first[i][0].rules_ok]
+        best = accepted[0] if len(accepted) == 1 else order[0]
+        (c, r), tpl = first[best], self.templates[best]
         labels = _labels(tpl)
-        if (c.rules_ok and c.score >= tpl.min_score + WEAK_MARGIN and labels
-                and not any(first[i][0].rules_ok for i in order[1:self.ranked])):
+        if len(accepted) == 1 and c.score >= tpl.min_score + WEAK_MARGIN and labels:
             found = find_labels(labels, tpl, page.gray, r, self.recognizer)
             if 2 * sum(v is not None for v in found.values()) >= len(labels):
                 fine = register(tpl.reference_pyramid, page, levels=FINE, init=r.matrix)
                 if fine.score < c.score - 0.2:  # refinement diverged: keep the coarse warp
                     fine = r
                 skipped = tuple(Candidate(t.name, -1.0, False, "not registered: the page was matched to "
-                                          f"{tpl.name} (ranked first, labels confirm it)")
+                                          f"{tpl.name} (ranked among the first {self.ranked}, the only one "
+                                          "of them accepted, its labels confirm it)")
                                 for i, t in enumerate(self.templates) if i not in first)
                 return Match(tpl, fine, (Candidate(c.name, c.score, True, CONFIRMED),
-                                         *(first[i][0] for i in order[1:self.ranked]), *skipped)), []
+                                         *(first[i][0] for i in order[:self.ranked] if i != best), *skipped)), []
         rest = [i for i in range(n) if i not in first]
         first.update(zip(rest, self._each_template(page, STARTS, rest), strict=True))
         return None, [first[i] for i in range(n)]

@@ -3,11 +3,12 @@
 No text detection runs here. Matching ranks the templates by a thumbnail of the page's inked area and
 registers the best two first: when exactly one of them accepts the page strongly and its labels confirm it,
 the rest are not registered (:meth:`TemplateEngine._first_pass`). Otherwise it registers the page against
-every template's reference rendering (ECC at ⅛ resolution from a few starting warps, each probed briefly so
-a wrong template is dropped after a few iterations), keeps the templates whose correlation reaches their ``min_score`` and whose pixel rules
-hold, and picks the best; only the winner is refined, at ¼ resolution. A page no template accepts (or a
-weak winner) is tried once more from a wider range of starting scales; a page still unmatched goes to the
-general pipeline (:meth:`process`). Pyramids are built once per page and once per template.
+every template's reference rendering (ECC at ⅛ resolution from a few starting warps, each probed briefly so a
+wrong template is dropped after a few iterations), keeps the templates whose correlation reaches their
+``min_score`` and whose pixel rules hold, and picks the best; only the winner is refined, at ¼ resolution. A
+page no template accepts (or a weak winner) is tried once more from a wider range of starting scales; a page
+still unmatched goes to the general pipeline (:meth:`process`). Pyramids are built once per page and once per
+template.
 
 Reading (see :mod:`ocrpipe.templates.consensus`): only the field regions are resampled from the grey scan.
 Every field crop of a page goes to the primary neural recogniser in one width-bucketed batch, and every

@@ -56,6 +56,9 @@ class ErrorCode(enum.StrEnum):
     """The request's or job's time budget ran out before its pages were processed."""
     INFERENCE_UNAVAILABLE = "inference_unavailable"
     """``/readyz``: the batcher cannot keep its inference threads alive."""
+    REPLICA_LOST = "replica_lost"
+    """On a Ray cluster: the replicas (or nodes) working on the request's pages died under every attempt;
+    the same request may be retried."""
     # the service: load, jobs, resources
     OVERLOADED = "overloaded"
     TOO_MANY_REQUESTS = "too_many_requests"
@@ -110,6 +113,7 @@ STATUSES: dict[ErrorCode, Status] = {
     ErrorCode.INFERENCE_THREAD_DIED: Status(503, "UNAVAILABLE"),
     ErrorCode.DEADLINE_EXCEEDED: Status(504, "DEADLINE_EXCEEDED"),
     ErrorCode.INFERENCE_UNAVAILABLE: Status(503, "UNAVAILABLE"),
+    ErrorCode.REPLICA_LOST: Status(503, "UNAVAILABLE"),
     ErrorCode.OVERLOADED: Status(503, "UNAVAILABLE"),
     ErrorCode.TOO_MANY_REQUESTS: Status(429, "RESOURCE_EXHAUSTED"),
     ErrorCode.SHUTTING_DOWN: Status(503, "UNAVAILABLE"),

@@ -21,6 +21,17 @@ def test_serve_on_ray_refuses_sqlite_with_a_clear_message(tmp_path: Path) -> Non
     assert "a Ray cluster needs a job store every node reaches: pass --database-url postgresql" in res.stderr
 
 
+def test_serve_proxy_options_bound_each_request() -> None:
+    pytest.importorskip("ray")
+    from ocrpipe.cluster.serve import http_options
+    from ocrpipe.server.settings import ServiceSettings
+
+    settings = ServiceSettings(header_timeout_s=10, body_timeout_s=120, sync_timeout_s=120, port=9000)
+    assert http_options(settings, RaySettings()) == {"host": settings.host, "port": 9000,
+                                                     "request_timeout_s": 310.0, "keep_alive_timeout_s": 5}
+    assert http_options(settings, RaySettings(ray_request_timeout_s=30))["request_timeout_s"] == 30
+
+
 def test_replicas_are_fixed_or_an_autoscaling_range() -> None:
     assert RaySettings(ray_detector_replicas=2).replicas(2) == {"num_replicas": 2}
     auto = RaySettings(ray_max_replicas=4, ray_target_ongoing=3).replicas(1)
@@ -43,13 +54,14 @@ class _Response:
 def test_a_call_whose_replica_died_is_sent_again_and_replica_errors_keep_their_code() -> None:
     exceptions = pytest.importorskip("ray.exceptions")
     from ocrpipe.cluster import serve
-    from ocrpipe.errors import ErrorCode, InputError
+    from ocrpipe.errors import ErrorCode, InputError, OcrError
 
     outcomes = [_Response(exceptions.RayActorError()), _Response(exceptions.NodeDiedError("gone")), _Response(7)]
     assert serve._call(lambda: outcomes.pop(0)) == 7 and not outcomes
     dead = [_Response(exceptions.RayActorError()) for _ in range(serve.RETRIES)]
-    with pytest.raises(exceptions.RayActorError):
+    with pytest.raises(OcrError) as lost:  # every attempt's replica died: a clean, retryable 503
         serve._call(lambda: dead.pop(0))
+    assert lost.value.code == ErrorCode.REPLICA_LOST and not dead
 
     class Wrapped(Exception):  # what Ray raises for an exception inside the replica: the original as .cause
         cause = InputError(ErrorCode.CORRUPT_IMAGE, "bad")

@@ -1,5 +1,6 @@
-"""``ocrpipe batch --ray`` on a real two-node Ray cluster (separate ``ray start`` processes): the outputs
-equal per-file ``ocrpipe ocr``, and killing the worker node mid-run still ends with every file done once."""
+"""``ocrpipe batch --ray`` on a real two-node Ray cluster (separate ``ray start`` processes; decode tasks, a
+detector and a recogniser actor pool): the outputs equal per-file ``ocrpipe ocr``, and killing the worker
+node mid-run still ends with every file done once."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from testsupport.server import child_env, wait_for
 
 pytestmark = [pytest.mark.ray, pytest.mark.integration, pytest.mark.timeout(600)]
 
-# 0.6 CPU per actor on 1-CPU nodes: one OCR actor per node, room left for the read tasks
-RAY_ARGS = ["--ray-recognizer-cpus", "0.6", "--jobs", "2"]
+# on 1-CPU nodes: two detector actors (0.4 CPU) and two recogniser actors (0.3), room left for the read and
+# decode tasks (0.1 each); the recognisers take two files per call
+RAY_ARGS = ["--det-actors", "2", "--rec-actors", "2", "--ray-detector-cpus", "0.4", "--ray-recognizer-cpus", "0.3",
+            "--rec-batch-files", "2"]
 
 
 def test_a_folder_on_ray_equals_per_file_ocr(cluster, tmp_path: Path) -> None:
@@ -39,9 +42,10 @@ def test_killing_the_worker_node_mid_run_still_completes_every_file_once(cluster
     names = {f"p{i:02d}.png": [f"페이지 {i} 진료비 영수증", f"Line {i} total 48,500"] for i in range(8)}
     make_inputs(src, names, bad=False)
     worker = next(n for n in cluster.nodes if not n.head and n.alive())
+    # --rec-pool-pages: the two files' crops in one recogniser call
     proc = subprocess.Popen([sys.executable, "-m", "ocrpipe", "batch", str(src), "--out", str(out),
-                             "--ray", cluster.address, *RAY_ARGS], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=child_env())
+                             "--ray", cluster.address, *RAY_ARGS, "--rec-pool-pages"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=child_env())
     try:
         wait_for(lambda: len(list(out.glob("p*.png.json"))) >= 2 or proc.poll() is not None, 300,
                  "the first outputs")

@@ -1,6 +1,7 @@
 """``ocrpipe serve --ray`` on a real two-node Ray cluster (separate ``ray start`` processes): the ingress,
 detector and recogniser deployments answer ``POST /v1/ocr`` with the Document ``ocrpipe serve`` answers for
-the same page, run jobs from the PostgreSQL store, and keep the service's keys and limits."""
+the same page, run jobs from the PostgreSQL store, keep the service's keys and limits, and lose no request
+to a killed replica and none silently to a lost node."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import httpx
 import pytest
 from testsupport.databases import create_keys, pg_available, pg_database
 from testsupport.images import text_page
-from testsupport.server import Server, wait_job
+from testsupport.server import Server, wait_for, wait_job
 
 pytestmark = [pytest.mark.ray, pytest.mark.integration, pytest.mark.postgres, pytest.mark.timeout(900)]
 
@@ -72,6 +73,60 @@ def killed_replica_loses_no_request(cluster: Any, server: Server, key: str, page
     print("replica died under a call and was retried:", "a replica died under a call" in server.log())
 
 
+def losing_the_worker_node_answers_cleanly(cluster: Any, server: Server, key: str, page: bytes,
+                                           expected: dict[str, Any]) -> None:
+    """4 clients x 2 requests; the worker node (its every process) is SIGKILLed while they run: each request
+    answers the same Document or a retryable 503 ``replica_lost`` (and, only when the ingress replica itself
+    was on that node, Ray's proxy's own 500/503 for the requests it held), or, when its connection was to the
+    lost node's proxy, loses the connection; none waits past the client's 120 s timeout; then the service
+    answers again."""
+    from ocrpipe.cluster.local import _tree
+
+    worker = next(n for n in cluster.nodes if not n.head and n.alive())
+    ingress_there = bool(set(replica_pids(cluster, "ingress")) & set(_tree(worker.proc.pid)))
+
+    def client_run(_: int) -> list[httpx.Response | httpx.TransportError]:
+        out: list[httpx.Response | httpx.TransportError] = []
+        with server.client(key) as client:
+            for _ in range(2):
+                try:
+                    out.append(client.post("/v1/ocr", files={"file": ("page.png", page, "image/png")}))
+                except httpx.TimeoutException:
+                    raise  # a hang fails the test
+                except httpx.TransportError as exc:  # the connection was to the lost node's proxy
+                    out.append(exc)
+        return out
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        runs = [pool.submit(client_run, i) for i in range(4)]
+        time.sleep(1.5)  # the first pages are on the replicas
+        cluster.kill_node(worker)
+        responses = [r for run in runs for r in run.result(timeout=600)]
+    outcomes = []
+    for r in responses:
+        if isinstance(r, httpx.TransportError):
+            # every node runs a Serve proxy on the port (SO_REUSEPORT on loopback): a connection the lost
+            # node's proxy held is dropped, as a client of a lost machine's address sees it
+            assert isinstance(r, httpx.RemoteProtocolError | httpx.ConnectError | httpx.ReadError), repr(r)
+            outcomes.append("connection lost")
+        elif r.status_code == 200:
+            assert essentials(r.json()) == expected
+            outcomes.append("200")
+        elif r.headers.get("content-type", "").startswith("application/json"):
+            assert (r.status_code, r.json()["error"]["code"]) == (503, "replica_lost"), r.text
+            outcomes.append("503 replica_lost")
+        else:  # Ray's proxy answered: the ingress replica holding the request died with the node
+            assert ingress_there and r.status_code in (500, 503), (r.status_code, r.text)
+            outcomes.append(f"{r.status_code} from the proxy")
+
+    def answers() -> bool:
+        with server.client(key) as client:
+            return client.post("/v1/ocr", files={"file": ("page.png", page, "image/png")}).status_code == 200
+
+    wait_for(answers, 300, "the service to answer after the node loss", every=2.0)
+    print(f"worker node lost (ingress there: {ingress_there}):", sorted(outcomes))
+
+
 class RayServer(Server):
     stop_wait = 60.0  # the deployments are deleted on SIGTERM
 
@@ -120,8 +175,11 @@ def test_the_cluster_serves_the_same_api(cluster, tmp_path: Path) -> None:
                                    timeout=60)
             assert (anonymous.status_code, anonymous.json()["error"]["code"]) == (401, "unauthorized")
             killed_replica_loses_no_request(cluster, server, key, page, essentials(expected.json()))
+            losing_the_worker_node_answers_cleanly(cluster, server, key, page, essentials(expected.json()))
         finally:
             server.stop()
+            if not any(n.alive() for n in cluster.nodes if not n.head):
+                cluster.add_worker()  # the next tests get their two nodes back
         log = server.log()
         for deployment in ("ingress", "detector", "recognizer"):  # the three were deployed, and removed on stop
             assert "Replica(id=" in log and f"deployment='{deployment}', app='ocrpipe') is stopped" in log

@@ -178,6 +178,27 @@ def test_trace_page_is_the_step_record_of_the_page_path(pipeline: Pipeline):
     assert trace.timings_ms["recognize"] == trace.readings.elapsed_ms > 0
 
 
+def test_the_page_path_in_steps_reads_several_pages_crops_in_one_batch(pipeline: Pipeline):
+    """locate_lines → read_pages → finish_page, as a bulk run on Ray splits it between actor pools: one page
+    at a time gives the pages trace_page gives; two pages' crops in one recogniser call give the same lines
+    and boxes (a crop's padding in a batch shifts its confidence a little)."""
+    first, _ = render_page(LINES[:2], size=30)
+    second, _ = render_page(LINES[2:], size=28)
+    located = [pipeline.locate_lines(first, 0), pipeline.locate_lines(second, 1)]
+    together = pipeline.read_pages([loc.crops for loc in located])
+    assert [len(r.results) for r in together] == [len(loc.crops.images) for loc in located]
+    for loc, image, pooled in zip(located, (first, second), together, strict=True):
+        expected = pipeline.trace_page(image, loc.index).page
+        [alone] = pipeline.read_pages([loc.crops])
+        ordered, page = pipeline.finish_page(loc.index, image.shape[1], image.shape[0], loc.detection, alone)
+        assert page == expected
+        timings = pipeline.page_timings(loc.timings_ms, alone, ordered)
+        assert set(timings) == {"preprocess", "detect", "crop", "recognize", "postprocess"}
+        _, mixed = pipeline.finish_page(loc.index, image.shape[1], image.shape[0], loc.detection, pooled)
+        assert [ln.box for ln in mixed.lines] == [ln.box for ln in expected.lines]
+        assert _cer(expected.text, mixed.text) < 0.05
+
+
 def test_run_timings_are_stage_sums_and_total_is_wall_time(pipeline: Pipeline, tmp_path):
     import time
 

@@ -10,31 +10,35 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ocrpipe.cluster.settings import RaySettings
 
 Command = Callable[[argparse.Namespace], int]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the cluster flags to ``serve`` and ``batch`` (registered before this) and the ``ray`` command."""
+    from ocrpipe.cluster.settings import RayBulkSettings, RaySettings
     from ocrpipe.server import cli as server_cli
 
-    for name, on_ray in (("serve", _serve_on_ray), ("batch", _batch_on_ray)):
+    for name, on_ray, flags in (("serve", _serve_on_ray, RaySettings), ("batch", _batch_on_ray, RayBulkSettings)):
         parser = subparsers.choices[name]
-        _add_ray_flags(parser)
+        _add_ray_flags(parser, flags)
         parser.set_defaults(func=_dispatch(parser.get_default("func"), on_ray))
     p = subparsers.add_parser("ray", help="the OCR service on a Ray cluster (pip install 'ocrpipe[ray]')")
     sub = p.add_subparsers(dest="ray_command", required=True, metavar="ACTION")
     s = sub.add_parser("serve", help="the same as `ocrpipe serve --ray ADDRESS` (default address: auto)")
     server_cli.add_arguments(s)
-    _add_ray_flags(s)
+    _add_ray_flags(s, RaySettings)
     s.set_defaults(func=_serve_on_ray)
 
 
-def _add_ray_flags(parser: argparse.ArgumentParser) -> None:
-    from ocrpipe.cluster.settings import RaySettings
+def _add_ray_flags(parser: argparse.ArgumentParser, flags: type[RaySettings]) -> None:
     from ocrpipe.settings import add_flags
 
-    add_flags(parser.add_argument_group("Ray cluster (pip install 'ocrpipe[ray]')"), RaySettings)
+    add_flags(parser.add_argument_group("Ray cluster (pip install 'ocrpipe[ray]')"), flags)
 
 
 def _dispatch(local: Command, on_ray: Command) -> Command:

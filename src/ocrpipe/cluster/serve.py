@@ -51,7 +51,8 @@ its arguments, so running it again is safe); Serve routes the next attempt to a 
 def _call(send: Callable[[], Any]) -> Any:
     """The result of the deployment call ``send()`` starts (blocking; page threads only), re-raising the
     replica's own exception (an :class:`OcrError` keeps its code and stage) rather than Ray's wrapper, and
-    sending it again when the replica or its node died."""
+    sending it again when the replica or its node died; after ``RETRIES`` such deaths, ``replica_lost``
+    (503: the client may retry)."""
     import ray.exceptions
     import ray.serve.exceptions
 
@@ -60,9 +61,10 @@ def _call(send: Callable[[], Any]) -> Any:
     for attempt in range(1, RETRIES + 1):
         try:
             return send().result()
-        except lost:
+        except lost as exc:
             if attempt == RETRIES:
-                raise
+                raise OcrError(ErrorCode.REPLICA_LOST, f"the replicas working on this page died {RETRIES} times "
+                                                       f"(last: {type(exc).__name__}); retry the request") from exc
             log.warning("a replica died under a call; sending it again", extra={"attempt": attempt})
             time.sleep(0.5 * attempt)
         except Exception as exc:
@@ -254,6 +256,15 @@ def build(settings: ServiceSettings, security: Any, cluster: RaySettings) -> Any
     return ingress.bind(settings, security, detector)
 
 
+def http_options(settings: ServiceSettings, cluster: RaySettings) -> dict[str, Any]:
+    """Ray Serve's HTTP proxy options: where it listens, its end-to-end request timeout (answered 408 by
+    the proxy) and uvicorn's keep-alive idle timeout (5 s, as ``ocrpipe serve``)."""
+    timeout = cluster.ray_request_timeout_s or (settings.header_timeout_s + settings.body_timeout_s
+                                                + settings.sync_timeout_s + 60.0)
+    return {"host": cluster.ray_http_host or settings.host, "port": settings.port,
+            "request_timeout_s": timeout, "keep_alive_timeout_s": 5}
+
+
 def refuse(settings: ServiceSettings, args: argparse.Namespace) -> str | None:
     """Why these settings cannot run on a cluster (None: they can)."""
     if settings.db_url.startswith("sqlite"):
@@ -296,7 +307,7 @@ def run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        serve.start(http_options={"host": cluster.ray_http_host or settings.host, "port": settings.port})
+        serve.start(http_options=http_options(settings, cluster))
         serve.run(build(settings, security, cluster), name=APP_NAME, route_prefix="/")
         print(f"ocrpipe serve --ray: serving on http://{cluster.ray_http_host or settings.host}:{settings.port} "
               f"(cluster {cluster.ray or 'auto'})", file=sys.stderr, flush=True)

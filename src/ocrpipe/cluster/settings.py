@@ -39,6 +39,9 @@ class RaySettings(BaseSettings):
     """CPUs Ray reserves for each recogniser replica (and each bulk actor of `batch --ray`)"""
     ray_http_host: str | None = None
     """address the Serve HTTP proxies bind (default: --host)"""
+    ray_request_timeout_s: float = Field(default=0.0, ge=0)
+    """end-to-end time limit of one HTTP request at the Serve proxy, answered 408 by Ray (0: header + body +
+    sync timeouts + 60 s)"""
 
     @model_validator(mode="after")
     def _bounds(self) -> RaySettings:
@@ -55,3 +58,26 @@ class RaySettings(BaseSettings):
         return {"autoscaling_config": {"min_replicas": initial, "initial_replicas": initial,
                                        "max_replicas": self.ray_max_replicas,
                                        "target_ongoing_requests": self.ray_target_ongoing}}
+
+
+class RayBulkSettings(RaySettings):
+    """``ocrpipe batch --ray``: the cluster options and the sizes of the bulk run's two actor pools."""
+
+    det_actors: int = Field(default=0, ge=0, le=1024)
+    """detector actors of `batch --ray` (decode's output is detected and cut into line crops there), each
+    reserving --ray-detector-cpus (0: --jobs)"""
+    rec_actors: int = Field(default=0, ge=0, le=1024)
+    """recogniser actors of `batch --ray` (line crops of several files read in one batch), each reserving
+    --ray-recognizer-cpus (0: one per 4 detector actors, at least one)"""
+    rec_batch_files: int = Field(default=1, ge=1, le=256)
+    """files one recogniser actor takes per call (more: fewer calls, but a file waits for the others of its
+    call; with --rec-pool-pages their crops share batches)"""
+    rec_pool_pages: bool = False
+    """read the crops of all those files' pages in one recogniser call (fuller batches, for a GPU; a crop
+    padded with other pages' crops may read with other confidences, rarely another character, than
+    `ocrpipe ocr` gives); off: each page's crops are one call, and every Document equals `ocrpipe ocr`'s"""
+
+    def pools(self, jobs: int) -> tuple[int, int]:
+        """(detector actors, recogniser actors) for ``--jobs jobs``."""
+        det = self.det_actors or jobs
+        return det, self.rec_actors or max(1, det // 4)

@@ -133,6 +133,21 @@ class PageTrace:
     """This page's stage times (``decode`` when the pipeline rendered it; no ``total``)."""
 
 
+@dataclass(frozen=True)
+class LocatedPage:
+    """One page up to recognition (:meth:`Pipeline.locate_lines`): its line crops, not yet read."""
+
+    index: int
+    image: np.ndarray
+    """The decoded RGB page (original pixels)."""
+    prepared: preprocess.Prepared
+    detection: Detection
+    """Quads in original pixels, in crop order."""
+    crops: Crops
+    timings_ms: dict[str, float]
+    """``decode`` (when given), ``preprocess``, ``detect`` and ``crop``."""
+
+
 class Pipeline:
     """Image or PDF in, :class:`Document` out.
 
@@ -266,6 +281,53 @@ class Pipeline:
                 detected()
         return prepared, det
 
+    def locate_lines(self, image: np.ndarray, index: int = 0, *, decode_ms: float | None = None,
+                     detected: Callable[[], None] | None = None) -> LocatedPage:
+        """The page path up to recognition on one page image: preprocess, detect, crop (quads mapped back
+        to original pixels). ``decode_ms`` and ``detected`` as in :meth:`trace_page`."""
+        image = imageio.as_rgb(image)
+        prepared, det = self.find_text(image, detected=detected)
+        crops = _staged(Stage.DETECT, self.crop, prepared.image, det)
+        det = replace(det, quads=prepared.to_original(det.quads))
+        timings = {} if decode_ms is None else {str(Stage.DECODE): decode_ms}
+        timings.update({str(Stage.PREPROCESS): prepared.elapsed_ms, str(Stage.DETECT): det.elapsed_ms,
+                        "crop": crops.elapsed_ms})
+        return LocatedPage(index, image, prepared, det, crops, timings)
+
+    def read_pages(self, pages: Sequence[Crops]) -> list[Readings]:
+        """:meth:`read` of several pages' crops in one recogniser call (crops batched across pages and
+        files); each page's share of the time by its crop count. A page's crops are then batched (and
+        padded) with other pages' crops, so its confidences, and rarely a character, may differ from
+        :meth:`trace_page`'s (the service's batcher does the same); one page alone reads as there."""
+        every = Crops(tuple(c for crops in pages for c in crops.images))
+        together = _staged(Stage.RECOGNIZE, self.read, every)
+        doubtful = sorted(together.doubtful)
+        out, start, total = [], 0, max(1, len(every.images))
+        for crops in pages:
+            n = len(crops.images)
+            share = n / total
+            out.append(Readings(together.results[start:start + n],
+                                tuple(i - start for i in doubtful if start <= i < start + n),
+                                together.orientation_ms * share, together.elapsed_ms * share))
+            start += n
+        return out
+
+    def finish_page(self, index: int, width: int, height: int, detection: Detection,
+                    readings: Readings) -> tuple[Ordered, Page]:
+        """The last step of the page path: the readings of a page's crops (``detection`` in original
+        pixels) kept, made lines and put in reading order; the :class:`Page` of a ``width`` x ``height``
+        image."""
+        ordered = _staged(Stage.POSTPROCESS, self.order, detection, readings)
+        page = Page(index=index, width=width, height=height, lines=ordered.lines, blocks=ordered.blocks)
+        return ordered, page
+
+    def page_timings(self, located: dict[str, float], readings: Readings, ordered: Ordered) -> dict[str, float]:
+        """One page's stage times: those of :meth:`locate_lines`, then recognition and ordering."""
+        timings = {**located, str(Stage.RECOGNIZE): readings.elapsed_ms, str(Stage.POSTPROCESS): ordered.elapsed_ms}
+        if self.orientation is not None:
+            timings["orientation"] = readings.orientation_ms
+        return timings
+
     def trace_page(self, image: np.ndarray, index: int = 0, *, recognize: RecognizeFn | None = None,
                    decode_ms: float | None = None, detected: Callable[[], None] | None = None) -> PageTrace:
         """Run every stage after decoding on one page image and return the full step record.
@@ -273,27 +335,17 @@ class Pipeline:
         ``recognize`` replaces the recogniser call (the service passes its batcher); ``decode_ms`` is how
         long the caller took to decode the page, recorded as the ``decode`` timing; ``detected`` is called
         once detection has finished (the service's scheduler then frees the detection memory it reserved).
+        The steps are :meth:`locate_lines`, :meth:`read` and :meth:`finish_page`.
         """
-        image = imageio.as_rgb(image)
-        prepared, det = self.find_text(image, detected=detected)
-        crops = _staged(Stage.DETECT, self.crop, prepared.image, det)
-        det = replace(det, quads=prepared.to_original(det.quads))
+        located = self.locate_lines(image, index, decode_ms=decode_ms, detected=detected)
         if recognize is None:
-            readings = _staged(Stage.RECOGNIZE, self.read, crops)
+            readings = _staged(Stage.RECOGNIZE, self.read, located.crops)
         else:  # the caller's hook raises its own errors (e.g. the service's overload signal)
-            readings = self.read(crops, recognize=recognize)
-        ordered = _staged(Stage.POSTPROCESS, self.order, det, readings)
-        height, width = image.shape[:2]
-        page = Page(index=index, width=width, height=height, lines=ordered.lines, blocks=ordered.blocks)
-        timings = {} if decode_ms is None else {str(Stage.DECODE): decode_ms}
-        timings.update({
-            str(Stage.PREPROCESS): prepared.elapsed_ms, str(Stage.DETECT): det.elapsed_ms,
-            "crop": crops.elapsed_ms, str(Stage.RECOGNIZE): readings.elapsed_ms,
-            str(Stage.POSTPROCESS): ordered.elapsed_ms,
-        })
-        if self.orientation is not None:
-            timings["orientation"] = readings.orientation_ms
-        return PageTrace(index, image, prepared, det, crops, readings, ordered, page, timings)
+            readings = self.read(located.crops, recognize=recognize)
+        height, width = located.image.shape[:2]
+        ordered, page = self.finish_page(index, width, height, located.detection, readings)
+        return PageTrace(index, located.image, located.prepared, located.detection, located.crops, readings,
+                         ordered, page, self.page_timings(located.timings_ms, readings, ordered))
 
     def process_page(self, image: np.ndarray, index: int = 0, *, recognize: RecognizeFn | None = None) -> Page:
         """One already-decoded page through the page path; the :class:`Page` only."""

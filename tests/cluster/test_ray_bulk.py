@@ -42,9 +42,11 @@ def test_killing_the_worker_node_mid_run_still_completes_every_file_once(cluster
     names = {f"p{i:02d}.png": [f"페이지 {i} 진료비 영수증", f"Line {i} total 48,500"] for i in range(8)}
     make_inputs(src, names, bad=False)
     worker = next(n for n in cluster.nodes if not n.head and n.alive())
+    # one actor of each pool, so that the actors restarted after the loss fit on the head alone;
     # --rec-pool-pages: the two files' crops in one recogniser call
     proc = subprocess.Popen([sys.executable, "-m", "ocrpipe", "batch", str(src), "--out", str(out),
-                             "--ray", cluster.address, *RAY_ARGS, "--rec-pool-pages"], stdout=subprocess.PIPE,
+                             "--ray", cluster.address, *RAY_ARGS, "--det-actors", "1", "--rec-actors", "1",
+                             "--rec-pool-pages"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=child_env())
     try:
         wait_for(lambda: len(list(out.glob("p*.png.json"))) >= 2 or proc.poll() is not None, 300,

@@ -86,28 +86,12 @@ def load(url: str, clients: int, requests: int) -> dict[str, Any]:
 
 
 def serve(data_dir: Path, *extra: str, timeout: float = 600) -> tuple[subprocess.Popen[bytes], str]:
-    import httpx
+    """``ocrpipe serve`` without gRPC, one ONNX Runtime thread per session, once ready."""
+    sys.path.insert(0, str(HERE))
+    from service_load import start_server
 
-    from ocrpipe.cluster.local import _free_port
-
-    port = _free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
-    log = open(data_dir / "server.log", "wb")  # noqa: SIM115 -- owned by the child process
-    proc = subprocess.Popen([sys.executable, "-m", "ocrpipe", "serve", "--port", str(port), "--grpc-port", "0",
-                             "--data-dir", str(data_dir), *extra], stdout=log, stderr=subprocess.STDOUT, env=ENV)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError((data_dir / "server.log").read_text(errors="replace")[-3000:])
-        try:
-            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError("server did not become ready")
+    return start_server(data_dir, ["--grpc-port", "0", *extra], env=ENV, timeout=timeout)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

@@ -29,16 +29,17 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(data_dir: Path, extra: list[str]) -> tuple[subprocess.Popen[bytes], str]:
-    """``python -m ocrpipe serve`` on a free port; returns the process and its URL once ready."""
+def start_server(data_dir: Path, extra: list[str], *, env: dict[str, str] | None = None,
+                 timeout: float = 180) -> tuple[subprocess.Popen[bytes], str]:
+    """``python -m ocrpipe serve`` on a free port (its log in ``data_dir``); the process and its URL once ready."""
     import httpx
 
     port = _free_port()
     log = open(data_dir / "server.log", "wb")  # noqa: SIM115 -- owned by the child process
     cmd = [sys.executable, "-m", "ocrpipe", "serve", "--port", str(port), "--data-dir", str(data_dir), *extra]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError((data_dir / "server.log").read_text(errors="replace")[-3000:])
@@ -49,7 +50,7 @@ def start_server(data_dir: Path, extra: list[str]) -> tuple[subprocess.Popen[byt
             pass
         time.sleep(0.5)
     proc.terminate()
-    raise RuntimeError("server did not become ready in 180 s")
+    raise RuntimeError(f"server did not become ready in {timeout:.0f} s")
 
 
 def main(argv: list[str] | None = None) -> int:

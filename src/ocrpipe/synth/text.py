@@ -88,6 +88,16 @@ def _syllables() -> tuple[str, ...]:
     return tuple(ksx1001_hangul())
 
 
+def cumulative(kinds: list[tuple[float, Callable[[], str]]]) -> list[tuple[float, Callable[[], str]]]:
+    """Each generator with the running share of the weights up to it (the last is 1.0), for drawing one."""
+    total = sum(w for w, _ in kinds)
+    out, acc = [], 0.0
+    for w, fn in kinds:
+        acc += w / total
+        out.append((acc, fn))
+    return out
+
+
 class TextGen:
     """Draws one line of text at a time from a mixture of generators."""
 
@@ -101,12 +111,7 @@ class TextGen:
             (0.08, self.english), (0.07, self.receipt), (0.06, self.bulleted), (0.05, self.bracketed),
             (0.04, self.unit_value), (0.03, self.ascii_random), (0.03, self.table_row),
         ]
-        total = sum(w for w, _ in self.kinds)
-        self.cum = []
-        acc = 0.0
-        for w, fn in self.kinds:
-            acc += w / total
-            self.cum.append((acc, fn))
+        self.cum = cumulative(self.kinds)
 
     def __call__(self, max_chars: int = 25) -> str:
         """One normalised, non-empty line of at most ``max_chars`` characters."""
@@ -320,12 +325,7 @@ class DocText(TextGen):
         self.kinds = [(0.16, self.fill_line), (0.16, self.comparison_cell), (0.14, self.circled),
                       (0.16, self.marked), (0.18, self.mixed_latin), (0.1, self.law_reference),
                       (0.1, self.english)]
-        total = sum(w for w, _ in self.kinds)
-        self.cum = []
-        acc = 0.0
-        for w, fn in self.kinds:
-            acc += w / total
-            self.cum.append((acc, fn))
+        self.cum = cumulative(self.kinds)
 
     def _fmt(self, pattern: str) -> str:
         r = self.rng

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ocrpipe.cluster.settings import RaySettings
+    from ocrpipe.cluster.settings import ClusterSettings
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     s.set_defaults(func=_serve_on_ray)
 
 
-def _add_ray_flags(parser: argparse.ArgumentParser, flags: type[RaySettings]) -> None:
+def _add_ray_flags(parser: argparse.ArgumentParser, flags: type[ClusterSettings]) -> None:
     from ocrpipe.settings import add_flags
 
     add_flags(parser.add_argument_group("Ray cluster (pip install 'ocrpipe[ray]')"), flags)

@@ -8,8 +8,8 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class RaySettings(BaseSettings):
-    """Where the cluster is and how the deployments (or the bulk actors) are sized."""
+class ClusterSettings(BaseSettings):
+    """Where the cluster is and what the detector and recogniser workers reserve (serve and batch alike)."""
 
     model_config = SettingsConfigDict(env_prefix="OCRPIPE_", extra="ignore", frozen=True,
                                       use_attribute_docstrings=True)
@@ -18,6 +18,15 @@ class RaySettings(BaseSettings):
     """address of a running Ray cluster (HOST:PORT of `ray start --head`, or `auto`); none: no cluster"""
     ray_namespace: str = "ocrpipe"
     """Ray namespace of the service's deployments and the bulk jobs"""
+    ray_detector_cpus: float = Field(default=1.0, ge=0)
+    """CPUs Ray reserves for each detector replica (and each detector actor of `batch --ray`)"""
+    ray_recognizer_cpus: float = Field(default=1.0, ge=0)
+    """CPUs Ray reserves for each recogniser replica (and each recogniser actor of `batch --ray`)"""
+
+
+class RaySettings(ClusterSettings):
+    """``ocrpipe serve --ray``: the cluster and how the deployments are sized."""
+
     ray_ingress_replicas: int = Field(default=1, ge=1, le=256)
     """replicas of the ingress deployment (the FastAPI app, its job workers and page threads)"""
     ray_detector_replicas: int = Field(default=1, ge=1, le=256)
@@ -33,10 +42,6 @@ class RaySettings(BaseSettings):
     """recognition batches one recogniser replica runs at once (@serve.batch max_concurrent_batches)"""
     ray_ingress_cpus: float = Field(default=0.5, ge=0)
     """CPUs Ray reserves for each ingress replica"""
-    ray_detector_cpus: float = Field(default=1.0, ge=0)
-    """CPUs Ray reserves for each detector replica"""
-    ray_recognizer_cpus: float = Field(default=1.0, ge=0)
-    """CPUs Ray reserves for each recogniser replica (and each bulk actor of `batch --ray`)"""
     ray_http_host: str | None = None
     """address the Serve HTTP proxies bind (default: --host)"""
     ray_request_timeout_s: float = Field(default=0.0, ge=0)
@@ -60,7 +65,7 @@ class RaySettings(BaseSettings):
                                        "target_ongoing_requests": self.ray_target_ongoing}}
 
 
-class RayBulkSettings(RaySettings):
+class RayBulkSettings(ClusterSettings):
     """``ocrpipe batch --ray``: the cluster options and the sizes of the bulk run's two actor pools."""
 
     det_actors: int = Field(default=0, ge=0, le=1024)

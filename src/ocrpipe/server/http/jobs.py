@@ -19,10 +19,8 @@ from ocrpipe.server import errors
 from ocrpipe.server.errors import ServiceError
 from ocrpipe.server.http import formats, schemas
 from ocrpipe.server.http.deps import Authorized, Caller, Slot, State
-from ocrpipe.server.http.uploads import read_upload
-from ocrpipe.server.intake import scoped_idempotency_key
+from ocrpipe.server.http.uploads import queue_upload
 from ocrpipe.server.security.auth import tenant_of
-from ocrpipe.server.storage.jobs import IdempotencyConflict
 from ocrpipe.server.storage.models import JobStatus
 from ocrpipe.server.storage.retention import delete_job
 
@@ -38,22 +36,8 @@ async def create_job(svc: State, response: Response, caller: Caller,
                      file: Annotated[UploadFile, File(description="image or PDF")],
                      idempotency_key: Annotated[str | None, Header(max_length=255)] = None) -> dict[str, Any]:
     """The upload is written (fsync) and the job row committed before the answer; poll ``/v1/jobs/{id}``."""
-    key = scoped_idempotency_key(tenant_of(caller), idempotency_key, "rest")
-    data, name = await read_upload(file, svc)
-    await run_in_threadpool(svc.queue.check)
-    try:
-        job, created = await run_in_threadpool(svc.store.create, data, filename=name,
-                                               content_type=file.content_type, idempotency_key=key,
-                                               tenant=tenant_of(caller), submitted_by=caller.name if caller else None)
-    except IdempotencyConflict as exc:
-        raise ServiceError(ErrorCode.IDEMPOTENCY_CONFLICT, str(exc)) from exc
-    if created:
-        svc.queue.created()
-        svc.runner.wake()
-    else:
-        response.status_code = 200
-    response.headers["Location"] = f"/v1/jobs/{job.id}"
-    return job.to_dict()
+    return await queue_upload(svc, response, caller, file, idempotency_key=idempotency_key, scope="rest",
+                              wake=svc.runner.wake)
 
 
 @router.get("/jobs", summary="Recent jobs", response_model=schemas.JobListOut)

@@ -16,10 +16,8 @@ from ocrpipe.errors import ErrorCode
 from ocrpipe.server.errors import ServiceError
 from ocrpipe.server.http import schemas
 from ocrpipe.server.http.deps import Authorized, Caller, ServiceState, Slot, State
-from ocrpipe.server.http.uploads import read_upload
-from ocrpipe.server.intake import scoped_idempotency_key
+from ocrpipe.server.http.uploads import queue_upload, read_upload
 from ocrpipe.server.security.auth import tenant_of
-from ocrpipe.server.storage.jobs import IdempotencyConflict
 from ocrpipe.server.storage.models import JobKind
 
 router = APIRouter(prefix="/v1", dependencies=[Authorized], tags=["templates"])
@@ -57,24 +55,10 @@ async def create_template_job(svc: State, response: Response, caller: Caller,
     job store as gRPC ``Submit``; a page no template matches is read by the general pipeline. Poll
     ``/v1/jobs/{id}``; ``/v1/jobs/{id}/result`` is the template result and ``/v1/jobs/{id}/fields`` its
     stored field rows."""
-    key = scoped_idempotency_key(tenant_of(caller), idempotency_key, "rest-template")
-    data, name = await read_upload(file, svc)
-    await run_in_threadpool(svc.queue.check)
-    try:
-        job, created = await run_in_threadpool(
-            svc.store.create, data, filename=name, content_type=file.content_type, idempotency_key=key,
-            tenant=tenant_of(caller), submitted_by=caller.name if caller else None, kind=JobKind.TEMPLATE.value,
-            device=device or None, exam_id=exam_id or None)
-    except IdempotencyConflict as exc:
-        raise ServiceError(ErrorCode.IDEMPOTENCY_CONFLICT, str(exc)) from exc
-    if created:
-        svc.queue.created()
-        if svc.template_runner is not None:
-            svc.template_runner.wake()
-    else:
-        response.status_code = 200
-    response.headers["Location"] = f"/v1/jobs/{job.id}"
-    return job.to_dict()
+    runner = svc.template_runner
+    return await queue_upload(svc, response, caller, file, idempotency_key=idempotency_key, scope="rest-template",
+                              wake=runner.wake if runner is not None else None, kind=JobKind.TEMPLATE.value,
+                              device=device or None, exam_id=exam_id or None)
 
 
 @router.get("/jobs/{job_id}/fields", summary="The field rows a template job stored",

@@ -36,6 +36,13 @@ DEFAULT_FONT_DIRS = (
 EXCLUDE = ("Brush", "Pen", "Pilgi", "Math", "Coding")
 
 
+def jpeg_round_trip(gray: np.ndarray, quality: int) -> np.ndarray:
+    """A grey uint8 image after JPEG at ``quality`` (its compression artefacts); unchanged if coding fails."""
+    ok, enc = cv2.imencode(".jpg", gray, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    decoded = cv2.imdecode(enc, cv2.IMREAD_GRAYSCALE) if ok else None
+    return gray if decoded is None else decoded
+
+
 @dataclass(frozen=True)
 class FontFace:
     """One usable font face: file, collection index, the charset characters it covers, a sampling weight."""
@@ -358,10 +365,7 @@ class LineSynth:
             img = (img - 128) * rng.uniform(0.6, 1.2) + 128 + rng.uniform(-25, 25)
         img = np.clip(img, 0, 255).astype(np.uint8)
         if rng.random() < 0.3:
-            ok, enc = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, rng.randint(25, 90)])
-            decoded = cv2.imdecode(enc, cv2.IMREAD_GRAYSCALE) if ok else None
-            if decoded is not None:
-                img = decoded
+            img = jpeg_round_trip(img, rng.randint(25, 90))
         return img
 
     @staticmethod
@@ -371,9 +375,7 @@ class LineSynth:
         out = cv2.GaussianBlur(img.astype(np.float32), (0, 0), rng.uniform(0.5, 1.3))
         nrng = np.random.default_rng(rng.getrandbits(32))
         out = np.clip(out + nrng.normal(0, rng.uniform(4, 13), out.shape), 0, 255).astype(np.uint8)
-        ok, enc = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, rng.randint(40, 75)])
-        decoded = cv2.imdecode(enc, cv2.IMREAD_GRAYSCALE) if ok else None
-        return out if decoded is None else decoded
+        return jpeg_round_trip(out, rng.randint(40, 75))
 
     @staticmethod
     def _tiny(img: np.ndarray, rng: random.Random) -> np.ndarray:

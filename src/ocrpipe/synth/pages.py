@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ocrpipe.synth.lines import FontFace, discover_fonts
+from ocrpipe.synth.lines import FontFace, discover_fonts, jpeg_round_trip
 from ocrpipe.synth.text import EN_WORDS, DocText, TextGen, english_lexicon
 
 TLDS = ("com", "org", "net", "io", "co.uk", "com.my", "edu", "gov")
@@ -213,10 +213,7 @@ def _scan(page: np.ndarray, rng: random.Random) -> np.ndarray:
         out = np.where(out > rng.uniform(110, 170), 255.0, 0.0).astype(np.float32)
     out8: np.ndarray = np.clip(out, 0, 255).astype(np.uint8)
     if rng.random() < 0.6:
-        ok, enc = cv2.imencode(".jpg", out8, [cv2.IMWRITE_JPEG_QUALITY, rng.randint(35, 85)])
-        decoded = cv2.imdecode(enc, cv2.IMREAD_GRAYSCALE) if ok else None
-        if decoded is not None:
-            out8 = decoded
+        out8 = jpeg_round_trip(out8, rng.randint(35, 85))
     return out8
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -135,6 +136,9 @@ class Match:
     template: Template | None
     registration: Registration | None
     candidates: tuple[Candidate, ...]
+    labels: Mapping[Label, Found | None] | None = field(default=None, compare=False, repr=False)
+    """The chosen template's labels as the primary recogniser found them at ``registration`` while
+    matching, when it read them there (:meth:`TemplateEngine.extract` then does not read them again)."""
 
     @property
     def reason(self) -> str:
@@ -292,13 +296,15 @@ def clear_rules(crop: np.ndarray) -> np.ndarray:
     return out
 
 
-def ink_at_edge(crop: np.ndarray) -> str:
+def ink_at_edge(crop: np.ndarray, *, cleared: bool = False) -> str:
     """``left``/``right`` when ink (Otsu) lies in the outermost :data:`EDGE` columns of a field region on
     two rows or more: the region cuts through a neighbour's text or its own value (a minus sign);
-    ``""`` when both edges are clear. Printed rules are not ink here (see :func:`clear_rules`)."""
+    ``""`` when both edges are clear. Printed rules are not ink here (see :func:`clear_rules`; with
+    ``cleared`` the crop is :func:`clear_rules`' output already)."""
     if crop.shape[1] <= 4 * EDGE or not has_ink(crop):
         return ""
-    crop = clear_rules(crop)
+    if not cleared:
+        crop = clear_rules(crop)
     if not has_ink(crop):
         return ""
     ink = _ink(crop) > 0
@@ -473,17 +479,19 @@ class TemplateEngine:
         (c, r), tpl = first[best], self.templates[best]
         labels = _labels(tpl)
         if len(accepted) == 1 and c.score >= tpl.min_score + WEAK_MARGIN and labels:
-            found = find_labels(labels, tpl, page.gray, r, self.recognizer)
+            # refined before the labels are read: read at the final warp, they serve extraction too
+            fine = register(tpl.reference_pyramid, page, levels=FINE, init=r.matrix)
+            if fine.score < c.score - 0.2:  # refinement diverged: keep the coarse warp
+                fine = r
+            found = find_labels(labels, tpl, page.gray, fine, self.recognizer)
             if 2 * sum(v is not None for v in found.values()) >= len(labels):
-                fine = register(tpl.reference_pyramid, page, levels=FINE, init=r.matrix)
-                if fine.score < c.score - 0.2:  # refinement diverged: keep the coarse warp
-                    fine = r
                 skipped = tuple(Candidate(t.name, -1.0, False, "not registered: the page was matched to "
                                           f"{tpl.name} (ranked among the first {self.ranked}, the only one "
                                           "of them accepted, its labels confirm it)")
                                 for i, t in enumerate(self.templates) if i not in first)
                 return Match(tpl, fine, (Candidate(c.name, c.score, True, CONFIRMED),
-                                         *(first[i][0] for i in order[:self.ranked] if i != best), *skipped)), []
+                                         *(first[i][0] for i in order[:self.ranked] if i != best), *skipped),
+                             found), []
         rest = [i for i in range(n) if i not in first]
         first.update(zip(rest, self._each_template(page, STARTS, rest), strict=True))
         return None, [first[i] for i in range(n)]
@@ -652,25 +660,27 @@ class TemplateEngine:
         return apply_checks(tpl.checks, results, rescue=True)
 
     def extract(self, image: np.ndarray | Pyramid, tpl: Template, reg: Registration,
-                timings: dict[str, float] | None = None,
-                reads: dict[str, int] | None = None) -> tuple[FieldResult, ...]:
+                timings: dict[str, float] | None = None, reads: dict[str, int] | None = None,
+                labels: Mapping[Label, Found | None] | None = None) -> tuple[FieldResult, ...]:
         """Read every field of ``tpl`` from ``image`` registered by ``reg``; cross-checks applied.
 
         Only the field regions (and anchor search windows) are resampled from the grey scan. Every field
         is read by the primary recogniser (one batch) and by Tesseract. The arbiter reads, in one batch,
         the fields those two leave undecided or the primary is unsure of (:data:`DOUBT_BELOW`), unless a
-        cross-field check that holds already confirms the chosen value.
+        cross-field check that holds already confirms the chosen value. ``labels``: the template's labels
+        as the primary found them at ``reg`` (:attr:`Match.labels`), not read by it again.
         """
         timings = {} if timings is None else timings
         t0 = time.perf_counter()
         gray = image.gray if isinstance(image, Pyramid) else Pyramid(image).gray
         offsets = {a.name: anchor_offset(a, tpl, gray, reg) for a in tpl.anchors}
         specs = list(tpl.fields)
-        labels = [lab for s in specs for lab in (s.label, s.column) if lab is not None]
-        found = find_labels(labels, tpl, gray, reg, self.recognizer, self.arbiter) if labels else {}
+        placed = [lab for s in specs for lab in (s.label, s.column) if lab is not None]
+        found = find_labels(placed, tpl, gray, reg, self.recognizer, self.arbiter, known=labels) if placed else {}
         boxes = [self._box(s, tpl, offsets, found) for s in specs]
         raw_crops = [clear_rules(warp_region(gray, reg, b)) for b in boxes]
-        crossing = {s.name: side for s, c in zip(specs, raw_crops, strict=True) if (side := ink_at_edge(c))}
+        crossing = {s.name: side for s, c in zip(specs, raw_crops, strict=True)
+                    if (side := ink_at_edge(c, cleared=True))}
         crossing |= {s.name: "left" for s, b in zip(specs, boxes, strict=True)
                      if s.name not in crossing and _signed(s) and sign_outside(gray, reg, b)}
         crops = [tight_crop(c) for c in raw_crops]
@@ -736,7 +746,7 @@ class TemplateEngine:
         tpl, reg = match.template, match.registration
         timings = {"match": (t1 - t0) * 1000}
         reads: dict[str, int] = {}
-        fields = self.extract(page, tpl, reg, timings, reads)
+        fields = self.extract(page, tpl, reg, timings, reads, match.labels)
         t2 = time.perf_counter()
         timings.update(read=(t2 - t1) * 1000, total=(t2 - t0) * 1000)
         return TemplateResult(tpl.name, tpl.device, tpl.version, tpl.page, reg.score, fields, reg.angle, reg.scale,

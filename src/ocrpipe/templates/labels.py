@@ -12,7 +12,7 @@ flagged, never read from a guessed place.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -142,8 +142,8 @@ def _read(recognizer: Recognizer, crops: list[np.ndarray]) -> list[str]:
 
 
 def find_labels(labels: Sequence[Label], tpl: Template, gray: np.ndarray, reg: Registration,
-                recognizer: Recognizer, second: Recognizer | None = None, second_from: float = 0.0
-                ) -> dict[Label, Found | None]:
+                recognizer: Recognizer, second: Recognizer | None = None, second_from: float = 0.0,
+                known: Mapping[Label, Found | None] | None = None) -> dict[Label, Found | None]:
     """Every label found on the registered page (None: not found).
 
     The candidates at a label's reference place are read first, in one batch: a label read there
@@ -152,11 +152,34 @@ def find_labels(labels: Sequence[Label], tpl: Template, gray: np.ndarray, reg: R
     candidates of the labels ``recognizer`` did not find are read again by it (one more batch, only on
     pages where a label was missed): a short label (``ID``, ``A``) is often read as a look-alike by one
     model and right by another. It reads only when ``recognizer`` found at least ``second_from`` of the
-    labels (a share: a wrong layout's labels are not worth a second model's time)."""
-    per: list[tuple[Label, list[tuple[int, int, int, int]], list[np.ndarray]]] = []
-    for label in dict.fromkeys(labels):
-        boxes, cs = candidates(label, tpl, gray, reg)
-        per.append((label, boxes, cs))
+    labels (a share: a wrong layout's labels are not worth a second model's time).
+
+    ``known`` is what this function returned without ``second`` for the same labels, page, registration
+    and recognizer (matching reads the labels to confirm a layout): then ``recognizer`` reads nothing
+    again and only ``second``'s pass runs, on the candidates of the labels missing from it."""
+    uniq = list(dict.fromkeys(labels))
+    if known is not None and all(lab in known for lab in uniq):
+        out = {lab: known[lab] for lab in uniq}
+        per = [(lab, *candidates(lab, tpl, gray, reg)) for lab in uniq if out[lab] is None]
+    else:
+        per = [(lab, *candidates(lab, tpl, gray, reg)) for lab in uniq]
+        out = _first_reads(per, tpl, recognizer)
+    missed = [(label, boxes, cs) for label, boxes, cs in per if out[label] is None and boxes]
+    if second is not None and missed and len(uniq) - len(missed) >= second_from * len(uniq):
+        again = _read(second, [c for _, _, cs in missed for c in cs])
+        i = 0
+        for label, boxes, _ in missed:
+            out[label] = _best(label, tpl, boxes, again[i:i + len(boxes)])
+            i += len(boxes)
+    return out
+
+
+_Candidates = tuple[Label, list[tuple[int, int, int, int]], list[np.ndarray]]
+
+
+def _first_reads(per: list[_Candidates], tpl: Template, recognizer: Recognizer) -> dict[Label, Found | None]:
+    """:func:`find_labels` by ``recognizer`` alone: the candidates at each label's place first, the others
+    of the labels still missing after."""
     texts: dict[tuple[int, int], str] = {}
     near = [(i, j) for i, (label, boxes, _) in enumerate(per) for j, b in enumerate(boxes) if _near(label, tpl, b)]
     texts.update(zip(near, _read(recognizer, [per[i][2][j] for i, j in near]), strict=True))
@@ -170,11 +193,4 @@ def find_labels(labels: Sequence[Label], tpl: Template, gray: np.ndarray, reg: R
     for i, (label, boxes, _) in enumerate(per):
         if out[label] is None:
             out[label] = _best(label, tpl, boxes, [texts[(i, j)] for j in range(len(boxes))])
-    missed = [(label, boxes, cs) for label, boxes, cs in per if out[label] is None and boxes]
-    if second is not None and missed and len(per) - len(missed) >= second_from * len(per):
-        again = _read(second, [c for _, _, cs in missed for c in cs])
-        i = 0
-        for label, boxes, _ in missed:
-            out[label] = _best(label, tpl, boxes, again[i:i + len(boxes)])
-            i += len(boxes)
     return out

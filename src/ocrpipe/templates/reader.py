@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from ocrpipe.templates.schema import Preprocess
 
@@ -71,10 +70,13 @@ class FieldReader:
         return apis[lang]
 
     def read(self, image: np.ndarray, *, lang: str = "eng", whitelist: str | None = None) -> Read:
-        """Read one prepared grey image; ``whitelist`` limits the characters Tesseract may output."""
+        """Read one prepared grey (or RGB) uint8 image; ``whitelist`` limits the characters Tesseract may output."""
         api = self._api(lang)
         api.SetVariable("tessedit_char_whitelist", whitelist or "")
-        api.SetImage(Image.fromarray(image))
+        image = np.ascontiguousarray(image, np.uint8)
+        depth = 1 if image.ndim == 2 else image.shape[2]
+        # raw bytes: SetImage(PIL image) encodes a BMP in Python first (same pixels, ~5 % of a read)
+        api.SetImageBytes(image.tobytes(), image.shape[1], image.shape[0], depth, depth * image.shape[1])
         text = " ".join(api.GetUTF8Text().split())
         confidence = api.MeanTextConf() / 100.0 if text else 0.0
         api.Clear()

@@ -36,6 +36,7 @@ from ocrpipe.engine.runtime import usable_cpus
 from ocrpipe.templates.consensus import Reading, decide, settled
 from ocrpipe.templates.fields import FieldResult, apply_checks, confirmed_fields
 from ocrpipe.templates.labels import Found, find_labels
+from ocrpipe.templates.orient import turns
 from ocrpipe.templates.reader import FieldReader, prepare
 from ocrpipe.templates.register import (
     INK_CONTRAST,
@@ -499,18 +500,22 @@ class TemplateEngine:
     def match(self, image: np.ndarray | Pyramid) -> Match:
         """Pick the template for ``image`` (RGB or grey, or its :class:`Pyramid`) from pixels alone.
 
-        A page no template accepts upright is tried turned by 180°, 90° and 270° (a scanner's rotations);
-        the registration returned then maps the reference onto the page as given."""
+        The page is matched in the quarter turns its text lines allow (:func:`~ocrpipe.templates.orient.turns`:
+        as it lies, then upside down, when its lines run across; turned by 90° then 270° when they run down;
+        all four when that cannot be told), the first turn some template accepts deciding; the registration
+        returned maps the reference onto the page as given. A page lying sideways is not tried as it lies:
+        a wrong layout can fit it (va_v1 turned by 90° correlated 0.92 with ark_v1 and passed its rules)."""
         page = image if isinstance(image, Pyramid) else Pyramid(image)
-        upright = self._match(page)
-        if upright.template is not None or not self.templates:
-            return upright
-        for k in (2, 1, 3):
-            turned = self._match(Pyramid(np.ascontiguousarray(np.rot90(page.gray, k))))
+        if not self.templates:
+            return self._match(page)
+        tried = []
+        for k in turns(page.gray):
+            turned = self._match(page if k == 0 else Pyramid(np.ascontiguousarray(np.rot90(page.gray, k))))
             if turned.template is not None and turned.registration is not None:
-                reg = unrotate(turned.registration, k, page.gray.shape)
+                reg = turned.registration if k == 0 else unrotate(turned.registration, k, page.gray.shape)
                 return Match(turned.template, reg, turned.candidates)
-        return upright
+            tried.append(turned)
+        return tried[0]
 
     def _match(self, page: Pyramid) -> Match:
         """:meth:`match` on the page as it lies."""
@@ -528,8 +533,10 @@ class TemplateEngine:
             # several layouts fit, or one fits weakly (a slip can correlate 0.66 with a form's header
             # band at half its size): the labels say which
             ok, candidates = self._by_labels(ok, page, candidates)
+        # judged after the labels' verdicts: a labelled template whose registration came near but whose
+        # labels were not found there counts too (its affine warp may be what broke)
         broke = any(not c.rules_ok and (c.score <= -1 or c.score >= t.min_score - PROBE_SLACK)
-                    and len(_labels(t)) >= RESCUE_MIN_LABELS for (c, _), t in zip(results, self.templates, strict=True))
+                    and len(_labels(t)) >= RESCUE_MIN_LABELS for c, t in zip(candidates, self.templates, strict=True))
         if (all(c.score < t.min_score + WEAK_MARGIN and not c.reason.endswith(CONFIRMED) for c, _, t in ok)
                 or (broke and not any(_labels(t) for _, _, t in ok))):
             # nothing, or only a weak unconfirmed fit, or only unlabelled ones while a labelled template's

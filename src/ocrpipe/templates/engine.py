@@ -512,8 +512,9 @@ class TemplateEngine:
         for k in turns(page.gray):
             turned = self._match(page if k == 0 else Pyramid(np.ascontiguousarray(np.rot90(page.gray, k))))
             if turned.template is not None and turned.registration is not None:
-                reg = turned.registration if k == 0 else unrotate(turned.registration, k, page.gray.shape)
-                return Match(turned.template, reg, turned.candidates)
+                # the labels found stay valid: they are offsets in the reference's frame
+                return turned if k == 0 else replace(turned, registration=unrotate(turned.registration, k,
+                                                                                   page.gray.shape))
             tried.append(turned)
         return tried[0]
 

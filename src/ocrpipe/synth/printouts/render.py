@@ -179,3 +179,13 @@ def transform_box(box: list[float], m: np.ndarray) -> list[list[float]]:
 def angle_deg(m: np.ndarray) -> float:
     """Rotation angle of an affine matrix, degrees."""
     return math.degrees(math.atan2(-m[0, 1], m[0, 0]))
+
+
+def turn_scan(img: np.ndarray, k: int, skew: float = 0.0) -> np.ndarray:
+    """A scan as a scanner may also deliver it: skewed by ``skew`` degrees about its centre (the corners
+    filled with the scan's corner colour), then turned by ``k`` quarter turns counter-clockwise."""
+    h, w = img.shape[:2]
+    fill = tuple(int(v) for v in np.atleast_1d(img[0, 0]))
+    out = cv2.warpAffine(img, cv2.getRotationMatrix2D((w / 2, h / 2), skew, 1.0), (w, h),
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=fill) if skew else img
+    return np.ascontiguousarray(np.rot90(out, k))

@@ -124,3 +124,25 @@ def test_a_user_template_matches_its_pages_turned_by_the_scanner(tmp_path) -> No
     s = score.summary()
     assert s["template_accuracy"] == 1.0 and s["silently_wrong"] == 0, s["errors"]
     assert s["field_accuracy"] >= 0.9, s["errors"]
+
+
+def test_a_layout_fitting_a_page_upside_down_is_doubted_by_its_fields(tmp_path) -> None:
+    """A report page upside down (and skewed 3°) fits the built-in nct_v1 as it lies (a score of 0.8, its
+    pixel rule holds): ``match`` alone takes that, but its fields read almost none valid, so ``run_image``
+    tries the page's other turn, where the report's own template is confirmed by its labels and read."""
+    from ocrpipe.synth.printouts.render import turn_scan
+    from ocrpipe.templates.engine import TemplateEngine
+    from ocrpipe.templates.evaluate import Score, score_page
+    from ocrpipe.templates.schema import load_templates
+
+    tpl, _ = _template(tmp_path, "kr_tk_v1", 8080)
+    engine, rng = TemplateEngine([*load_templates(), tpl]), np.random.default_rng(12)
+    img, truth = [make_page(HELDOUT["kr_tk_v1"], rng) for _ in range(3)][2]
+    page = turn_scan(img, 2, -3.0)
+    first = engine.match(page)
+    assert first.template is not None and first.template.name == "nct_v1"  # the premise: a wrong layout fits
+    score = Score()
+    score_page(score, engine, page, truth, "upside down")
+    s = score.summary()
+    assert s["template_accuracy"] == 1.0 and s["silently_wrong"] == 0, s["errors"]
+    assert s["field_accuracy"] >= 0.9, s["errors"]

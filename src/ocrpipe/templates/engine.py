@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -358,6 +358,24 @@ def _unanchored(spec: FieldSpec, result: FieldResult, found: dict[Label, Found |
                    issues=tuple(f"label {t!r} not found on the page" for t in missing))
 
 
+DOUBTED_BELOW = 0.5
+"""Share of valid fields under which :meth:`TemplateEngine.run_image` doubts a winner its labels did not
+confirm (a built-in has none) and matches the page in its next quarter turn, keeping the result with more
+valid fields. A wrong layout's fields fail: nct_v1 accepted a kr_tk_v1 page upside down (score 0.85, its
+pixel rule held) and read 0 of its 11 fields valid, where the right template reads nearly all."""
+
+
+def _valid(result: TemplateResult) -> int:
+    return sum(f.valid for f in result.fields)
+
+
+def _doubted(result: TemplateResult, match: Match) -> bool:
+    """Whether a result is doubted (:data:`DOUBTED_BELOW`): its labels did not confirm it, and too few of
+    its fields are valid."""
+    confirmed = any(c.name == result.template and c.reason.endswith(CONFIRMED) for c in match.candidates)
+    return not confirmed and _valid(result) < DOUBTED_BELOW * len(result.fields)
+
+
 class TemplateEngine:
     """Matches pages against templates and extracts validated fields; safe to share between threads.
 
@@ -504,19 +522,28 @@ class TemplateEngine:
         as it lies, then upside down, when its lines run across; turned by 90° then 270° when they run down;
         all four when that cannot be told), the first turn some template accepts deciding; the registration
         returned maps the reference onto the page as given. A page lying sideways is not tried as it lies:
-        a wrong layout can fit it (va_v1 turned by 90° correlated 0.92 with ark_v1 and passed its rules)."""
+        a wrong layout can fit it (va_v1 turned by 90° correlated 0.92 with ark_v1 and passed its rules).
+        :meth:`run_image` goes on to the next turn when the fields of a winner its labels do not confirm
+        mostly fail (:data:`DOUBTED_BELOW`)."""
         page = image if isinstance(image, Pyramid) else Pyramid(image)
+        first = None
+        for m in self._turned_matches(page):
+            if m.template is not None:
+                return m
+            first = first or m
+        return first or self._match(page)
+
+    def _turned_matches(self, page: Pyramid) -> Iterator[Match]:
+        """:meth:`_match` in each of the page's :func:`~ocrpipe.templates.orient.turns` in turn, lazily, the
+        registrations mapping the reference onto the page as given (the labels found stay valid: they are
+        offsets in the reference's frame)."""
         if not self.templates:
-            return self._match(page)
-        tried = []
+            return
         for k in turns(page.gray):
             turned = self._match(page if k == 0 else Pyramid(np.ascontiguousarray(np.rot90(page.gray, k))))
-            if turned.template is not None and turned.registration is not None:
-                # the labels found stay valid: they are offsets in the reference's frame
-                return turned if k == 0 else replace(turned, registration=unrotate(turned.registration, k,
-                                                                                   page.gray.shape))
-            tried.append(turned)
-        return tried[0]
+            if k and turned.registration is not None:
+                turned = replace(turned, registration=unrotate(turned.registration, k, page.gray.shape))
+            yield turned
 
     def _match(self, page: Pyramid) -> Match:
         """:meth:`match` on the page as it lies."""
@@ -747,18 +774,32 @@ class TemplateEngine:
         """Match and extract; the result is None when no template matched (see ``Match.reason``)."""
         t0 = time.perf_counter()
         page = Pyramid(image)
-        match = self.match(page)
-        t1 = time.perf_counter()
-        if match.template is None or match.registration is None:
-            return None, match
-        tpl, reg = match.template, match.registration
-        timings = {"match": (t1 - t0) * 1000}
-        reads: dict[str, int] = {}
-        fields = self.extract(page, tpl, reg, timings, reads, match.labels)
-        t2 = time.perf_counter()
-        timings.update(read=(t2 - t1) * 1000, total=(t2 - t0) * 1000)
-        return TemplateResult(tpl.name, tpl.device, tpl.version, tpl.page, reg.score, fields, reg.angle, reg.scale,
-                              timings, reads), match
+        spent = {"match": 0.0, "read": 0.0}
+        best: tuple[TemplateResult, Match] | None = None
+        unmatched: Match | None = None
+        t1 = t0
+        for match in self._turned_matches(page):
+            t2 = time.perf_counter()
+            spent["match"] += (t2 - t1) * 1000
+            if match.template is None or match.registration is None:
+                unmatched, t1 = unmatched or match, t2
+                continue
+            tpl, reg = match.template, match.registration
+            timings: dict[str, float] = {}
+            reads: dict[str, int] = {}
+            fields = self.extract(page, tpl, reg, timings, reads, match.labels)
+            t1 = time.perf_counter()
+            spent["read"] += (t1 - t2) * 1000
+            result = TemplateResult(tpl.name, tpl.device, tpl.version, tpl.page, reg.score, fields, reg.angle,
+                                    reg.scale, timings, reads)
+            if best is None or _valid(result) > _valid(best[0]):
+                best = result, match
+            if not _doubted(result, match):
+                break
+        if best is None:
+            return None, unmatched if unmatched is not None else self._match(page)
+        best[0].timings_ms.update(spent, total=(time.perf_counter() - t0) * 1000)
+        return best
 
     def process(self, image: np.ndarray, pipeline: Pipeline | None = None) -> dict[str, Any]:
         """Template mode when a template matches, else the general page path on the same decoded image

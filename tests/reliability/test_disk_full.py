@@ -56,11 +56,20 @@ def _bulky_page(seed: int) -> bytes:
     return buf.getvalue()
 
 
+def _metric(text: str, name: str) -> float:
+    """The value of an unlabelled Prometheus sample."""
+    return float(next(line.split()[1] for line in text.splitlines() if line.startswith(name + " ")))
+
+
 def test_disk_full_refuses_with_storage_full_and_loses_nothing(small_disk: Path, tmp_path: Path) -> None:
     data_dir = small_disk / "data"
     srv = Server(data_dir, "--job-workers", "1", env={"OCRPIPE_MIN_FREE_MB": "3"})
     srv.log_path = tmp_path / "server.log"  # the log must not compete for the full disk
+    stray = data_dir / "uploads" / "ab" / "abcdef.tmp"  # what a crash in the middle of an upload leaves
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(b"half an upload")
     srv.start()
+    assert not stray.exists(), "start-up left a crashed upload's temp file"
     acknowledged: list[str] = []
     refusals: list[httpx.Response] = []
     try:
@@ -80,7 +89,10 @@ def test_disk_full_refuses_with_storage_full_and_loses_nothing(small_disk: Path,
                 assert int(resp.headers["Retry-After"]) >= 1
             ready = client.get("/readyz")
             assert ready.status_code == 507 and ready.json()["error"]["code"] == "storage_full"
-            assert list((data_dir / "uploads").glob("*/*.tmp")) == []
+            assert list((data_dir / "uploads").rglob("*.tmp")) == []
+            # Audit entries that found no room are counted and logged as such (the requests still proceed).
+            lost = _metric(client.get("/metrics").text, "ocrpipe_audit_write_failures")
+            assert (lost > 0) == ("audit write failed" in srv.log()), lost
             _grow(small_disk, 4 * SIZE_MB)  # an operator frees space
             for job_id in acknowledged:
                 assert wait_job(client, job_id, timeout=300)["status"] == "succeeded", job_id

@@ -3,6 +3,7 @@ are closed at the deadlines, and a normal client is served meanwhile."""
 
 from __future__ import annotations
 
+import select
 import socket
 import threading
 import time
@@ -16,12 +17,14 @@ from testsupport.server import Server
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 HEADER_TIMEOUT_S, BODY_TIMEOUT_S = 2.0, 3.0
+MAX_CONNECTIONS = 40
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv = Server(tmp_path_factory.mktemp("slow"), env={"OCRPIPE_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S),
-                                                       "OCRPIPE_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S)}).start()
+                                                       "OCRPIPE_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
+                                                       "OCRPIPE_MAX_CONNECTIONS": str(MAX_CONNECTIONS)}).start()
     yield srv
     srv.stop()
 
@@ -70,3 +73,22 @@ def test_slow_headers_and_bodies_are_cut_off(server: Server, tmp_path: Path) -> 
     assert httpx.get(server.url + "/readyz", timeout=5).status_code == 200
     assert "Traceback" not in server.log()
 
+
+
+def _closed(socks: list[socket.socket]) -> list[int]:
+    """The indexes of the sockets the server has closed (all checked at once, without waiting)."""
+    readable, _, _ = select.select(socks, [], [], 0)
+    return sorted(i for i, s in enumerate(socks) if s in readable and s.recv(1) == b"")
+
+
+def test_connections_beyond_the_cap_are_closed_at_once(server: Server) -> None:
+    socks = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(MAX_CONNECTIONS + 5)]
+    try:
+        time.sleep(0.5)  # well before the header deadline: only the cap closes connections now
+        closed = _closed(socks)
+        assert closed == list(range(MAX_CONNECTIONS, MAX_CONNECTIONS + 5)), closed
+    finally:
+        for s in socks:
+            s.close()
+    time.sleep(0.3)
+    assert httpx.get(server.url + "/readyz", timeout=5).status_code == 200  # the slots are free again

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
 from testsupport.databases import create_keys
@@ -29,10 +30,14 @@ PATIENT = "홍길동"
 PATIENT_ID = "73052291"
 
 
+class AccessServer(Server):
+    serve_grpc = True  # the key-guessing throttle is one per address for REST and gRPC
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data = tmp_path_factory.mktemp("access")
-    srv = Server(data, "--max-wait-ms", "5",
+    srv = AccessServer(data, "--max-wait-ms", "5", "--docs-auth",
                  env={"OCRPIPE_MAX_UPLOAD_MB": "1", "OCRPIPE_RETENTION_HOURS": "1",
                       "OCRPIPE_SWEEP_INTERVAL_S": "1", "OCRPIPE_MAX_PIXELS": "20000000"})
     srv.keys = create_keys(srv.db_url, KEYS)  # type: ignore[attr-defined]
@@ -253,24 +258,53 @@ def test_logs_and_metrics_never_contain_document_content(server: Server,
     assert "IHDR" not in log and "\\x89PNG" not in log
 
 
+def test_docs_need_a_read_key_with_docs_auth(server: Server, clients: dict[str, httpx.Client]) -> None:
+    for path in ("/docs", "/redoc", "/openapi.json"):
+        assert_error(clients["anonymous"].get(path), 401, "unauthorized")
+        assert clients["reader-a"].get(path).status_code == 200, path
+    assert clients["anonymous"].get("/healthz").status_code == 200  # probes stay open
+
+
+def _grpc_guess(server: Server, token: str) -> tuple[grpc.StatusCode, str | None]:
+    from ocrpipe.protocol import ingest_pb2, ingest_pb2_grpc
+
+    with grpc.insecure_channel(server.target) as channel:
+        stub = ingest_pb2_grpc.IngestStub(channel)
+        try:
+            stub.GetResult(ingest_pb2.GetResultRequest(job_id="x"), metadata=[("authorization", f"Bearer {token}")],
+                           timeout=30)
+        except grpc.RpcError as exc:
+            return exc.code(), dict(exc.trailing_metadata() or ()).get("ocrpipe-error-code")
+    raise AssertionError("a guessed key was accepted")
+
+
 def test_guessing_keys_is_throttled_per_address(server: Server, clients: dict[str, httpx.Client]) -> None:
-    """Runs last: after 30 bad keys a minute this address gets 429 before any key is verified; keys the
-    server already verified keep working, so a guesser cannot lock a clinic out."""
+    """Runs last: after 30 bad keys a minute this address gets 429 before any key is verified, whether the
+    guesses come over REST or gRPC (one count per address); keys the server already verified keep working,
+    so a guesser cannot lock a clinic out."""
     assert clients["clinic-a"].get("/v1/jobs").status_code == 200  # verified before the attack
     key_id = server.keys["clinic-b"].split("_")[1]  # type: ignore[attr-defined]
     start = time.monotonic()
-    # Each guess claims another client address: X-Forwarded-For is honoured only from --trusted-proxies, so
-    # the throttle still counts them all against this address.
+    # Each guess claims another client address: X-Forwarded-For and Forwarded are honoured only from
+    # --trusted-proxies, so the throttle still counts them all against this address.
     statuses = [httpx.get(server.url + "/v1/jobs", headers={"Authorization": f"Bearer ocp_{key_id}_{i:043d}",
-                                                            "X-Forwarded-For": f"203.0.113.{i}"})
-                .status_code for i in range(40)]
+                                                            "X-Forwarded-For": f"203.0.113.{i}",
+                                                            "Forwarded": f"for=198.51.100.{i}"})
+                .status_code for i in range(20)]
+    assert set(statuses) == {401}, statuses
+    # The same address over gRPC: its guesses are counted with the REST ones.
+    answers = [_grpc_guess(server, f"ocp_{key_id}_{i:043d}") for i in range(20, 40)]
     elapsed = time.monotonic() - start
-    assert statuses[0] == 401 and 429 in statuses and set(statuses) == {401, 429}
+    assert answers[0] == (grpc.StatusCode.UNAUTHENTICATED, "unauthorized"), answers[0]
+    throttled = [a for a in answers if a != (grpc.StatusCode.UNAUTHENTICATED, "unauthorized")]
+    assert throttled and set(throttled) == {(grpc.StatusCode.RESOURCE_EXHAUSTED, "rate_limited")}, answers
     # 30 bad keys, then one more per 2 s that passed (the budget refills at 30 a minute) — however slow
-    # this machine is, no more keys than that were verified.
-    assert statuses.count(401) <= 30 + 1 + int(elapsed / 2)
-    # A guess in another key's format is throttled too (a refilled token may let one through first).
-    other = [httpx.get(server.url + "/v1/jobs", headers={"Authorization": "Bearer ocp_0123456789ab_" + "y" * 43})
+    # this machine is, no more keys than that were verified over both transports together.
+    assert statuses.count(401) + answers.count((grpc.StatusCode.UNAUTHENTICATED, "unauthorized")) \
+        <= 30 + 1 + int(elapsed / 2)
+    # Back on REST, a guess in another key's format is throttled too (a refilled token may let one through).
+    other = [httpx.get(server.url + "/v1/jobs", headers={"Authorization": "Bearer ocp_0123456789ab_" + "y" * 43,
+                                                         "X-Forwarded-For": "203.0.113.250"})
              for _ in range(3)]
     assert_error(next(r for r in other if r.status_code != 401), 429, "rate_limited")
     assert clients["clinic-a"].get("/v1/jobs").status_code == 200

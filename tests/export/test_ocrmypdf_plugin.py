@@ -1,15 +1,19 @@
-"""The OCRmyPDF plugin through the real ``ocrmypdf`` command: the text layer it makes reads like ``ocrpipe ocr``
-on the same pages (line CER against the rendered ground truth within 0.005)."""
+"""The OCRmyPDF plugin through the real ``ocrmypdf`` command (the venv's console script): the text layer it
+makes reads like ``ocrpipe ocr`` on the same pages (line CER against the rendered ground truth within 0.005),
+and OCRmyPDF's ``--skip-text`` leaves a page that has text alone while ocrpipe reads the scanned one."""
 
+import io
 import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
+import pikepdf
 import pytest
 from PIL import Image
 
-from ocrpipe.evaluation.metrics import Region, line_cer
+from ocrpipe.evaluation.metrics import Region, line_cer, page_cer
 from ocrpipe.evaluation.pdftext import extract
 from ocrpipe.samples import render_page
 
@@ -21,19 +25,24 @@ PAGES = (
     ("담당자 연락처 010-1234-5678", "개인정보 수집 및 이용에 동의합니다.", "서울특별시 강남구 테헤란로 123"),
 )
 DPI = 150
+OCRMYPDF = Path(sys.executable).with_name("ocrmypdf")  # the command pip installs with ocrpipe[pdf]
+
+
+def _ocrmypdf(*args: str) -> subprocess.CompletedProcess[str]:
+    if not OCRMYPDF.is_file():
+        pytest.skip(f"no ocrmypdf command at {OCRMYPDF} (pip install 'ocrpipe[pdf]')")
+    return subprocess.run([str(OCRMYPDF), "--plugin", "ocrpipe.ocrmypdf_plugin", "--jobs", "1", *args],
+                          capture_output=True, text=True, timeout=600)
 
 
 @pytest.mark.parametrize("renderer", ["auto", "fpdf2"])  # auto: the plugin's own text layer (sandwich)
 def test_ocrmypdf_with_the_plugin_reads_like_ocrpipe(tmp_path, renderer: str):
-    pytest.importorskip("ocrmypdf")
     images, truths = zip(*(render_page(lines, size=30) for lines in PAGES), strict=True)
     src = tmp_path / "in.pdf"
     first, *rest = [Image.fromarray(img) for img in images]
     first.save(src, "PDF", resolution=DPI, save_all=True, append_images=rest)
     out = tmp_path / "out.pdf"
-    done = subprocess.run([sys.executable, "-m", "ocrmypdf", "--plugin", "ocrpipe.ocrmypdf_plugin", "--jobs", "1",
-                           "--output-type", "pdf", "--pdf-renderer", renderer, str(src), str(out)],
-                          capture_output=True, text=True, timeout=600)
+    done = _ocrmypdf("--output-type", "pdf", "--pdf-renderer", renderer, str(src), str(out))
     assert done.returncode == 0, done.stderr[-3000:]
     ours = subprocess.run([sys.executable, "-m", "ocrpipe.cli", "ocr", "--format", "json", "--dpi", str(DPI),
                            str(src)], capture_output=True, text=True, timeout=600, check=True)
@@ -49,3 +58,40 @@ def test_ocrmypdf_with_the_plugin_reads_like_ocrpipe(tmp_path, renderer: str):
         assert "".join(pdf_page.text.split()) == "".join("\n".join(ln["text"] for ln in page["lines"]).split())
         if renderer == "auto":  # ocrpipe's text layer keeps the words apart as well
             assert [ln.text for ln in pdf_page.lines] == [ln["text"] for ln in page["lines"]]
+
+
+def _born_digital_page(text: str) -> bytes:
+    """A one-page PDF with real (visible) text in a Hangul font, made with fpdf2."""
+    from fpdf import FPDF
+
+    from ocrpipe.export.pdf import text_font_path
+
+    pdf = FPDF(unit="pt", format=(600, 200))
+    pdf.add_page()
+    pdf.add_font("hangul", fname=text_font_path())
+    pdf.set_font("hangul", size=18)
+    pdf.text(40, 80, text)
+    return bytes(pdf.output())
+
+
+def test_skip_text_leaves_a_page_with_text_and_reads_the_scan(tmp_path):
+    """OCRmyPDF keeps deciding which pages need OCR: with ``--skip-text`` the born-digital page comes out
+    with its own text only (not read again, no second layer), the scanned page gets ocrpipe's text; without
+    it OCRmyPDF refuses the file (exit 6, prior OCR found) as it does with Tesseract."""
+    digital = "전자 문서 Digital page 2026"
+    scan, _ = render_page(PAGES[0], size=30)
+    buf = io.BytesIO()
+    Image.fromarray(scan).save(buf, "PDF", resolution=DPI)
+    src = tmp_path / "mixed.pdf"
+    with pikepdf.open(io.BytesIO(_born_digital_page(digital))) as pdf, pikepdf.open(buf) as scanned:
+        pdf.pages.extend(scanned.pages)
+        pdf.save(src)
+    out = tmp_path / "out.pdf"
+    done = _ocrmypdf("--skip-text", "--output-type", "pdf", str(src), str(out))
+    assert done.returncode == 0, done.stderr[-3000:]
+    first, second = extract(out)
+    assert first.text.split() == digital.split()  # its own text, once
+    assert len(second.lines) == len(PAGES[0])
+    assert page_cer("\n".join(PAGES[0]), second.text).rate <= 0.02, second.text  # read by ocrpipe
+    refused = _ocrmypdf("--output-type", "pdf", str(src), str(tmp_path / "refused.pdf"))
+    assert refused.returncode == 6, refused.stderr[-3000:]

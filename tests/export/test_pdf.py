@@ -1,6 +1,7 @@
 """Searchable PDFs from the real engine: the text a viewer extracts (pdftotext, pypdf) is the recognised text,
 each extracted word lies in its word box, and the original page objects are untouched."""
 
+import importlib.util
 import io
 import re
 import shutil
@@ -67,6 +68,23 @@ def _image_streams(pdf_bytes: bytes) -> list[bytes]:
         return [img.read_raw_bytes() for page in pdf.pages for img in page.get_images(recursive=False).values()]
 
 
+def _page_content(pdf_bytes: bytes) -> bytes:
+    """Page 1's content stream(s), decoded and joined."""
+    with pikepdf.open(io.BytesIO(pdf_bytes)) as pdf:
+        contents = pdf.pages[0].obj.Contents
+        streams = list(contents) if isinstance(contents, pikepdf.Array) else [contents]
+        return b"".join(stream.read_bytes() for stream in streams)
+
+
+def _assert_original_page_kept(original: bytes, out: bytes) -> None:
+    """The original page's images byte for byte (raw, still compressed as they were) and its drawing
+    operators unchanged inside the new page's content (the text layer is added around them)."""
+    assert _image_streams(out) == _image_streams(original)
+    assert _page_content(original) in _page_content(out)
+    with pikepdf.open(io.BytesIO(out)) as pdf, pikepdf.open(io.BytesIO(original)) as src:
+        assert pdf.pages[0].mediabox == src.pages[0].mediabox
+
+
 @pytest.fixture(scope="module")
 def page_image() -> np.ndarray:
     image, _ = render_page(LINES, size=30)
@@ -81,9 +99,7 @@ def test_generated_pdf_gets_a_text_layer_and_keeps_its_page(pipeline: Pipeline, 
     out = tmp_path / "out.pdf"
     out.write_bytes(overlay_pdf(original, doc))
     _check_text_and_positions(out, doc)
-    assert _image_streams(out.read_bytes()) == _image_streams(original)  # the scan is not recompressed
-    with pikepdf.open(out) as pdf, pikepdf.open(io.BytesIO(original)) as src:
-        assert pdf.pages[0].mediabox == src.pages[0].mediabox
+    _assert_original_page_kept(original, out.read_bytes())  # the scan is not recompressed
 
 
 def test_scanned_image_pdf_jpeg_kept_byte_for_byte(pipeline: Pipeline, page_image, tmp_path):
@@ -99,7 +115,7 @@ def test_scanned_image_pdf_jpeg_kept_byte_for_byte(pipeline: Pipeline, page_imag
     out = tmp_path / "out.pdf"
     out.write_bytes(searchable_pdf(original, pipeline.decode(original, filename="scan.pdf"), doc))
     _check_text_and_positions(out, doc)
-    assert _image_streams(out.read_bytes()) == _image_streams(original)
+    _assert_original_page_kept(original, out.read_bytes())
 
 
 def test_image_to_pdf_embeds_the_jpeg_as_it_is(pipeline: Pipeline, page_image, tmp_path):
@@ -128,18 +144,64 @@ def test_cli_writes_a_searchable_pdf_and_refuses_pdf_without_out(page_image, tmp
     assert bad.returncode == 2 and "invalid_argument" in bad.stderr
 
 
-@pytest.mark.skipif(pytest.importorskip("ocrmypdf") is None, reason="OCRmyPDF missing")
-def test_pdfa_output_keeps_the_text(pipeline: Pipeline, page_image, tmp_path):
-    png = io.BytesIO()
-    Image.fromarray(page_image).save(png, "PNG")
-    data = png.getvalue()
-    doc = pipeline.run(data, filename="page.png")
-    out = tmp_path / "a.pdf"
-    out.write_bytes(searchable_pdf(data, pipeline.decode(data, filename="page.png"), doc, pdfa=True))
-    with pikepdf.open(out) as pdf:
-        assert pdf.open_metadata().pdfa_status.startswith("2")
+def _fonts(pdf: pikepdf.Pdf) -> list[pikepdf.Dictionary]:
+    """Every font the pages use, through Form XObjects (the text layer is one) and Type0 descendants."""
+    found: list[pikepdf.Dictionary] = []
+
+    def walk(resources: pikepdf.Dictionary) -> None:
+        for font in resources.get("/Font", {}).values():
+            found.extend(font.DescendantFonts if font.Subtype == "/Type0" else [font])
+        for xobject in resources.get("/XObject", {}).values():
+            if xobject.Subtype == "/Form" and "/Resources" in xobject:
+                walk(xobject.Resources)
+
+    for page in pdf.pages:
+        walk(page.Resources)
+    return found
+
+
+def _assert_pdfa_2b(path: Path) -> None:
+    """What PDF/A-2b asks that can be checked without veraPDF: the XMP claim, an sRGB output intent with its
+    ICC profile, every font embedded, no encryption, a file ID, and a structurally sound file (qpdf)."""
+    with pikepdf.open(path) as pdf:
+        meta = pdf.open_metadata()
+        assert (meta.pdfa_status, meta.get("pdfaid:part"), meta.get("pdfaid:conformance")) == ("2B", "2", "B")
+        intent = pdf.Root.OutputIntents[0]
+        assert intent.S == "/GTS_PDFA1" and len(intent.DestOutputProfile.read_bytes()) > 0
+        fonts = _fonts(pdf)
+        assert fonts and all(any(k in f.FontDescriptor for k in ("/FontFile", "/FontFile2", "/FontFile3"))
+                             for f in fonts)
+        assert not pdf.is_encrypted and "/ID" in pdf.trailer
+    if shutil.which("qpdf"):
+        assert subprocess.run(["qpdf", "--check", str(path)], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ocrmypdf") is None, reason="OCRmyPDF missing")
+def test_cli_pdfa_of_a_scanned_pdf(page_image, tmp_path):
+    """``ocrpipe ocr scan.pdf --format pdf --pdfa --out out/``: PDF/A-2b whose text is the recognised text."""
+    scan = tmp_path / "scan.pdf"
+    Image.fromarray(page_image).save(scan, "PDF", resolution=150)
+    cli = [sys.executable, "-m", "ocrpipe.cli", "ocr", str(scan)]
+    done = subprocess.run([*cli, "--format", "pdf", "--pdfa", "--dpi", "150", "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = tmp_path / "out" / "scan.pdf"
+    _assert_pdfa_2b(out)
+    text = subprocess.run([*cli, "--format", "text", "--dpi", "150"], capture_output=True, text=True, timeout=600,
+                          check=True).stdout
     plain = subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True, check=True).stdout
-    assert _norm(plain) == _norm(doc.text)
+    assert _norm(plain) == _norm(text)
+    assert _norm(pypdf.PdfReader(out).pages[0].extract_text()) == _norm(text)
+
+
+def test_a_plain_searchable_pdf_is_not_pdfa(pipeline: Pipeline, page_image, tmp_path):
+    """The PDF/A check above can fail: the same page without ``--pdfa`` makes no PDF/A claim."""
+    buf = io.BytesIO()
+    Image.fromarray(page_image).save(buf, "PDF", resolution=150)
+    out = tmp_path / "plain.pdf"
+    out.write_bytes(overlay_pdf(buf.getvalue(), pipeline.run(buf.getvalue(), filename="p.pdf")))
+    with pytest.raises(AssertionError):
+        _assert_pdfa_2b(out)
 
 
 def test_rotated_pdf_page_gets_its_text_layer_the_right_way_round(pipeline: Pipeline, page_image, tmp_path):

@@ -67,6 +67,10 @@ def test_job_result_formats(client: httpx.Client, sample_png: bytes) -> None:
     assert alto.status_code == 200 and alto.text.count("<String") == len(_words(doc["text"]))
     text = client.get(f"/v1/jobs/{job_id}/result", params={"format": "text"})
     assert _words(text.text) == _words(doc["text"])
+    hocr = client.get(f"/v1/jobs/{job_id}/result", params={"format": "hocr"})
+    assert hocr.headers["content-type"].startswith("text/html")
+    assert hocr.text.count('class="ocrx_word"') == len(_words(doc["text"]))
+    assert client.get(f"/v1/jobs/{job_id}/result", params={"format": "json"}).json() == doc
     pdf = client.get(f"/v1/jobs/{job_id}/result", params={"format": "pdf"})
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     import pypdf

@@ -7,15 +7,18 @@ The dataset's images are put into one PDF (img2pdf, lossless, at ``--dpi``; in a
 kept). Each system turns it into a searchable PDF; the text poppler's ``pdftotext`` extracts from each page
 is scored against the page's ``labels.jsonl`` text like ``ocrpipe eval``'s page CER (whitespace-free,
 order-sensitive; :func:`ocrpipe.evaluation.metrics.page_cer`), summed over pages. Seconds per page are the
-command's wall time divided by the page count (model loading included: one process per system). Results go
-to ``benchmarks/results/searchable_pdf.md``; ``--look`` also draws the text layer of one page of ocrpipe's
-output over the page (``benchmarks/results/searchable_pdf_look.png``).
+command's wall time divided by the page count (model loading included: one process per system), with the CPU
+seconds it and its subprocesses used beside them. Results go
+to ``benchmarks/results/searchable_pdf.md``; ``--look`` also draws the text layer of one page (``--look-page``) of
+ocrpipe's output over the page (``benchmarks/results/searchable_pdf_look.png``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -44,16 +47,22 @@ def build_pdf(paths: list[Path], dpi: int, target: Path) -> None:
     target.write_bytes(img2pdf.convert([str(p) for p in paths], layout_fun=layout))
 
 
-def run(cmd: list[str], src: Path, out: Path, dpi: int) -> float:
-    """Seconds the command took to write ``out``."""
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(cmd: list[str], src: Path, out: Path, dpi: int) -> tuple[float, float]:
+    """Wall seconds the command took to write ``out``, and the CPU seconds it and its subprocesses used
+    (OCRmyPDF's workers, Tesseract): less swayed by other jobs on a shared machine than wall time."""
     args = [a.replace("IN", str(src)).replace("OUTDIR", str(out.parent)).replace("OUT", str(out))
             .replace("DPI", str(dpi)) if a in ("IN", "OUT", "OUTDIR", "DPI") else a for a in cmd]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _children_cpu()
     done = subprocess.run(args, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, _children_cpu() - cpu
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return seconds
+    return seconds, cpu
 
 
 def score(pdf: Path, truths: list[str], casefold: bool) -> tuple[int, int]:
@@ -97,7 +106,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="OCRmyPDF worker processes (same for both)")
     parser.add_argument("--out", type=Path, default=RESULTS / "searchable_pdf.md")
     parser.add_argument("--look", default=str(RESULTS / "searchable_pdf_look.png"),
-                        help="PNG of page 1's text layer in ocrpipe's own PDF ('' to skip)")
+                        help="PNG of one page's text layer in ocrpipe's own PDF ('' to skip)")
+    parser.add_argument("--look-page", type=int, default=1, help="which page (from 1) --look draws")
     args = parser.parse_args()
 
     from ocrpipe.evaluation.dataset import load_dataset
@@ -111,24 +121,35 @@ def main() -> None:
         for k, (name, cmd) in enumerate(systems(args.jobs).items()):
             out = Path(tmp) / f"out{k}" / "scan.pdf"
             out.parent.mkdir()
-            seconds = run(cmd, src, out, args.dpi)
+            load_before = os.getloadavg()[0]
+            seconds, cpu = run(cmd, src, out, args.dpi)
+            load = f"{load_before:.1f} → {os.getloadavg()[0]:.1f}"
             edits, chars = score(out, truths, ds.casefold)
-            rows.append((name, edits / max(chars, 1), seconds / len(ds)))
-            print(f"{name}: page CER {edits / max(chars, 1):.4f}, {seconds / len(ds):.2f} s/page", file=sys.stderr)
+            rows.append((name, edits / max(chars, 1), seconds / len(ds), cpu / len(ds), load))
+            print(f"{name}: page CER {edits / max(chars, 1):.4f}, {seconds / len(ds):.2f} s/page, "
+                  f"{cpu / len(ds):.2f} CPU s/page, load {load}", file=sys.stderr)
             if name.startswith("ocrpipe ocr") and args.look:
-                look(out, Path(args.look))
-    base = rows[0][2]
+                look(out, Path(args.look), page=min(args.look_page, len(ds)) - 1)
+    base, base_cpu = rows[0][2], rows[0][3]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=Path(__file__).parent).stdout.strip() or "unknown"
     lines = [
         "# Searchable PDF: OCRmyPDF + Tesseract vs OCRmyPDF + ocrpipe plugin vs ocrpipe ocr --format pdf",
         "",
-        f"`python benchmarks/searchable_pdf.py {args.dataset.name} --limit {args.limit} --jobs {args.jobs}` "
+        f"`python benchmarks/searchable_pdf.py {args.dataset.name}"
+        f"{f' --limit {args.limit}' if args.limit else ''} --jobs {args.jobs} --look-page {args.look_page}` "
         f"— {len(ds)} pages of `{ds.name}` put into one PDF at {args.dpi} dpi, all systems in the same run on "
-        "this machine. Page CER of the text `pdftotext` extracts from each output (whitespace-free, as "
-        "`ocrpipe eval`); seconds per page = wall time of the whole command / pages (model loading included).",
+        f"this machine ({os.cpu_count()} CPUs), ocrpipe at commit {commit} with its default engine settings "
+        "(`OCRPIPE_*` unset unless said). Page CER of the text `pdftotext` extracts from each output "
+        "(whitespace-free, as `ocrpipe eval`); seconds per page = wall time of the whole command / pages (model "
+        "loading included); CPU s/page = user + system CPU time of the command and its subprocesses / pages; "
+        "load = the 1-minute load average when the command started → when it ended (other jobs on the "
+        "machine slow every system's wall time, much less its CPU time).",
         "",
-        "| system | extracted-text page CER | s/page | time vs Tesseract |",
-        "| --- | ---: | ---: | ---: |",
-        *[f"| {name} | {cer:.4f} | {sec:.2f} | {sec / base:.2f}x |" for name, cer, sec in rows],
+        "| system | extracted-text page CER | s/page | time vs Tesseract | CPU s/page | CPU vs Tesseract | load |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *[f"| {name} | {cer:.4f} | {sec:.2f} | {sec / base:.2f}x | {cpu:.2f} | {cpu / base_cpu:.2f}x | {load} |"
+          for name, cer, sec, cpu, load in rows],
         "",
     ]
     args.out.write_text("\n".join(lines), encoding="utf-8")

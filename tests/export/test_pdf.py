@@ -1,5 +1,6 @@
 """Searchable PDFs from the real engine: the text a viewer extracts (pdftotext, pypdf) is the recognised text,
-each extracted word lies in its word box, and the original page objects are untouched."""
+each extracted word lies in its word box (pdftotext's word boxes, pypdf's baseline origins), and the original
+page objects are untouched."""
 
 import importlib.util
 import io
@@ -46,6 +47,23 @@ def html_unescape(text: str) -> str:
     return html.unescape(text)
 
 
+def _pypdf_words(path: Path) -> list[tuple[str, float, float, float, float]]:
+    """(text, x, y, page width, page height) of every text run pypdf finds on page 1: where its baseline
+    starts, in points from the top-left (through the text and graphics matrices, the text layer's form too)."""
+    page = pypdf.PdfReader(path).pages[0]
+    width, height = float(page.mediabox.width), float(page.mediabox.height)
+    runs: list[tuple[str, float, float, float, float]] = []
+
+    def visit(text: str, cm: list[float], tm: list[float], font: object, size: float) -> None:
+        if text.strip():
+            x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
+            y = tm[4] * cm[1] + tm[5] * cm[3] + cm[5]
+            runs.append((text.strip(), x, height - y, width, height))
+
+    page.extract_text(visitor_text=visit)
+    return runs
+
+
 def _check_text_and_positions(path: Path, doc: Document) -> None:
     expected = _norm(doc.text)
     assert expected, "the engine read nothing"
@@ -61,6 +79,12 @@ def _check_text_and_positions(path: Path, doc: Document) -> None:
         tol = 1.5
         assert min(xs) - tol <= x0 * px and x1 * px <= max(xs) + tol, (word, x0 * px, x1 * px)
         assert min(ys) - tol <= y0 * px and y1 * px <= max(ys) + tol, (word, y0 * px, y1 * px)
+    runs = _pypdf_words(path)
+    assert [r[0] for r in runs] == [w.text for w in words]
+    for (_, x, y, width_pt, _), word in zip(runs, words, strict=True):  # each baseline starts inside its box
+        px = doc.pages[0].width / width_pt
+        xs, ys = [p[0] for p in word.box], [p[1] for p in word.box]
+        assert min(xs) - 1.5 <= x * px <= max(xs) + 1.5 and min(ys) - 1.5 <= y * px <= max(ys) + 1.5, (word, x, y)
 
 
 def _image_streams(pdf_bytes: bytes) -> list[bytes]:

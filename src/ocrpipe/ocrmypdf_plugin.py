@@ -81,7 +81,8 @@ def _union(boxes: list[BoundingBox]) -> BoundingBox:
 
 
 class OcrpipeEngine(OcrEngine):
-    """ocrpipe's pipeline (the default: ko_rec with Tesseract re-reading doubtful lines) as an OCRmyPDF engine."""
+    """ocrpipe's pipeline, built from its engine settings as for ``ocrpipe ocr`` (``OCRPIPE_*`` variables;
+    by default the ``hybrid_latin`` recogniser), as an OCRmyPDF engine."""
 
     @staticmethod
     def version() -> str:

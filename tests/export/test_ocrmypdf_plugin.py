@@ -12,6 +12,7 @@ from pathlib import Path
 import pikepdf
 import pytest
 from PIL import Image
+from testsupport.pdf import assert_pdfa_2b
 
 from ocrpipe.evaluation.metrics import Region, line_cer, page_cer
 from ocrpipe.evaluation.pdftext import extract
@@ -95,3 +96,19 @@ def test_skip_text_leaves_a_page_with_text_and_reads_the_scan(tmp_path):
     assert page_cer("\n".join(PAGES[0]), second.text).rate <= 0.02, second.text  # read by ocrpipe
     refused = _ocrmypdf("--output-type", "pdf", str(src), str(tmp_path / "refused.pdf"))
     assert refused.returncode == 6, refused.stderr[-3000:]
+
+
+def test_the_plain_command_makes_pdfa_with_ocrpipes_text(tmp_path):
+    """``ocrmypdf --plugin ocrpipe.ocrmypdf_plugin in.pdf out.pdf`` as the README gives it: OCRmyPDF's
+    default output type makes PDF/A-2b, and its text is ocrpipe's reading of the page."""
+    scan, _ = render_page(PAGES[1], size=30)
+    src = tmp_path / "in.pdf"
+    Image.fromarray(scan).save(src, "PDF", resolution=DPI)
+    out = tmp_path / "out.pdf"
+    done = _ocrmypdf(str(src), str(out))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert_pdfa_2b(out)
+    (page,) = extract(out)
+    assert page_cer("\n".join(PAGES[1]), page.text).rate <= 0.02, page.text
+    with pikepdf.open(out) as pdf:
+        assert "ocrpipe" in str(pdf.open_metadata().get("xmp:CreatorTool", ""))

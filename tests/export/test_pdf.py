@@ -15,6 +15,7 @@ import pikepdf
 import pypdf
 import pytest
 from PIL import Image, ImageFilter
+from testsupport.pdf import assert_pdfa_2b
 
 from ocrpipe import Pipeline
 from ocrpipe.document import Document
@@ -168,38 +169,6 @@ def test_cli_writes_a_searchable_pdf_and_refuses_pdf_without_out(page_image, tmp
     assert bad.returncode == 2 and "invalid_argument" in bad.stderr
 
 
-def _fonts(pdf: pikepdf.Pdf) -> list[pikepdf.Dictionary]:
-    """Every font the pages use, through Form XObjects (the text layer is one) and Type0 descendants."""
-    found: list[pikepdf.Dictionary] = []
-
-    def walk(resources: pikepdf.Dictionary) -> None:
-        for font in resources.get("/Font", {}).values():
-            found.extend(font.DescendantFonts if font.Subtype == "/Type0" else [font])
-        for xobject in resources.get("/XObject", {}).values():
-            if xobject.Subtype == "/Form" and "/Resources" in xobject:
-                walk(xobject.Resources)
-
-    for page in pdf.pages:
-        walk(page.Resources)
-    return found
-
-
-def _assert_pdfa_2b(path: Path) -> None:
-    """What PDF/A-2b asks that can be checked without veraPDF: the XMP claim, an sRGB output intent with its
-    ICC profile, every font embedded, no encryption, a file ID, and a structurally sound file (qpdf)."""
-    with pikepdf.open(path) as pdf:
-        meta = pdf.open_metadata()
-        assert (meta.pdfa_status, meta.get("pdfaid:part"), meta.get("pdfaid:conformance")) == ("2B", "2", "B")
-        intent = pdf.Root.OutputIntents[0]
-        assert intent.S == "/GTS_PDFA1" and len(intent.DestOutputProfile.read_bytes()) > 0
-        fonts = _fonts(pdf)
-        assert fonts and all(any(k in f.FontDescriptor for k in ("/FontFile", "/FontFile2", "/FontFile3"))
-                             for f in fonts)
-        assert not pdf.is_encrypted and "/ID" in pdf.trailer
-    if shutil.which("qpdf"):
-        assert subprocess.run(["qpdf", "--check", str(path)], capture_output=True).returncode == 0
-
-
 @pytest.mark.skipif(importlib.util.find_spec("ocrmypdf") is None, reason="OCRmyPDF missing")
 def test_cli_pdfa_of_a_scanned_pdf(page_image, tmp_path):
     """``ocrpipe ocr scan.pdf --format pdf --pdfa --out out/``: PDF/A-2b whose text is the recognised text."""
@@ -210,7 +179,7 @@ def test_cli_pdfa_of_a_scanned_pdf(page_image, tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     out = tmp_path / "out" / "scan.pdf"
-    _assert_pdfa_2b(out)
+    assert_pdfa_2b(out)
     text = subprocess.run([*cli, "--format", "text", "--dpi", "150"], capture_output=True, text=True, timeout=600,
                           check=True).stdout
     plain = subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True, check=True).stdout
@@ -225,7 +194,7 @@ def test_a_plain_searchable_pdf_is_not_pdfa(pipeline: Pipeline, page_image, tmp_
     out = tmp_path / "plain.pdf"
     out.write_bytes(overlay_pdf(buf.getvalue(), pipeline.run(buf.getvalue(), filename="p.pdf")))
     with pytest.raises(AssertionError):
-        _assert_pdfa_2b(out)
+        assert_pdfa_2b(out)
 
 
 def test_rotated_pdf_page_gets_its_text_layer_the_right_way_round(pipeline: Pipeline, page_image, tmp_path):

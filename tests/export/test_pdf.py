@@ -214,3 +214,22 @@ def test_rotated_pdf_page_gets_its_text_layer_the_right_way_round(pipeline: Pipe
     plain = subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True, check=True).stdout
     assert sorted(_norm(plain)) == sorted(_norm(doc.text))
     assert _norm(plain)[0] == " ".join(LINES[0].split())  # upright: the top line comes first
+
+
+def test_multipage_tiff_becomes_one_pdf_page_per_frame(pipeline: Pipeline, page_image, tmp_path):
+    second, _ = render_page(("Total 35,000 KRW 합계", "서울특별시 강남구"), size=30)
+    frames = [Image.fromarray(page_image), Image.fromarray(second)]
+    buf = io.BytesIO()
+    frames[0].save(buf, "TIFF", save_all=True, append_images=frames[1:], dpi=(150, 150), compression="tiff_lzw")
+    data = buf.getvalue()
+    doc = pipeline.run(data, filename="pages.tiff")
+    out = tmp_path / "pages.pdf"
+    out.write_bytes(searchable_pdf(data, pipeline.decode(data, filename="pages.tiff"), doc))
+    reader = pypdf.PdfReader(out)
+    assert len(reader.pages) == 2
+    for page, frame in zip(reader.pages, frames, strict=True):  # the pages are as big as the file's dpi says
+        assert float(page.mediabox.width) == pytest.approx(frame.width * 72 / 150, abs=0.01)
+    for page, ocr in zip(reader.pages, doc.pages, strict=True):
+        assert ocr.lines and _norm(page.extract_text()) == [" ".join(ln.text.split()) for ln in ocr.lines]
+    plain = subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True, check=True).stdout
+    assert [_norm(p) for p in plain.split("\f") if p.strip()] == [_norm(p) for p in doc.text.split("\f")]

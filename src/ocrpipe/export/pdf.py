@@ -284,6 +284,6 @@ def searchable_pdf(source: bytes, images: Sequence[np.ndarray] | None, doc: Docu
             from ocrpipe.engine.decode import load_pages
 
             images = load_pages(source)
-        raw, dpi = _embeddable(source, images[0]) if len(images) == 1 else (None, DEFAULT_IMAGE_DPI)
-        out = images_pdf([raw if raw is not None else images[0]] if raw is not None else list(images), doc, dpi=dpi)
+        raw, dpi = _embeddable(source, images[0])  # a multi-frame file is never embedded as it is
+        out = images_pdf([raw] if raw is not None and len(images) == 1 else list(images), doc, dpi=dpi)
     return to_pdfa(out) if pdfa else out

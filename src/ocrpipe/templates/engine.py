@@ -43,6 +43,7 @@ from ocrpipe.templates.register import (
     Pyramid,
     Registration,
     has_ink,
+    paper_level,
     register,
     register_similar,
     tight_crop,
@@ -302,7 +303,7 @@ def clear_rules(crop: np.ndarray) -> np.ndarray:
     if not rules.any():
         return crop
     out = crop.copy()
-    out[cv2.dilate(rules, np.ones((3, 3), np.uint8)) > 0] = int(np.percentile(crop, 90))
+    out[cv2.dilate(rules, np.ones((3, 3), np.uint8)) > 0] = int(paper_level(crop))
     return out
 
 
@@ -348,7 +349,7 @@ def sign_outside(gray: np.ndarray, reg: Registration, box: tuple[int, int, int, 
     strip = warp_region(gray, reg, (max(0, x0 - max(3, int(SIGN_STRIP * h))), y0 + h // 4, x0, y1 - h // 4))
     if strip.size == 0 or strip.shape[1] < 2 or not has_ink(strip):
         return False
-    ink = (strip < int(np.percentile(strip, 90)) - INK_CONTRAST // 2).astype(np.uint8)
+    ink = (strip < int(paper_level(strip)) - INK_CONTRAST // 2).astype(np.uint8)
     n, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
     # a dash: flat (at most a fifth of the region's height, twice as wide as tall), clear of the strip's top
     # and bottom; a neighbour's letter or digit reaching into the strip is taller

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ocrpipe.templates.register import paper_level
 from ocrpipe.templates.schema import Preprocess
 
 
@@ -37,7 +38,7 @@ def prepare(crop: np.ndarray, pre: Preprocess) -> np.ndarray:
     if pre.binarize:
         gray = cv2.threshold(cv2.GaussianBlur(gray, (3, 3), 0), 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)[1]
     if pre.pad:
-        border = int(np.percentile(gray, 90))
+        border = int(paper_level(gray))
         gray = cv2.copyMakeBorder(gray, pre.pad, pre.pad, pre.pad, pre.pad, cv2.BORDER_CONSTANT, value=border)
     return gray
 

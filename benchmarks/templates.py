@@ -5,6 +5,10 @@
 
 With ``--templates`` (user templates, e.g. made by ``ocrpipe template new``) added to the built-ins and
 ``--layouts`` (e.g. the held-out ones of :mod:`ocrpipe.synth.printouts.heldout`), the same on those pages.
+With ``--baseline-src DIR`` (the ``src`` folder of another checkout, e.g. a ``git worktree`` of an older
+commit) template mode of that code runs too, in a worker process on the same page files, interleaved with
+the other two (timed inside the worker: the pipe is not counted), and its time and the ratios to it are
+reported.
 
 Generates ``n`` printouts (all layouts in turn) with a seed the templates were not tuned on (they were
 authored from the layout geometry and checked on seed 11), runs template mode on every page and scores it
@@ -21,6 +25,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +43,53 @@ from ocrpipe.templates.schema import template_set
 
 RESULTS = Path(__file__).resolve().parent / "results" / "templates.json"
 
+_WORKER = """
+import json, sys, time
+import numpy as np
+from PIL import Image
+from ocrpipe.templates.engine import TemplateEngine
+from ocrpipe.templates.schema import template_set
+args = json.loads(sys.argv[1])
+engine = TemplateEngine(template_set(args["templates"])) if args["templates"] else TemplateEngine()
+pages = [np.asarray(Image.open(p).convert("RGB")) for p in args["pages"]]
+engine.run_image(pages[0])
+print("ready", flush=True)
+for line in sys.stdin:
+    t0 = time.perf_counter()
+    result, _ = engine.run_image(pages[int(line)])
+    print(json.dumps({"ms": (time.perf_counter() - t0) * 1000, "stages": result.timings_ms if result else {}}),
+          flush=True)
+"""
+"""Template mode of another checkout (``--baseline-src``): reads page indices, answers each page's time."""
+
+
+class Baseline:
+    """A worker process running :data:`_WORKER` with ``src`` first on its path."""
+
+    def __init__(self, src: str, pages: list[Path], templates: list[str] | None) -> None:
+        env = {**os.environ, "PYTHONPATH": str(Path(src).resolve())}
+        arg = json.dumps({"pages": [str(p) for p in pages], "templates": templates})
+        self.proc = subprocess.Popen([sys.executable, "-c", _WORKER, arg], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, env=env)
+        assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
+        self.ms: list[float] = []
+        self.stages: dict[str, list[float]] = defaultdict(list)
+
+    def run(self, index: int) -> None:
+        """Template mode on page ``index`` in the worker; its time (measured there) is kept."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(f"{index}\n")
+        self.proc.stdin.flush()
+        got = json.loads(self.proc.stdout.readline())
+        self.ms.append(got["ms"])
+        for k, v in got["stages"].items():
+            self.stages[k].append(v)
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
 
 def _timed(fn: Any, *args: Any) -> float:
     t0 = time.perf_counter()
@@ -54,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--layouts", nargs="*", help="layouts to generate (default: the built-in templates' ones)")
     ap.add_argument("--templates", action="append", metavar="PATH", help="user templates added to the built-ins")
     ap.add_argument("--strength", type=float, default=1.0, help="scan effects (1 = the generator's default)")
+    ap.add_argument("--baseline-src", metavar="DIR", help="also time template mode of the code in DIR (a src folder)")
     args = ap.parse_args(argv)
 
     from ocrpipe import Pipeline
@@ -61,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         generate(tmp, args.n, args.seed, args.layouts, args.strength)
         pages = [(p, t, np.asarray(Image.open(p).convert("RGB"))) for p, t in load_truths(tmp)]
+        baseline = Baseline(args.baseline_src, [p for p, _, _ in pages], args.templates) \
+            if args.baseline_src else None
 
     engine = TemplateEngine(template_set(args.templates)) if args.templates else TemplateEngine()
     pipeline = Pipeline.default()
@@ -89,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     tpl_ms: list[float] = []
     pipe_ms: list[float] = []
     for i, (path, truth, image) in enumerate(pages):
+        if baseline is not None and i % 2 == 1:
+            baseline.run(i)
         if i >= pipe_pages:
             tpl_ms.append(_timed(template_page, path, truth, image))
         elif i % 2 == 0:
@@ -97,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             pipe_ms.append(_timed(pipeline.run_image, image))
             tpl_ms.append(_timed(template_page, path, truth, image))
+        if baseline is not None and i % 2 == 0:
+            baseline.run(i)
+    if baseline is not None:
+        baseline.close()
 
     tpl_mean, pipe_mean = statistics.fmean(tpl_ms), statistics.fmean(pipe_ms)
     tpl_med, pipe_med = statistics.median(tpl_ms), statistics.median(pipe_ms)
@@ -109,6 +170,12 @@ def main(argv: list[str] | None = None) -> int:
         "template_ms_median": round(tpl_med, 1), "pipeline_ms_median": round(pipe_med, 1),
         "speedup_median": round(pipe_med / tpl_med, 2),
         "template_stages_ms": {k: round(statistics.fmean(v), 2) for k, v in stages.items()},
+        **({"baseline_src": args.baseline_src, "baseline_ms_per_page": round(statistics.fmean(baseline.ms), 1),
+            "baseline_ms_median": round(statistics.median(baseline.ms), 1),
+            "speedup_vs_baseline": round(statistics.fmean(baseline.ms) / tpl_mean, 2),
+            "baseline_speedup": round(pipe_mean / statistics.fmean(baseline.ms), 2),
+            "baseline_stages_ms": {k: round(statistics.fmean(v), 2) for k, v in baseline.stages.items()}}
+           if baseline is not None else {}),
         "reads_per_page": {k: round(n / len(pages), 2) for k, n in reads.items()},
         "pipeline_engine": pipeline.engine_name,
         "template_readers": [engine.recognizer.name, engine.reader.name,
@@ -125,6 +192,12 @@ def main(argv: list[str] | None = None) -> int:
           f"numeric {summary['numeric_silently_wrong']}")
     print(f"template mode {tpl_mean:.0f} ms/page (median {tpl_med:.0f}) vs full pipeline {pipe_mean:.0f} ms/page "
           f"(median {pipe_med:.0f}): {pipe_mean / tpl_mean:.1f}x faster (medians {pipe_med / tpl_med:.1f}x)")
+    if baseline is not None:
+        b_mean = statistics.fmean(baseline.ms)
+        print(f"baseline template mode ({args.baseline_src}) {b_mean:.0f} ms/page (median "
+              f"{statistics.median(baseline.ms):.0f}): {pipe_mean / b_mean:.1f}x faster than the full pipeline; "
+              f"this code {b_mean / tpl_mean:.2f}x faster than it")
+        print("baseline stages (ms, mean): " + ", ".join(f"{k} {v}" for k, v in result["baseline_stages_ms"].items()))
     print("template stages (ms, mean): " + ", ".join(f"{k} {v}" for k, v in result["template_stages_ms"].items())
           + "; fields read per page: " + ", ".join(f"{k} {v}" for k, v in result["reads_per_page"].items()))
     print(f"wrote {args.out}")

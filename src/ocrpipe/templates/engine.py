@@ -1,8 +1,9 @@
 """Template mode: match the layout from pixels, register, cut field regions, read, validate.
 
-No text detection runs here. Matching ranks the templates by a thumbnail of the page's inked area and
-registers the best two first: when exactly one of them accepts the page strongly and its labels confirm it,
-the rest are not registered (:meth:`TemplateEngine._first_pass`). Otherwise it registers the page against
+No text detection runs here. Matching ranks the templates by a thumbnail of the page's inked area (and its
+aspect) and registers the best two first: when exactly one of them accepts the page strongly, the other
+scores less, and its labels (read at its refined warp, then reused for the fields) confirm it, the rest are
+not registered (:meth:`TemplateEngine._first_pass`). Otherwise it registers the page against
 every template's reference rendering (ECC at ⅛ resolution from a few starting warps, each probed briefly so a
 wrong template is dropped after a few iterations), keeps the templates whose correlation reaches their
 ``min_score`` and whose pixel rules hold, and picks the best; only the winner is refined, at ¼ resolution. A
@@ -11,12 +12,13 @@ still unmatched goes to the general pipeline (:meth:`process`). Pyramids are bui
 template.
 
 Reading (see :mod:`ocrpipe.templates.consensus`): only the field regions are resampled from the grey scan.
-Every field crop of a page goes to the primary neural recogniser in one width-bucketed batch, and every
-field is read a second time by Tesseract with the field's whitelist — except the fields whose confident
-primary readings a cross-field check already confirms (:data:`CHECKED_SKIP_ABOVE`). A field whose two readings do not
-agree on a valid value, or whose primary reading is doubtful, is read a third time by a different neural
-model (batched over the page) unless a cross-field check that holds already confirms it. A value is valid
-only when two different readers produced it and no neural reader saw something else.
+Every field crop of a page goes to the primary neural recogniser in one width-bucketed batch, and then every
+field is read a second time by Tesseract with the field's whitelist (on the engine's threads) — except the
+fields whose confident primary readings a cross-field check already confirms (:data:`CHECKED_SKIP_ABOVE`).
+A field whose two readings do not agree on a valid value, or whose primary reading is doubtful, is read a
+third time by a different neural model (batched over the page) unless a cross-field check that holds
+already confirms it. A value is valid only when two different readers produced it and no neural reader saw
+something else.
 """
 
 from __future__ import annotations

@@ -556,18 +556,28 @@ class TemplateEngine:
         offsets in the reference's frame)."""
         if not self.templates:
             return
-        for k in turns(page.gray):
-            turned = self._match(page if k == 0 else Pyramid(np.ascontiguousarray(np.rot90(page.gray, k))))
+        ks = turns(page.gray)
+        # a page lying sideways is tried both ways up from the usual starts before either gets the slower
+        # tries (wider starts, labels read under a similarity): upside down, those run through every template
+        plan = [(k, True) for k in ks] + [(k, False) for k in ks] if ks == (1, 3) else [(k, False) for k in ks]
+        pages = {0: page}
+        for k, quick in plan:
+            if k not in pages:
+                pages[k] = Pyramid(np.ascontiguousarray(np.rot90(page.gray, k)))
+            turned = self._match(pages[k], quick=quick)
             if k and turned.registration is not None:
                 turned = replace(turned, registration=unrotate(turned.registration, k, page.gray.shape))
             yield turned
 
-    def _match(self, page: Pyramid) -> Match:
-        """:meth:`match` on the page as it lies."""
+    def _match(self, page: Pyramid, quick: bool = False) -> Match:
+        """:meth:`match` on the page as it lies; ``quick``: no template accepting it from :data:`STARTS`
+        ends there (no wider starts, rescue or similarity)."""
         page.level(COARSE)  # built once, before the templates are tried side by side
         decided, results = self._first_pass(page)
         if decided is not None:
             return decided
+        if quick and not any(c.rules_ok for c, _ in results):
+            return Match(None, None, tuple(c for c, _ in results))
         if not any(c.rules_ok for c, _ in results):
             results = self._each_template(page, STARTS + WIDE_STARTS)
         if not any(c.rules_ok for c, _ in results):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import cv2
@@ -54,16 +54,14 @@ def ctc_greedy_decode(probs: np.ndarray, charset: Sequence[str], lengths: np.nda
 
 def _symbol_runs(idx: np.ndarray, p: np.ndarray, charset: Sequence[str]) -> list[tuple[str, int, int, float]]:
     """Each emitted symbol of a best path with its first and last frame and its mean probability."""
-    runs: list[tuple[str, int, int, float]] = []
-    t = 0
-    while t < len(idx):
-        end = t
-        while end + 1 < len(idx) and idx[end + 1] == idx[t]:
-            end += 1
-        if idx[t] != 0 and idx[t] - 1 < len(charset):
-            runs.append((charset[idx[t] - 1], t, end, float(p[t:end + 1].mean())))
-        t = end + 1
-    return runs
+    if not len(idx):
+        return []
+    starts = np.flatnonzero(np.r_[True, idx[1:] != idx[:-1]])
+    ends = np.r_[starts[1:], len(idx)] - 1
+    means = np.add.reduceat(p.astype(np.float64), starts) / (ends - starts + 1)
+    n = len(charset)
+    return [(charset[k - 1], s, e, m) for k, s, e, m in zip(idx[starts].tolist(), starts.tolist(), ends.tolist(),
+                                                             means.tolist(), strict=True) if 0 < k <= n]
 
 
 def word_spans(idx: np.ndarray, p: np.ndarray, charset: Sequence[str], frame_width: float) -> tuple[WordSpan, ...]:
@@ -85,7 +83,7 @@ def word_spans(idx: np.ndarray, p: np.ndarray, charset: Sequence[str], frame_wid
         start = 0.0 if k == 0 else (words[k - 1][-1][2] + word[0][1] + 1) / 2 * frame_width
         end = 1.0 if k == len(words) - 1 else (word[-1][2] + words[k + 1][0][1] + 1) / 2 * frame_width
         text = unicodedata.normalize("NFC", "".join(r[0] for r in word))
-        conf = float(np.mean([r[3] for r in word]))
+        conf = sum(r[3] for r in word) / len(word)
         out.append(WordSpan(text, conf, min(max(start, 0.0), 1.0), min(max(end, 0.0), 1.0)))
     return tuple(out)
 
@@ -163,16 +161,25 @@ class CTCRecognizer:
                 chunks.append([i])
         return chunks
 
+    def network_batches(self, crops: Sequence[np.ndarray], valid: Sequence[int] | None = None
+                        ) -> Iterator[tuple[list[int], np.ndarray, np.ndarray]]:
+        """The network inputs :meth:`recognize` runs: ``(crop indices, (N, C, H, W) float32, widths)`` per
+        batch, of the crops ``valid`` names (default all), grouped by width (also what the int8 model is
+        calibrated on: :mod:`ocrpipe.training.quantize`)."""
+        valid = range(len(crops)) if valid is None else valid
+        resized = {i: self._resize(crops[i]) for i in valid}
+        order = sorted(valid, key=lambda i: resized[i].shape[1])
+        for chunk in self._chunks(order, {i: resized[i].shape[1] for i in valid}):
+            x, widths = self._batch([resized[i] for i in chunk])
+            yield chunk, x, widths
+
     def recognize(self, crops: Sequence[np.ndarray]) -> list[RecResult]:
         """One result per crop; crops are grouped by width so padding stays small."""
         results: list[RecResult | None] = [None] * len(crops)
         valid = [i for i, c in enumerate(crops) if c.size and min(c.shape[:2]) >= 2]
         for i in set(range(len(crops))) - set(valid):
             results[i] = RecResult("", 0.0)
-        resized = {i: self._resize(crops[i]) for i in valid}
-        order = sorted(valid, key=lambda i: resized[i].shape[1])
-        for chunk in self._chunks(order, {i: resized[i].shape[1] for i in valid}):
-            x, widths = self._batch([resized[i] for i in chunk])
+        for chunk, x, widths in self.network_batches(crops, valid):
             try:
                 probs = self.session.run(None, {self.input_name: x})[0]
             except Exception as exc:

@@ -39,6 +39,18 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quantize(args: argparse.Namespace) -> int:
+    from ocrpipe.training.quantize import check, load_jobs, quantize
+
+    root = Path(args.config).resolve().parent.parent
+    for job in load_jobs(args.config):
+        if args.only and job.source not in args.only:
+            continue
+        out = quantize(job, root)
+        print(json.dumps(check(job, out), indent=2), flush=True)
+    return 0
+
+
 def _dump(args: argparse.Namespace) -> int:
     from ocrpipe.synth.lines import dump_samples
 
@@ -77,6 +89,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     v.add_argument("--max-width", type=int, default=288)
     v.add_argument("--max-chars", type=int, default=18)
     v.set_defaults(func=_validate)
+
+    q = sub.add_parser("quantize", help="int8 copies of the shipped models, calibrated on synthetic pages and lines")
+    q.add_argument("--config", required=True, help="YAML config, e.g. configs/quantize_int8.yaml")
+    q.add_argument("--only", action="append", metavar="MODEL", help="only this source model (repeatable)")
+    q.set_defaults(func=_quantize)
 
     d = sub.add_parser("dump-samples", help="write synthetic training lines as PNGs for a person to look at")
     d.add_argument("--out", required=True)

@@ -19,25 +19,33 @@ LATIN_READER = "ppocrv4_rec_ch"
 """The reader ``hybrid_latin`` gives the lines ko_rec reads without Hangul (:mod:`ocrpipe.engine.recognize.latin`)."""
 
 
+HYBRIDS = {"hybrid": ("ko_rec", False), "hybrid_latin": ("ko_rec", True),
+           "hybrid_int8": ("ko_rec_int8", False), "hybrid_latin_int8": ("ko_rec_int8", True)}
+"""Hybrid recognisers by name: (primary CTC model, whether the Latin reader reads the lines without Hangul
+first). The ``_int8`` ones read with the int8 copy of ko_rec (:mod:`ocrpipe.training.quantize`) and use the
+calibration table of their float twin."""
+
+
 def load_recognizer(name: str = "auto", settings: SessionSettings | None = None, *,
                     tesseract_threads: int = 0) -> Recognizer:
     """A recogniser by name: ``auto``, ``tesseract`` / ``tesseract:LANGS``, ``hybrid`` (the neural model with
     Tesseract re-reading its doubtful lines), ``hybrid_latin`` (the same with the PP-OCRv4 reader settling the
-    lines without Hangul first), or a CTC model in the registry.
+    lines without Hangul first), their ``_int8`` variants (:data:`HYBRIDS`), or a CTC model in the registry.
 
     ``settings`` shape the ONNX Runtime sessions; ``tesseract_threads`` sizes Tesseract's API pool
     (0: the number of usable CPUs).
     """
     if name == "auto":
         name = DEFAULT_RECOGNIZER
-    if name in ("hybrid", "hybrid_latin"):
+    if name in HYBRIDS:
         from ocrpipe.engine.recognize import calibration
         from ocrpipe.engine.recognize.hybrid import HybridRecognizer
 
-        first = load_recognizer(LATIN_READER, settings) if name == "hybrid_latin" else None
-        return HybridRecognizer(load_recognizer("ko_rec", settings),
+        primary, latin = HYBRIDS[name]
+        first = load_recognizer(LATIN_READER, settings) if latin else None
+        return HybridRecognizer(load_recognizer(primary, settings),
                                 load_recognizer("tesseract", settings, tesseract_threads=tesseract_threads),
-                                latin_first=first, calibration=calibration.load(name))
+                                latin_first=first, calibration=calibration.load(name.removesuffix("_int8")))
     if name == "tesseract" or name.startswith("tesseract:"):
         from ocrpipe.engine.recognize.tesseract import TesseractRecognizer
 
@@ -48,4 +56,4 @@ def load_recognizer(name: str = "auto", settings: SessionSettings | None = None,
     return CTCRecognizer.from_name(name, settings)
 
 
-__all__ = ["DEFAULT_RECOGNIZER", "LATIN_READER", "Recognizer", "load_recognizer"]
+__all__ = ["DEFAULT_RECOGNIZER", "HYBRIDS", "LATIN_READER", "Recognizer", "load_recognizer"]

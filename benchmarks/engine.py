@@ -4,7 +4,8 @@
                                 [--compare NAME ...] [--out FILE]
 
 ``--compare tesseract`` also times the pipeline with that recogniser (e.g. the Tesseract path: the same
-detector, Tesseract reading the lines) on the same pages, and reports its time over the main pipeline's.
+detector, Tesseract reading the lines) on the same pages, and reports its time over the main pipeline's;
+``--compare REC@DETECTOR`` swaps the detector too (``auto@ppocrv4_det_int8``).
 
 Every engine is timed in wall seconds and in CPU seconds of this process (all its threads: ONNX Runtime's and
 Tesseract's pools included), the steadier figure on a shared machine; ``--cli`` adds the ``tesseract``
@@ -214,7 +215,8 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--recognizer", default="auto")
     ap.add_argument("--compare", nargs="*", default=[], metavar="NAME",
-                    help="other recognisers to time in the same pipeline on the same pages")
+                    help="other recognisers to time in the same pipeline on the same pages; REC@DETECTOR also "
+                         "swaps the detector (e.g. hybrid_latin_int8@ppocrv4_det_int8)")
     ap.add_argument("--cli", action="store_true", help="also time the tesseract command on the same pages")
     ap.add_argument("--profile", action="store_true",
                     help="split the main pipeline's CPU time by component (adds a little overhead)")
@@ -243,7 +245,8 @@ def main() -> int:
     cli_wall, cli_cpu = time_engine_cpu(cli, pages, args.repeat, child=cli) if cli else ([], [])
     compared = {}
     for name in args.compare:
-        other = Pipeline(PipelineConfig(recognizer=name))
+        rec_name, _, det_name = name.partition("@")
+        other = Pipeline(PipelineConfig(recognizer=rec_name, **({"detector": det_name} if det_name else {})))
         walls, cpus = time_engine_cpu(other.run_image, pages, args.repeat)
         secs, cpu = statistics.mean(walls), statistics.mean(cpus)
         compared[other.engine_name] = {"s_per_page": secs, "ratio_over_ocrpipe": secs / statistics.mean(ours),

@@ -174,8 +174,9 @@ def _cases() -> list[Callable[[], Case]]:
 
 def long_lines() -> list[Case]:
     """Line images for ``/v1/recognition`` that are tall enough to read but absurdly long: the recognisers
-    squash a crop to their width cap (100 x its height for Tesseract, 3,200 px for the CTC models), so the
-    answer is a read (or a documented refusal), never a failure."""
+    read a crop past their width cap (100 x its height for Tesseract, 3,200 px for the CTC models) in pieces
+    cut at its gaps (plain cuts through noise), so the answer is a read (or a documented refusal), never a
+    failure."""
     return [Case(f"noise-{h}x{w}", _image(w, h, noise=True), f"line-{w}.png", TOO_LARGE, ok=True)
             for w, h in ((20000, 8), (25000, 16), (30000, 40))]
 

@@ -49,6 +49,22 @@ def text_line(text: str, size: int = 32) -> bytes:
     return encode_png(img)
 
 
+def mixed_line_text(seed: int, chars: int) -> str:
+    """A line of at least ``chars`` characters: Korean words with about a third English ones (the synth
+    lexicons), drawn with ``seed``."""
+    import random
+
+    from ocrpipe.synth.text import english_lexicon, korean_lexicon
+
+    rng = random.Random(seed)
+    ko = [w for w in korean_lexicon() if 2 <= len(w) <= 5]
+    en = [w for w in english_lexicon() if 3 <= len(w) <= 8]
+    words: list[str] = []
+    while len(" ".join(words)) < chars:
+        words.append(rng.choice(en) if rng.random() < 0.35 else rng.choice(ko))
+    return " ".join(words)
+
+
 def blank_pdf(pages: int, width: int = 1654, height: int = 2339, dpi: int = 200) -> bytes:
     """A PDF of ``pages`` white pages that render to ``width`` x ``height`` pixels at ``dpi`` (A4 at 200)."""
     from PIL import Image

@@ -39,7 +39,7 @@ def span_quads(quad: np.ndarray, spans: Sequence[tuple[float, float]]) -> np.nda
     return pts.reshape(-1, 4, 2)
 
 
-def _blank_columns(crop: np.ndarray) -> np.ndarray:
+def blank_columns(crop: np.ndarray) -> np.ndarray:
     """Columns of the crop with no ink: every pixel close to the background (the median border colour)."""
     gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY) if crop.ndim == 3 else crop
     gray = gray.astype(np.float32)
@@ -76,7 +76,7 @@ def snap_to_gaps(spans: Sequence[WordSpan], crop: np.ndarray) -> tuple[WordSpan,
     if not spans or crop.size == 0:
         return tuple(spans)
     width, height = crop.shape[1], crop.shape[0]
-    blank = _blank_columns(crop)
+    blank = blank_columns(crop)
     cuts = [0.0]
     for left, right in zip(spans, spans[1:], strict=False):
         guess = (left.end + right.start) / 2 * width

@@ -20,6 +20,7 @@ import numpy as np
 
 from ocrpipe.document import ModelInfo, RecResult, WordSpan
 from ocrpipe.engine import runtime
+from ocrpipe.engine.recognize.split import read_split
 from ocrpipe.engine.words import snap_to_gaps
 from ocrpipe.errors import EngineError, ErrorCode, Stage
 
@@ -173,8 +174,18 @@ class CTCRecognizer:
             x, widths = self._batch([resized[i] for i in chunk])
             yield chunk, x, widths
 
+    @property
+    def max_aspect(self) -> float:
+        """The widest crop, in multiples of its height, read whole (``max_width`` over the input height);
+        longer ones are read in pieces (:mod:`ocrpipe.engine.recognize.split`)."""
+        return self.max_width / self.height
+
     def recognize(self, crops: Sequence[np.ndarray]) -> list[RecResult]:
-        """One result per crop; crops are grouped by width so padding stays small."""
+        """One result per crop; crops are grouped by width so padding stays small, and a crop wider than
+        :attr:`max_aspect` is read in pieces cut at its word gaps, batched with the others."""
+        return read_split(self._recognize, crops, self.max_aspect)
+
+    def _recognize(self, crops: Sequence[np.ndarray]) -> list[RecResult]:
         results: list[RecResult | None] = [None] * len(crops)
         valid = [i for i, c in enumerate(crops) if c.size and min(c.shape[:2]) >= 2]
         for i in set(range(len(crops))) - set(valid):

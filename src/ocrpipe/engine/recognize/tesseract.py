@@ -22,6 +22,7 @@ from PIL import Image
 
 from ocrpipe.document import ModelInfo, RecResult, WordSpan
 from ocrpipe.engine import runtime
+from ocrpipe.engine.recognize.split import read_split
 from ocrpipe.engine.words import snap_to_gaps
 from ocrpipe.errors import EngineError, ErrorCode, Stage
 
@@ -50,8 +51,9 @@ def find_tessdata(langs: str) -> str:
 LINE_PAD = 12
 """Background pixels added around each line image (Tesseract wants margins)."""
 MAX_ASPECT = 100
-"""Longest line, in multiples of its height, Tesseract is given: longer crops are squeezed to it (the neural
-recogniser caps its input the same way); an unbounded strip made Tesseract itself fail."""
+"""Longest line, in multiples of its height, Tesseract is given: longer crops are read in pieces cut at their
+word gaps (:mod:`ocrpipe.engine.recognize.split`; the neural recognisers do the same past their width cap);
+an unbounded strip made Tesseract itself fail. :func:`prepare_line` still caps its output at it."""
 
 
 def prepare_line(crop: np.ndarray, height: int = 48, pad: int = LINE_PAD) -> Image.Image:
@@ -210,11 +212,12 @@ class TesseractRecognizer:
         return RecResult(best.text, best.confidence, snap_to_gaps(best.words, crop))
 
     def recognize(self, crops: Sequence[np.ndarray]) -> list[RecResult]:
-        """One result per crop, read in parallel by the API pool."""
+        """One result per crop, read in parallel by the API pool; a crop longer than :data:`MAX_ASPECT` times
+        its height is read in pieces cut at its word gaps."""
         if not crops:
             return []
         try:
-            return list(self._executor.map(self._read_one, crops))
+            return read_split(lambda pieces: list(self._executor.map(self._read_one, pieces)), crops, MAX_ASPECT)
         except RuntimeError as exc:
             raise EngineError(ErrorCode.ENGINE_FAILURE, f"tesseract failed: {exc}", stage=Stage.RECOGNIZE) from exc
 

@@ -76,12 +76,15 @@ def test_queue_retry_after_follows_the_measured_drain_rate(tmp_path: Path) -> No
     store = JobStore(db, tmp_path / "uploads")
     for i in range(3):
         store.create(_png(10 + i, 10), filename=None, content_type="image/png", idempotency_key=None)
-    asked: list[int] = []
-    gate = QueueGate(store, 2, drain_s=lambda n: asked.append(n) or n * 12.5)  # 12.5 s a job, measured
+    gate = QueueGate(store, 2, mean_job_s=lambda: 12.5, workers=1)  # 12.5 s a job, measured
     with pytest.raises(ServiceError) as info:
         gate.check()
-    assert asked == [2] and info.value.retry_after == 25.0  # two jobs must finish to make room
-    idle = QueueGate(store, 2, drain_s=lambda n: None)  # nothing measured yet
+    assert info.value.retry_after == 25.0  # two jobs must finish to make room
+    two = QueueGate(store, 2, mean_job_s=lambda: 12.5, workers=2)
+    with pytest.raises(ServiceError) as info:
+        two.check()
+    assert info.value.retry_after == 12.5  # two workers drain twice as fast
+    idle = QueueGate(store, 2, mean_job_s=lambda: 0.0)  # nothing measured yet
     with pytest.raises(ServiceError) as info:
         idle.check()
     assert info.value.retry_after == 30

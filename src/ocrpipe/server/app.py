@@ -55,7 +55,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     runner.start()  # first: it re-queues jobs of dead processes before any runner claims
     templates.start()
     queue = QueueGate(store, settings.max_queued_jobs, on_refuse=metrics.rejected.labels(reason="jobs").inc,
-                      drain_s=lambda n: n * _mean(metrics.job_latency) / settings.job_workers or None)
+                      mean_job_s=lambda: _mean(metrics.job_latency), workers=settings.job_workers)
     if settings.template_watch_s:
         templates.library.watch(settings.template_watch_s)
     reload_on_sighup(templates.library)

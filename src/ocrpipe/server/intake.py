@@ -17,6 +17,7 @@ from typing import Literal
 from ocrpipe.engine import decode as imageio
 from ocrpipe.errors import ErrorCode, InputError
 from ocrpipe.server.errors import ServiceError
+from ocrpipe.server.retry import jobs_wait
 from ocrpipe.server.storage.jobs import JobStore
 
 Transport = Literal["rest", "grpc", "rest-template"]
@@ -49,19 +50,21 @@ class QueueGate:
     """
 
     def __init__(self, store: JobStore, limit: int, *, on_refuse: Callable[[], None] | None = None,
-                 drain_s: Callable[[int], float | None] | None = None) -> None:
+                 mean_job_s: Callable[[], float] | None = None, workers: int = 1) -> None:
         self.store = store
         self.limit = limit
         self.on_refuse = on_refuse
-        self.drain_s = drain_s
-        """Seconds the workers need to run ``n`` queued jobs at the measured rate (None: nothing measured)."""
+        self.mean_job_s = mean_job_s
+        """The measured mean time of a job (0: nothing measured yet)."""
+        self.workers = workers
         self._lock = threading.Lock()
         self._checked = float("-inf")
         self._count = 0
 
     def check(self) -> None:
         """Raise ``too_many_requests`` when the queue is full, with ``Retry-After`` the time the workers need
-        to bring the queue under the limit at their measured rate (30 s before any job was measured).
+        to bring the queue under the limit at their measured rate (:func:`~ocrpipe.server.retry.jobs_wait`;
+        30 s before any job was measured).
         Blocking: call it off the event loop."""
         with self._lock:
             if time.monotonic() - self._checked > QUEUE_RECHECK_S:
@@ -71,9 +74,10 @@ class QueueGate:
         if count >= self.limit:
             if self.on_refuse is not None:
                 self.on_refuse()
-            drain = self.drain_s(count - self.limit + 1) if self.drain_s is not None else None
+            mean = self.mean_job_s() if self.mean_job_s is not None else 0.0
+            drain = jobs_wait(count, self.limit, mean, self.workers)
             raise ServiceError(ErrorCode.TOO_MANY_REQUESTS, f"{count} jobs are waiting; retry later",
-                               retry_after=max(1.0, drain) if drain is not None else QUEUE_RETRY_AFTER_S)
+                               retry_after=drain if drain is not None else QUEUE_RETRY_AFTER_S)
 
     def created(self) -> None:
         """Count a job queued since the last database read."""

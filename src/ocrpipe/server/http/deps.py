@@ -7,6 +7,7 @@ deployments may replace :func:`authorize` via ``app.dependency_overrides``.
 
 from __future__ import annotations
 
+import collections
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from ocrpipe.server.errors import ServiceError
 from ocrpipe.server.intake import QueueGate
 from ocrpipe.server.metrics import Metrics
 from ocrpipe.server.notifier import Notifier
+from ocrpipe.server.retry import sync_wait
 from ocrpipe.server.scheduling.engine import OcrEngine
 from ocrpipe.server.scheduling.jobs import JobRunner
 from ocrpipe.server.security.auth import Principal, check_request
@@ -47,7 +49,12 @@ class ServiceState:
     """The web page's template drafts (:class:`~ocrpipe.server.scheduling.template_drafts.TemplateDrafts`)."""
     inflight: int = 0
     sync_s: float = 1.0
-    """Moving average of a synchronous OCR request's duration (the ``Retry-After`` of a refused one)."""
+    """Moving average of a synchronous OCR request's duration (the throughput side of a refusal's
+    ``Retry-After``)."""
+    running: dict[int, float] = field(default_factory=dict)
+    """Start time (monotonic) of each synchronous request in flight, by a token of its own."""
+    promised: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=10_000))
+    """When each recently refused synchronous request was told to come back (the would-be retriers)."""
     started: float = field(default_factory=time.time)
 
 
@@ -69,22 +76,30 @@ def current_principal(request: Request) -> Principal | None:
 
 
 async def inflight_slot(request: Request) -> AsyncIterator[None]:
-    """Bound concurrent synchronous OCR requests; beyond the bound answer 429 + Retry-After."""
+    """Bound concurrent synchronous OCR requests; beyond the bound answer 429 + Retry-After
+    (:func:`~ocrpipe.server.retry.sync_wait`: the requests in flight, the clients refused before and not yet
+    due back, the measured mean duration)."""
     svc = state(request)
+    now = time.monotonic()
     if svc.inflight >= svc.settings.max_inflight:
         svc.metrics.rejected.labels(reason="inflight").inc()
-        # By then, on average, every request now in flight has finished.
+        while svc.promised and svc.promised[0] <= now:
+            svc.promised.popleft()
+        wait = sync_wait([now - s for s in svc.running.values()], svc.sync_s, len(svc.promised))
+        svc.promised.append(now + wait)
         raise ServiceError(ErrorCode.TOO_MANY_REQUESTS, f"{svc.inflight} OCR requests are in progress; retry in "
-                           f"{svc.sync_s:.0f} s", retry_after=max(1.0, svc.sync_s))
+                           f"{wait:.0f} s", retry_after=wait)
     svc.inflight += 1
     svc.metrics.inflight.set(svc.inflight)
-    start = time.monotonic()
+    token = id(request)
+    svc.running[token] = now
     try:
         yield
     finally:
         svc.inflight -= 1
         svc.metrics.inflight.set(svc.inflight)
-        svc.sync_s = 0.8 * svc.sync_s + 0.2 * (time.monotonic() - start)
+        svc.running.pop(token, None)
+        svc.sync_s = 0.8 * svc.sync_s + 0.2 * (time.monotonic() - now)
 
 
 Authorized = Depends(authorize)

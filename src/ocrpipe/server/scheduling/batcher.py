@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from ocrpipe.errors import EngineError, ErrorCode, OcrError, Stage
+from ocrpipe.server.retry import queue_wait
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -218,7 +219,7 @@ class DynamicBatcher(Generic[T, R]):
         return len(self._queue) + n <= self.max_queue or not self._queue
 
     def _retry_after(self) -> float:
-        return max(1.0, round(len(self._queue) * self._avg_item_s, 1))
+        return queue_wait(len(self._queue), self._avg_item_s)
 
     def _fitting(self) -> int:
         """How many queued items (from the front) fit one batch; less than the queue length means full."""

@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         score_page(score, engine, image, truth, path.name)
 
     pipe_pages = args.pipeline_pages or len(pages)
+    load_before = os.getloadavg()
     tpl_ms: list[float] = []
     pipe_ms: list[float] = []
     for i, (path, truth, image) in enumerate(pages):
@@ -181,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         "template_readers": [engine.recognizer.name, engine.reader.name,
                              engine.arbiter.name if engine.arbiter else None],
         "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OCRPIPE_THREADS")},
+        "load_average_1min": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
         **{k: v for k, v in summary.items() if k != "ms_per_page_mean"},
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

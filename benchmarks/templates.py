@@ -91,6 +91,12 @@ class Baseline:
         self.proc.wait(timeout=60)
 
 
+def _commit(folder: str | Path) -> str | None:
+    """The git commit checked out at ``folder`` (None outside a checkout)."""
+    got = subprocess.run(["git", "-C", str(folder), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return got.stdout.strip() if got.returncode == 0 else None
+
+
 def _timed(fn: Any, *args: Any) -> float:
     t0 = time.perf_counter()
     fn(*args)
@@ -164,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     tpl_med, pipe_med = statistics.median(tpl_ms), statistics.median(pipe_ms)
     summary = score.summary()
     result = {
+        "commit": _commit(Path(__file__).parent),
         "seed": args.seed, "layouts": args.layouts, "templates": args.templates, "strength": args.strength,
         "pages": len(pages), "pipeline_pages": len(pipe_ms),
         "template_ms_per_page": round(tpl_mean, 1), "pipeline_ms_per_page": round(pipe_mean, 1),
@@ -171,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         "template_ms_median": round(tpl_med, 1), "pipeline_ms_median": round(pipe_med, 1),
         "speedup_median": round(pipe_med / tpl_med, 2),
         "template_stages_ms": {k: round(statistics.fmean(v), 2) for k, v in stages.items()},
-        **({"baseline_src": args.baseline_src, "baseline_ms_per_page": round(statistics.fmean(baseline.ms), 1),
+        **({"baseline_src": args.baseline_src, "baseline_commit": _commit(args.baseline_src),
+            "baseline_ms_per_page": round(statistics.fmean(baseline.ms), 1),
             "baseline_ms_median": round(statistics.median(baseline.ms), 1),
             "speedup_vs_baseline": round(statistics.fmean(baseline.ms) / tpl_mean, 2),
             "baseline_speedup": round(pipe_mean / statistics.fmean(baseline.ms), 2),

@@ -166,7 +166,8 @@ class CTCRecognizer:
                         ) -> Iterator[tuple[list[int], np.ndarray, np.ndarray]]:
         """The network inputs :meth:`recognize` runs: ``(crop indices, (N, C, H, W) float32, widths)`` per
         batch, of the crops ``valid`` names (default all), grouped by width (also what the int8 model is
-        calibrated on: :mod:`ocrpipe.training.quantize`)."""
+        calibrated on: :mod:`ocrpipe.training.quantize`). A crop past :attr:`max_aspect` is squeezed to
+        ``max_width`` here; :meth:`recognize` cuts such crops into pieces first."""
         valid = range(len(crops)) if valid is None else valid
         resized = {i: self._resize(crops[i]) for i in valid}
         order = sorted(valid, key=lambda i: resized[i].shape[1])

@@ -6,11 +6,12 @@
 The dataset's images are put into one PDF (img2pdf, lossless, at ``--dpi``; in a temporary folder, never
 kept). Each system turns it into a searchable PDF; the text poppler's ``pdftotext`` extracts from each page
 is scored against the page's ``labels.jsonl`` text like ``ocrpipe eval``'s page CER (whitespace-free,
-order-sensitive; :func:`ocrpipe.evaluation.metrics.page_cer`), summed over pages. Seconds per page are the
-command's wall time divided by the page count (model loading included: one process per system), with the CPU
-seconds it and its subprocesses used beside them. Results go
-to ``benchmarks/results/searchable_pdf.md``; ``--look`` also draws the text layer of one page (``--look-page``) of
-ocrpipe's output over the page (``benchmarks/results/searchable_pdf_look.png``).
+order-sensitive; :func:`ocrpipe.evaluation.metrics.page_cer`), summed over pages, and so are pdftotext's
+lines against the labelled lines (box-matched line CER, :func:`ocrpipe.evaluation.metrics.line_cer`).
+Seconds per page are the command's wall time divided by the page count (model loading included: one process
+per system), with the CPU seconds it and its subprocesses used beside them. Results go to
+``benchmarks/results/searchable_pdf.md``; ``--look`` also draws the text layer of one page (``--look-page``)
+of ocrpipe's output over the page (``benchmarks/results/searchable_pdf_look.png``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ocrpipe.evaluation.dataset import Sample
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -65,15 +70,22 @@ def run(cmd: list[str], src: Path, out: Path, dpi: int) -> tuple[float, float]:
     return seconds, cpu
 
 
-def score(pdf: Path, truths: list[str], casefold: bool) -> tuple[int, int]:
-    from ocrpipe.evaluation.metrics import page_cer
+def score(pdf: Path, samples: list[Sample], casefold: bool, dpi: int) -> tuple[float, float | None]:
+    """Page CER and line CER (box-matched, as ``ocrpipe eval``; ``None`` without labelled lines) of the text
+    pdftotext extracts, summed over pages; its line boxes are turned back into image pixels (``dpi``)."""
+    from ocrpipe.evaluation.metrics import Region, line_cer, page_cer
     from ocrpipe.evaluation.pdftext import extract
 
     pages = extract(pdf)
-    if len(pages) != len(truths):
-        raise SystemExit(f"{pdf}: {len(pages)} pages, expected {len(truths)}")
-    counts = [page_cer(t, p.text, casefold=casefold) for t, p in zip(truths, pages, strict=True)]
-    return sum(c.edits for c in counts), sum(c.total for c in counts)
+    if len(pages) != len(samples):
+        raise SystemExit(f"{pdf}: {len(pages)} pages, expected {len(samples)}")
+    page_counts = [page_cer(s.text, p.text, casefold=casefold) for s, p in zip(samples, pages, strict=True)]
+    line_counts = [line_cer(s.lines, [Region.of(ln.points(dpi / 72), ln.text) for ln in p.lines],
+                            s.ignore_regions, casefold=casefold).count
+                   for s, p in zip(samples, pages, strict=True) if s.lines]
+    page = sum(c.edits for c in page_counts) / max(sum(c.total for c in page_counts), 1)
+    line = sum(c.edits for c in line_counts) / max(sum(c.total for c in line_counts), 1) if line_counts else None
+    return page, line
 
 
 def look(pdf: Path, target: Path, page: int = 0, scale: float = 2.0) -> None:
@@ -113,7 +125,6 @@ def main() -> None:
     from ocrpipe.evaluation.dataset import load_dataset
 
     ds = load_dataset(args.dataset, limit=args.limit)
-    truths = [s.text for s in ds]
     rows = []
     with tempfile.TemporaryDirectory(prefix="searchable-pdf-") as tmp:
         src = Path(tmp) / "scan.pdf"
@@ -124,13 +135,14 @@ def main() -> None:
             load_before = os.getloadavg()[0]
             seconds, cpu = run(cmd, src, out, args.dpi)
             load = f"{load_before:.1f} → {os.getloadavg()[0]:.1f}"
-            edits, chars = score(out, truths, ds.casefold)
-            rows.append((name, edits / max(chars, 1), seconds / len(ds), cpu / len(ds), load))
-            print(f"{name}: page CER {edits / max(chars, 1):.4f}, {seconds / len(ds):.2f} s/page, "
+            page_cer, line_cer = score(out, list(ds), ds.casefold, args.dpi)
+            line = "–" if line_cer is None else f"{line_cer:.4f}"
+            rows.append((name, page_cer, line, seconds / len(ds), cpu / len(ds), load))
+            print(f"{name}: page CER {page_cer:.4f}, line CER {line}, {seconds / len(ds):.2f} s/page, "
                   f"{cpu / len(ds):.2f} CPU s/page, load {load}", file=sys.stderr)
             if name.startswith("ocrpipe ocr") and args.look:
                 look(out, Path(args.look), page=min(args.look_page, len(ds)) - 1)
-    base, base_cpu = rows[0][2], rows[0][3]
+    base, base_cpu = rows[0][3], rows[0][4]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=Path(__file__).parent).stdout.strip() or "unknown"
     lines = [
@@ -141,15 +153,18 @@ def main() -> None:
         f"— {len(ds)} pages of `{ds.name}` put into one PDF at {args.dpi} dpi, all systems in the same run on "
         f"this machine ({os.cpu_count()} CPUs), ocrpipe at commit {commit} with its default engine settings "
         "(`OCRPIPE_*` unset unless said). Page CER of the text `pdftotext` extracts from each output "
-        "(whitespace-free, as `ocrpipe eval`); seconds per page = wall time of the whole command / pages (model "
-        "loading included); CPU s/page = user + system CPU time of the command and its subprocesses / pages; "
+        "(whitespace-free, order-sensitive, as `ocrpipe eval`), and its line CER (pdftotext's lines matched "
+        "to the labelled lines by box, as `ocrpipe eval`: recognition without reading order); seconds per "
+        "page = wall time of the whole command / pages (model loading included); CPU s/page = user + system "
+        "CPU time of the command and its subprocesses / pages; "
         "load = the 1-minute load average when the command started → when it ended (other jobs on the "
         "machine slow every system's wall time, much less its CPU time).",
         "",
-        "| system | extracted-text page CER | s/page | time vs Tesseract | CPU s/page | CPU vs Tesseract | load |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-        *[f"| {name} | {cer:.4f} | {sec:.2f} | {sec / base:.2f}x | {cpu:.2f} | {cpu / base_cpu:.2f}x | {load} |"
-          for name, cer, sec, cpu, load in rows],
+        "| system | extracted-text page CER | line CER | s/page | time vs Tesseract | CPU s/page | CPU vs Tesseract "
+        "| load |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *[f"| {name} | {cer:.4f} | {line} | {sec:.2f} | {sec / base:.2f}x | {cpu:.2f} | {cpu / base_cpu:.2f}x "
+          f"| {load} |" for name, cer, line, sec, cpu, load in rows],
         "",
     ]
     args.out.write_text("\n".join(lines), encoding="utf-8")

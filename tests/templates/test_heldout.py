@@ -126,10 +126,11 @@ def test_a_user_template_matches_its_pages_turned_by_the_scanner(tmp_path) -> No
     assert s["field_accuracy"] >= 0.9, s["errors"]
 
 
-def test_a_layout_fitting_a_page_upside_down_is_doubted_by_its_fields(tmp_path) -> None:
+def test_a_layout_fitting_a_page_upside_down_is_doubted_by_its_fields(tmp_path, capsys) -> None:
     """A report page upside down (and skewed 3°) fits the built-in nct_v1 as it lies (a score of 0.8, its
-    pixel rule holds): ``match`` alone takes that, but its fields read almost none valid, so ``run_image``
-    tries the page's other turn, where the report's own template is confirmed by its labels and read."""
+    pixel rule holds): pixel matching alone takes that, but its fields read almost none valid, so ``run_image``
+    tries the page's other turn, where the report's own template is confirmed by its labels and read.
+    ``template match`` and ``template check`` give the same verdict and say why nct_v1 was set aside."""
     from ocrpipe.synth.printouts.render import turn_scan
     from ocrpipe.templates.engine import TemplateEngine
     from ocrpipe.templates.evaluate import Score, score_page
@@ -146,3 +147,15 @@ def test_a_layout_fitting_a_page_upside_down_is_doubted_by_its_fields(tmp_path) 
     s = score.summary()
     assert s["template_accuracy"] == 1.0 and s["silently_wrong"] == 0, s["errors"]
     assert s["field_accuracy"] >= 0.9, s["errors"]
+
+    Image.fromarray(page).save(tmp_path / "page.png")
+    capsys.readouterr()
+    assert main(["template", "match", str(tmp_path / "page.png"), "--templates", str(tmp_path / "t")]) == 0
+    said = capsys.readouterr().out
+    assert "match: kr_tk_v1" in said and "doubted: nct_v1 fitted the page" in said, said
+    assert main(["template", "check", "nct_v1", str(tmp_path / "page.png"), "--out", str(tmp_path / "d.png")]) == 1
+    said = capsys.readouterr().out
+    assert "DOUBTED: nct_v1 fitted the page" in said and "fields read valid" in said, said
+    assert main(["template", "check", "kr_tk_v1", str(tmp_path / "page.png"), "--templates", str(tmp_path / "t"),
+                 "--out", str(tmp_path / "k.png")]) in (0, 1)
+    assert "DOUBTED" not in capsys.readouterr().out

@@ -3,10 +3,12 @@
 - ``new REFERENCE --values VALUES.json --name NAME --out DIR``: make a template from one clean reference
   image and the values printed on it (field name → value as printed); writes ``DIR/NAME.yaml`` and
   ``DIR/NAME.png``, reads the reference again with it and exits 1 naming every value it did not reproduce.
-- ``check TEMPLATE IMAGE [--out PNG]``: register the image to that template, draw every field region
-  (green: valid, red: flagged) and print the extracted fields, so a template can be authored in minutes.
+- ``check TEMPLATE IMAGE [--out PNG]``: that template alone, aligned and judged as ``run`` does (a fit
+  whose fields mostly fail is doubted, and said so); draws every field region (green: valid, red:
+  flagged) and prints the extracted fields and why the page is refused, so a template is authored in minutes.
 - ``list [--templates DIR]``: the loaded templates (name, device, version, page, source file).
-- ``match IMAGE``: which template the image is (device, version, page), and how every candidate scored.
+- ``match IMAGE``: which template the image is (device, version, page) by ``run``'s verdict, how every
+  candidate scored and why each refused one was refused (score, rule, measured value) or doubted.
 - ``run IMAGE...``: template mode, falling back to the general pipeline when nothing matches (JSON out).
 """
 
@@ -177,34 +179,32 @@ def _cmd_new(args: argparse.Namespace) -> int:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from ocrpipe.templates.engine import TemplateEngine, rule_holds_on
-    from ocrpipe.templates.register import warp_region
+    from ocrpipe.templates.register import to_gray, warp_region
 
     tpl = _template(args.template, args.templates)
     image = _load_image(args.image)
-    engine = TemplateEngine([tpl])
-    match = engine.match(image)  # the alignment and verdict template run uses
+    result, match = TemplateEngine([tpl]).run_image(image)  # the alignment and verdict of template run
     cand = match.candidates[0]
     reg = match.registration
     print(f"template {tpl.name} ({tpl.device} v{tpl.version} p{tpl.page}): registration score {cand.score:.3f} "
           f"(min {tpl.min_score})" + (f", angle {reg.angle:.2f}°, scale {reg.scale:.3f}" if reg else ""))
-    if reg is None:
-        print(f"REFUSED: {cand.reason}")
+    if result is None or reg is None:
+        print(f"REFUSED: {cand.reason or match.reason}")
         return 1
-    from ocrpipe.templates.register import to_gray
-
     gray = to_gray(image)
     for i, rule in enumerate(tpl.rules):
         ok, mean = rule_holds_on(rule, warp_region(gray, reg, tpl.pixel_box(rule.region)))
         print(f"rule {i}: region {list(rule.region)} mean {mean:.0f} -> {'ok' if ok else 'FAILS'}")
-    fields = engine.extract(image, tpl, reg)
+    for d in match.doubted:
+        print(f"DOUBTED: {d}")
     if args.json:
-        print(json.dumps([f.to_dict() for f in fields], ensure_ascii=False, indent=1))
+        print(json.dumps([f.to_dict() for f in result.fields], ensure_ascii=False, indent=1))
     else:
-        _print_fields(fields)
+        _print_fields(result.fields)
     out = Path(args.out) if args.out else Path(args.image).with_suffix(".template.png")
-    draw_fields(image, fields, reg, tpl.size).save(out)
+    draw_fields(image, result.fields, reg, tpl.size).save(out)
     print(f"wrote {out}", file=sys.stderr)
-    return 0 if all(f.valid for f in fields) else 1
+    return 0 if all(f.valid for f in result.fields) and not match.doubted else 1
 
 
 def _engine(paths: list[str] | None):  # type: ignore[no-untyped-def]
@@ -224,14 +224,17 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def _cmd_match(args: argparse.Namespace) -> int:
     engine = _engine(args.templates)
-    match = engine.match(_load_image(args.image))
+    result, match = engine.run_image(_load_image(args.image))  # the verdict of template run, fields read
     for c in sorted(match.candidates, key=lambda c: -c.score):
         print(f"  {c.name:<16} score {c.score:6.3f}  {'ok' if c.rules_ok else c.reason}")
-    if match.template is None:
+    for d in match.doubted:
+        print(f"doubted: {d}")
+    if result is None or match.template is None:
         print(f"no match: {match.reason} (the general pipeline would be used)")
         return 1
     t = match.template
-    print(f"match: {t.name} (device {t.device}, version {t.version}, page {t.page})")
+    print(f"match: {t.name} (device {t.device}, version {t.version}, page {t.page}), "
+          f"{sum(f.valid for f in result.fields)} of {len(result.fields)} fields valid")
     return 0
 
 

@@ -150,6 +150,9 @@ class Match:
     labels: Mapping[Label, Found | None] | None = field(default=None, compare=False, repr=False)
     """The chosen template's labels as the primary recogniser found them at ``registration`` while
     matching, when it read them there (:meth:`TemplateEngine.extract` then does not read them again)."""
+    doubted: tuple[str, ...] = ()
+    """Why :meth:`TemplateEngine.run_image` set aside winners of the page's other turns (their fields
+    mostly failed, :data:`DOUBTED_BELOW`), one sentence each; empty from :meth:`TemplateEngine.match`."""
 
     @property
     def reason(self) -> str:
@@ -381,11 +384,16 @@ def _valid(result: TemplateResult) -> int:
     return sum(f.valid for f in result.fields)
 
 
-def _doubted(result: TemplateResult, match: Match) -> bool:
-    """Whether a result is doubted (:data:`DOUBTED_BELOW`): its labels did not confirm it, and too few of
-    its fields are valid."""
+def _doubted(result: TemplateResult, match: Match) -> str:
+    """Why a result is doubted (:data:`DOUBTED_BELOW`: its labels did not confirm it, and too few of its
+    fields are valid), ``""`` when it is not."""
     confirmed = any(c.name == result.template and c.reason.endswith(CONFIRMED) for c in match.candidates)
-    return not confirmed and _valid(result) < DOUBTED_BELOW * len(result.fields)
+    n, valid = len(result.fields), _valid(result)
+    if confirmed or valid >= DOUBTED_BELOW * n:
+        return ""
+    return (f"{result.template} fitted the page at angle {result.angle:.1f}° (score {result.score:.3f}) but "
+            f"no labels confirm it and only {valid} of {n} fields read valid (a winner needs "
+            f"{DOUBTED_BELOW:.0%} unless its labels confirm it)")
 
 
 class TemplateEngine:
@@ -795,12 +803,15 @@ class TemplateEngine:
                                   "the value is cut)") if r.name in crossing else r for r in out)
 
     def run_image(self, image: np.ndarray) -> tuple[TemplateResult | None, Match]:
-        """Match and extract; the result is None when no template matched (see ``Match.reason``)."""
+        """Match and extract: the one verdict on a page (``template run``, ``check`` and ``match`` and the
+        server all take it). The result is None when no template matched (see ``Match.reason``); a winner
+        whose fields mostly fail is doubted and the page's next turn tried (``Match.doubted`` says why)."""
         t0 = time.perf_counter()
         page = Pyramid(image)
         spent = {"match": 0.0, "read": 0.0}
         best: tuple[TemplateResult, Match] | None = None
         unmatched: Match | None = None
+        doubts: list[str] = []
         t1 = t0
         for match in self._turned_matches(page):
             t2 = time.perf_counter()
@@ -818,12 +829,17 @@ class TemplateEngine:
                                     reg.scale, timings, reads)
             if best is None or _valid(result) > _valid(best[0]):
                 best = result, match
-            if not _doubted(result, match):
+            doubt = _doubted(result, match)
+            if not doubt:
                 break
+            doubts.append(doubt)
         if best is None:
             return None, unmatched if unmatched is not None else self._match(page)
-        best[0].timings_ms.update(spent, total=(time.perf_counter() - t0) * 1000)
-        return best
+        result, match = best
+        result.timings_ms.update(spent, total=(time.perf_counter() - t0) * 1000)
+        if doubts and _doubted(result, match):
+            doubts.append(f"every fit was doubted: kept {result.template}, the one with the most valid fields")
+        return result, replace(match, doubted=tuple(doubts)) if doubts else match
 
     def process(self, image: np.ndarray, pipeline: Pipeline | None = None) -> dict[str, Any]:
         """Template mode when a template matches, else the general page path on the same decoded image
@@ -832,6 +848,8 @@ class TemplateEngine:
         if result is not None:
             out = result.to_dict()
             out["candidates"] = [c.to_dict() for c in match.candidates]
+            if match.doubted:
+                out["doubted"] = list(match.doubted)
             return out
         if pipeline is None:
             from ocrpipe.engine.pipeline import Pipeline

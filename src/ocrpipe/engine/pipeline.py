@@ -24,11 +24,12 @@ import numpy as np
 from ocrpipe.document import Document, Line, ModelInfo, Page, RecResult, build_document, quad_to_box
 from ocrpipe.engine import decode as imageio
 from ocrpipe.engine import order, preprocess, runtime
-from ocrpipe.engine.crop import crop_lines
+from ocrpipe.engine.crop import crop_lines, is_vertical
 from ocrpipe.engine.detect import Detection, TextDetector
 from ocrpipe.engine.orient import LineOrientation
 from ocrpipe.engine.preprocess import Prepared
 from ocrpipe.engine.recognize.base import Recognizer
+from ocrpipe.engine.vertical import stack_column
 from ocrpipe.engine.words import line_words
 from ocrpipe.errors import EngineError, ErrorCode, OcrError, Stage
 
@@ -57,6 +58,9 @@ class PipelineConfig:
     det_unclip_ratio: float = 1.6
     det_min_size: float = 3.0
     use_orientation: bool = False
+    stack_vertical: bool = True
+    """Also read each vertical line turned the other way and with its upright characters set side by side
+    (:mod:`~ocrpipe.engine.vertical`), keeping the most confident reading."""
     drop_empty: bool = True
     min_confidence: float = 0.0
     threads: int = 0
@@ -92,6 +96,12 @@ class Crops:
 
     images: tuple[np.ndarray, ...]
     elapsed_ms: float = 0.0
+    vertical: tuple[int, ...] = ()
+    """Indices of the vertical quads (their crops turned by 90°): each is also read turned the other way
+    (a line printed bottom to top), the more confident reading kept."""
+    stacked: tuple[tuple[int, np.ndarray], ...] = ()
+    """For each vertical quad, its index and its upright characters set side by side
+    (:func:`~ocrpipe.engine.vertical.stack_column`): both are read, the more confident kept."""
 
 
 @dataclass(frozen=True)
@@ -244,7 +254,10 @@ class Pipeline:
         """Rectified horizontal line crops, one per quad."""
         start = time.perf_counter()
         images = tuple(crop_lines(image, detection.quads))
-        return Crops(images, _since(start))
+        vertical = tuple(i for i, q in enumerate(detection.quads) if self.config.stack_vertical and is_vertical(q))
+        stacked = tuple((i, st) for i in vertical
+                        if (st := stack_column(np.ascontiguousarray(np.rot90(images[i], -1)))) is not None)
+        return Crops(images, _since(start), vertical, stacked)
 
     def recognize(self, crops: Sequence[np.ndarray]) -> list[RecResult]:
         """This pipeline's recogniser on a batch of crops."""
@@ -255,9 +268,10 @@ class Pipeline:
         images = list(crops.images)
         start = time.perf_counter()
         doubtful = self.orientation.candidates(images) if self.orientation is not None and images else []
+        doubtful = sorted({*doubtful, *crops.vertical})
         orientation_ms = _since(start) if self.orientation is not None else 0.0
         start = time.perf_counter()
-        results = _recognize_oriented(images, doubtful, recognize or self.recognize)
+        results = _recognize_oriented(images, doubtful, recognize or self.recognize, crops.stacked)
         return Readings(tuple(results), tuple(doubtful), orientation_ms, _since(start))
 
     def order(self, detection: Detection, readings: Readings) -> Ordered:
@@ -299,7 +313,10 @@ class Pipeline:
         files); each page's share of the time by its crop count. A page's crops are then batched (and
         padded) with other pages' crops, so its confidences, and rarely a character, may differ from
         :meth:`trace_page`'s (the service's batcher does the same); one page alone reads as there."""
-        every = Crops(tuple(c for crops in pages for c in crops.images))
+        offsets = np.cumsum([0, *(len(crops.images) for crops in pages)]).tolist()
+        every = Crops(tuple(c for crops in pages for c in crops.images),
+                      vertical=tuple(offsets[k] + i for k, crops in enumerate(pages) for i in crops.vertical),
+                      stacked=tuple((offsets[k] + i, st) for k, crops in enumerate(pages) for i, st in crops.stacked))
         together = _staged(Stage.RECOGNIZE, self.read, every)
         doubtful = sorted(together.doubtful)
         out, start, total = [], 0, max(1, len(every.images))
@@ -420,10 +437,16 @@ class Pipeline:
         return lines
 
 
-def _recognize_oriented(crops: list[np.ndarray], doubtful: list[int], rec_fn: RecognizeFn) -> list[RecResult]:
+STACKED_MARGIN = 0.05
+"""Confidence by which a vertical line's stacked reading must beat its turned one to be kept."""
+
+
+def _recognize_oriented(crops: list[np.ndarray], doubtful: list[int], rec_fn: RecognizeFn,
+                        stacked: Sequence[tuple[int, np.ndarray]] = ()) -> list[RecResult]:
     """Recognise crops; the ``doubtful`` ones are also read rotated by 180° and the more confident
-    reading is kept."""
-    batch = crops + [np.ascontiguousarray(np.rot90(crops[i], 2)) for i in doubtful]
+    reading is kept; a vertical line's ``stacked`` image (index, image) is read too and kept when it is
+    :data:`STACKED_MARGIN` more confident (its words are then spaced by characters along the column)."""
+    batch = crops + [np.ascontiguousarray(np.rot90(crops[i], 2)) for i in doubtful] + [st for _, st in stacked]
     results = rec_fn(batch) if batch else []
     if len(results) != len(batch):
         raise EngineError(
@@ -436,6 +459,10 @@ def _recognize_oriented(crops: list[np.ndarray], doubtful: list[int], rec_fn: Re
         flipped = results[len(crops) + k]
         if flipped.confidence > chosen[i].confidence:
             chosen[i] = flipped.mirrored()
+    for k, (i, _) in enumerate(stacked):
+        upright = results[len(crops) + len(doubtful) + k]
+        if upright.confidence > chosen[i].confidence + STACKED_MARGIN:
+            chosen[i] = RecResult(upright.text, upright.confidence, (), upright.least)
     return chosen
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ocrpipe.engine.words import true_runs
+
 CELL_SLACK = 1.2
 """Pieces are merged into one character while together they stay within this many column widths high
 (a syllable such as 를 or 흐 has ink-free rows between its parts)."""
@@ -31,12 +33,6 @@ def _ink(gray: np.ndarray) -> np.ndarray:
     return ~binary if light >= 0.5 else binary
 
 
-def _runs(rows: np.ndarray) -> list[tuple[int, int]]:
-    """[start, end) of each run of True values."""
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], rows.astype(np.int8), [0]])))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
-
-
 def character_cells(column: np.ndarray) -> list[tuple[int, int]]:
     """Row ranges [top, bottom) of the characters of an upright column crop (grey or RGB), top to bottom:
     runs of inked rows, neighbours merged while they fit in :data:`CELL_SLACK` column widths."""
@@ -45,7 +41,7 @@ def character_cells(column: np.ndarray) -> list[tuple[int, int]]:
     rows = ink.sum(axis=1) > max(1, int(0.02 * gray.shape[1]))
     cells: list[tuple[int, int]] = []
     limit = CELL_SLACK * gray.shape[1]
-    for top, bottom in _runs(rows):
+    for top, bottom in true_runs(rows):
         if cells and bottom - cells[-1][0] <= limit:
             cells[-1] = (cells[-1][0], bottom)
         else:

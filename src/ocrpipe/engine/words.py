@@ -48,21 +48,20 @@ def blank_columns(crop: np.ndarray) -> np.ndarray:
     return ink < max(0.35 * float(ink.max()), 1.0)
 
 
+def true_runs(mask: np.ndarray, lo: int = 0, hi: int | None = None) -> list[tuple[int, int]]:
+    """Runs ``[a, b)`` of True values of a 1-D mask inside ``[lo, hi)`` (default: all of it)."""
+    part = np.asarray(mask[lo:hi], dtype=np.int8)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], part, [0]])))
+    return [(lo + int(a), lo + int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
 def _widest_run(blank: np.ndarray, lo: int, hi: int, near: float) -> float | None:
     """Centre of the widest run of blank columns in ``[lo, hi)`` (the one nearest ``near`` on a tie)."""
     best: tuple[int, float, float] | None = None
-    x = lo
-    while x < hi:
-        if not blank[x]:
-            x += 1
-            continue
-        end = x
-        while end < hi and blank[end]:
-            end += 1
+    for x, end in true_runs(blank, lo, hi):
         centre = (x + end) / 2
         key = (end - x, -abs(centre - near), centre)
         best = key if best is None or key[:2] > best[:2] else best
-        x = end
     return None if best is None else best[2]
 
 

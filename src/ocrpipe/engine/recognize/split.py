@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ocrpipe.document import RecResult, WordSpan
-from ocrpipe.engine.words import blank_columns
+from ocrpipe.engine.words import blank_columns, true_runs
 
 FILL = 0.75
 """Pieces aim at this share of the limit, so that cuts have room to move to a gap."""
@@ -51,22 +51,6 @@ class Piece:
     cut: str = ""
 
 
-def _blank_runs(blank: np.ndarray, lo: int, hi: int) -> list[tuple[int, int]]:
-    """Runs ``[a, b)`` of blank columns inside ``[lo, hi)``."""
-    runs: list[tuple[int, int]] = []
-    x = lo
-    while x < hi:
-        if not blank[x]:
-            x += 1
-            continue
-        end = x
-        while end < hi and blank[end]:
-            end += 1
-        runs.append((x, end))
-        x = end
-    return runs
-
-
 def plan_pieces(crop: np.ndarray, max_aspect: float) -> list[Piece]:
     """The pieces ``crop`` is read in: one (the whole crop) when its width is within ``max_aspect`` times its
     height, else cuts at the widest blank gaps near equal divisions (see the module docstring)."""
@@ -84,7 +68,7 @@ def plan_pieces(crop: np.ndarray, max_aspect: float) -> list[Piece]:
         target = k * step
         lo = max(start + 1, int(target - step / 4))
         hi = min(int(target + step / 4), start + limit)
-        runs = _blank_runs(blank, lo, hi) if hi > lo else []
+        runs = true_runs(blank, lo, hi) if hi > lo else []
         if runs:
             a, b = max(runs, key=lambda r: (r[1] - r[0] >= WORD_GAP * height, -abs((r[0] + r[1]) / 2 - target)))
             cut = (a + b) // 2

@@ -46,6 +46,25 @@ def test_the_page_asks_for_the_key_and_uses_it(server: Server, browser: Any, tmp
     page.close()
 
 
+def test_requests_refused_together_ask_for_the_key_once(server: Server, browser: Any) -> None:
+    """Several calls sent before the key was given all come back 401: one prompt, all retried with it."""
+    page = browser.new_context().new_page()  # a fresh tab: no key stored
+    prompts: list[str] = []
+
+    def answer(dialog: Any) -> None:
+        prompts.append(dialog.message)
+        dialog.accept(server.key)  # type: ignore[attr-defined]
+
+    page.on("dialog", answer)
+    page.goto(server.url + "/")
+    page.wait_for_function("() => sessionStorage.getItem('ocrpipe-key') !== null", timeout=30_000)
+    page.evaluate("() => sessionStorage.removeItem('ocrpipe-key')")
+    prompts.clear()
+    got = page.evaluate("() => Promise.all([1, 2, 3].map((n) => api(`/v1/jobs?limit=${n}`)))")
+    assert len(prompts) == 1 and len(got) == 3
+    page.close()
+
+
 def test_without_a_key_the_page_shows_the_refusal(server: Server, browser: Any, tmp_path: Path) -> None:
     image = tmp_path / "page.png"
     image.write_bytes(text_page(["x"]))

@@ -17,9 +17,14 @@ function authHeaders() {
 }
 
 async function api(path, options = {}, retried = false) {
+  const sent = sessionStorage.getItem("ocrpipe-key");
   const resp = await fetch(path, { ...options, headers: { ...(options.headers || {}), ...authHeaders() } });
   if (resp.status === 401 && !retried) {
-    const key = window.prompt("This server needs an API key (from `ocrpipe keys create`):");
+    // requests sent before the key was given (the job list on load, an upload) all come back 401:
+    // the first asks, the others retry with the key it stored
+    const stored = sessionStorage.getItem("ocrpipe-key");
+    const key = stored && stored !== sent ? stored
+      : window.prompt("This server needs an API key (from `ocrpipe keys create`):");
     if (key) {
       sessionStorage.setItem("ocrpipe-key", key.trim());
       return api(path, options, true);

@@ -25,10 +25,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv.stop()
 
 
-def test_the_page_asks_for_the_key_and_uses_it(server: Server, browser: Any, tmp_path: Path) -> None:
-    image = tmp_path / "page.png"
-    image.write_bytes(text_page(["검사 결과 2026"]))
-    page = browser.new_page()
+def _answer_with_the_key(page: Any, server: Server) -> list[str]:
+    """Answer every prompt of ``page`` with the server's key; the prompts' messages, as they come."""
     prompts: list[str] = []
 
     def answer(dialog: Any) -> None:
@@ -36,6 +34,14 @@ def test_the_page_asks_for_the_key_and_uses_it(server: Server, browser: Any, tmp
         dialog.accept(server.key)  # type: ignore[attr-defined]
 
     page.on("dialog", answer)
+    return prompts
+
+
+def test_the_page_asks_for_the_key_and_uses_it(server: Server, browser: Any, tmp_path: Path) -> None:
+    image = tmp_path / "page.png"
+    image.write_bytes(text_page(["검사 결과 2026"]))
+    page = browser.new_page()
+    prompts = _answer_with_the_key(page, server)
     page.goto(server.url + "/")
     page.set_input_files("#file-input", str(image))
     page.click("#submit-btn")
@@ -49,13 +55,7 @@ def test_the_page_asks_for_the_key_and_uses_it(server: Server, browser: Any, tmp
 def test_requests_refused_together_ask_for_the_key_once(server: Server, browser: Any) -> None:
     """Several calls sent before the key was given all come back 401: one prompt, all retried with it."""
     page = browser.new_context().new_page()  # a fresh tab: no key stored
-    prompts: list[str] = []
-
-    def answer(dialog: Any) -> None:
-        prompts.append(dialog.message)
-        dialog.accept(server.key)  # type: ignore[attr-defined]
-
-    page.on("dialog", answer)
+    prompts = _answer_with_the_key(page, server)
     page.goto(server.url + "/")
     page.wait_for_function("() => sessionStorage.getItem('ocrpipe-key') !== null", timeout=30_000)
     page.evaluate("() => sessionStorage.removeItem('ocrpipe-key')")

@@ -462,7 +462,7 @@ def _recognize_oriented(crops: list[np.ndarray], doubtful: list[int], rec_fn: Re
     for k, (i, _) in enumerate(stacked):
         upright = results[len(crops) + len(doubtful) + k]
         if upright.confidence > chosen[i].confidence + STACKED_MARGIN:
-            chosen[i] = RecResult(upright.text, upright.confidence, (), upright.least)
+            chosen[i] = replace(upright, words=())  # its spans lie on the stacked image, not the column
     return chosen
 
 

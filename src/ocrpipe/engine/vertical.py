@@ -57,12 +57,11 @@ def stack_column(column: np.ndarray) -> np.ndarray | None:
     cells = character_cells(column)
     if len(cells) < 2:
         return None
-    h, w = column.shape[:2]
+    w = column.shape[1]
     height = max(max(b - t for t, b in cells), w)
     gap = max(2, int(GAP * w))
     background = np.median(column.reshape(-1, *column.shape[2:]), axis=0).astype(column.dtype)
-    width = sum(w for _ in cells) + gap * (len(cells) + 1)
-    out = np.empty((height + 2 * gap, width, *column.shape[2:]), column.dtype)
+    out = np.empty((height + 2 * gap, len(cells) * (w + gap) + gap, *column.shape[2:]), column.dtype)
     out[:] = background
     x = gap
     for top, bottom in cells:

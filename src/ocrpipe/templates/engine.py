@@ -151,8 +151,9 @@ class Match:
     """The chosen template's labels as the primary recogniser found them at ``registration`` while
     matching, when it read them there (:meth:`TemplateEngine.extract` then does not read them again)."""
     doubted: tuple[str, ...] = ()
-    """Why :meth:`TemplateEngine.run_image` set aside winners of the page's other turns (their fields
-    mostly failed, :data:`DOUBTED_BELOW`), one sentence each; empty from :meth:`TemplateEngine.match`."""
+    """Why :meth:`TemplateEngine.run_image` doubted winners (their fields mostly failed,
+    :data:`DOUBTED_BELOW`), one sentence each, and a last one when it kept a doubted winner because every
+    turn's was; empty from :meth:`TemplateEngine.match`."""
 
     @property
     def reason(self) -> str:

@@ -83,7 +83,7 @@ def test_eval_tesseract_report_and_external_rescoring(
     assert m2["seconds_per_image"] is not None  # recorded, but the table shows "-" for untimed engines
 
 
-@pytest.mark.parametrize("engine", ["ocrpipe", "ocrpipe:tesseract", "rapidocr"])
+@pytest.mark.parametrize("engine", ["ocrpipe", "ocrpipe:tesseract", "ocrpipe:auto@ppocrv4_det_int8", "rapidocr"])
 def test_eval_other_engines_run(engine: str, labelled_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / engine
     assert (
@@ -160,3 +160,12 @@ def test_load_test_with_api_key(server: str, labelled_folder: Path, tmp_path: Pa
         load_test(server, files, docs=1, clients=1, batch_size=1, timeout=60)
     res = load_test(server, files, docs=2, clients=1, batch_size=2, timeout=120, api_key=key)
     assert res["sequential"]["failed_requests"] == 0 and res["batched"]["failed_requests"] == 0
+
+
+def test_eval_engine_names_the_detector() -> None:
+    from ocrpipe.evaluation.engines import make_engine
+
+    engine = make_engine("ocrpipe:ko_rec@ppocrv4_det_int8")
+    assert engine.pipeline.detector.name == "ppocrv4_det_int8"  # type: ignore[attr-defined]
+    assert engine.pipeline.recognizer.name == "ko_rec"  # type: ignore[attr-defined]
+    assert make_engine("ocrpipe:ko_rec").pipeline.detector.name == "ppocrv4_det"  # type: ignore[attr-defined]

@@ -9,6 +9,7 @@ Engine names (``--engine``):
 * ``ocrpipe``            -- ``Pipeline.default()`` (the shipped detector + recogniser)
 * ``ocrpipe-tesseract``  -- ``Pipeline(PipelineConfig(recognizer="tesseract"))``
 * ``ocrpipe:NAME``       -- ``Pipeline(PipelineConfig(recognizer=NAME))`` (a model from ``ocrpipe models``)
+* ``ocrpipe:NAME@DET``   -- the same with another detector (``ocrpipe:auto@ppocrv4_det_int8``)
 * ``tesseract``          -- Tesseract whole page: kor+eng, psm 3, image at source resolution, lines and
                             words from the result iterator
 * ``rapidocr``           -- RapidOCR's own pipeline (``rapidocr_onnxruntime.RapidOCR``, PP-OCRv4 det+rec)
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,7 @@ from ocrpipe.errors import EngineError, ErrorCode, InputError, OcrError, Stage
 from ocrpipe.evaluation.metrics import Region
 from ocrpipe.evaluation.scoring import Prediction
 
-ENGINE_HELP = "ocrpipe, ocrpipe-tesseract, ocrpipe:RECOGNIZER, tesseract, rapidocr, or external:PATH"
+ENGINE_HELP = "ocrpipe, ocrpipe-tesseract, ocrpipe:RECOGNIZER[@DETECTOR], tesseract, rapidocr, or external:PATH"
 
 
 class Engine:
@@ -48,11 +50,15 @@ class Engine:
 class PipelineEngine(Engine):
     """ocrpipe's own pipeline (default or with the Tesseract line recogniser)."""
 
-    def __init__(self, name: str = "ocrpipe", recognizer: str | None = None) -> None:
+    def __init__(self, name: str = "ocrpipe", recognizer: str | None = None, detector: str | None = None) -> None:
         from ocrpipe.engine.pipeline import Pipeline, PipelineConfig
 
         self.name = name
-        self.pipeline = Pipeline.default() if recognizer is None else Pipeline(PipelineConfig(recognizer=recognizer))
+        if recognizer is None and detector is None:
+            self.pipeline = Pipeline.default()
+        else:
+            cfg = PipelineConfig(recognizer=recognizer or "auto")
+            self.pipeline = Pipeline(cfg if detector is None else replace(cfg, detector=detector))
 
     def __call__(self, path: Path, dpi: float | None = None) -> Prediction:
         return Prediction(self.pipeline.run(path))
@@ -181,7 +187,8 @@ def _image_size(path: Path) -> tuple[int, int]:
 def make_engine(spec: str) -> Engine:
     """Build an engine from its ``--engine`` name (see the module docstring)."""
     if spec.startswith("ocrpipe:"):
-        return PipelineEngine(spec, recognizer=spec.split(":", 1)[1])
+        recognizer, _, detector = spec.split(":", 1)[1].partition("@")
+        return PipelineEngine(spec, recognizer=recognizer, detector=detector or None)
     if spec.startswith("external:"):
         from ocrpipe.evaluation.external import ExternalEngine
 

@@ -77,9 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name[-50:]:50s} " + " ".join(f"{row[k]['cer']:7.4f}/{row[k]['exact']:.3f}" for k in SETS))
     result = {"command": " ".join(["python benchmarks/rec_lines.py", *(argv if argv is not None else sys.argv[1:])]),
               "n": args.n, "seed": args.seed, "sets": {k: v for k, v in SETS.items()}, "results": table}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
-    print(f"wrote {args.out}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
+    print(f"wrote {out}")
     return 0
 
 

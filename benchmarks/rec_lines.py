@@ -39,7 +39,10 @@ SETS: dict[str, dict[str, float]] = {"plain": {}, "doc": {"doc_content": 1.0},
 
 def line_set(kind: str, n: int, seed: int) -> list[tuple[np.ndarray, str]]:
     """``n`` rendered lines (RGB crop, text) of one kind."""
-    synth = LineSynth(seed=seed + list(SETS).index(kind), max_width=288, max_chars=18, **SETS[kind])
+    opts = SETS[kind]
+    synth = LineSynth(seed=seed + list(SETS).index(kind), max_width=288, max_chars=18,
+                      doc_content=opts.get("doc_content", 0.0), tiny=opts.get("tiny", 0.0),
+                      scan_chain=opts.get("scan_chain", 0.0))
     out = []
     for i in range(n):
         img, text = synth.sample(i)

@@ -53,12 +53,13 @@ class ErrorCode(enum.StrEnum):
     INFERENCE_THREAD_DIED = "inference_thread_died"
     """The inference thread holding the item died (it was replaced); the same request may be retried."""
     DEADLINE_EXCEEDED = "deadline_exceeded"
-    """The request's or job's time budget ran out before its pages were processed."""
+    """The request's or job's time budget ran out before its pages were processed (on a Ray cluster also: no
+    replica answered a page within the synchronous budget)."""
     INFERENCE_UNAVAILABLE = "inference_unavailable"
     """``/readyz``: the batcher cannot keep its inference threads alive."""
     REPLICA_LOST = "replica_lost"
-    """On a Ray cluster: the replicas (or nodes) working on the request's pages died under every attempt;
-    the same request may be retried."""
+    """On a Ray cluster: the replicas (or nodes) working on the request's pages died under every attempt, or
+    no live replica answered the resends in time; the same request may be retried."""
     # the service: load, jobs, resources
     OVERLOADED = "overloaded"
     TOO_MANY_REQUESTS = "too_many_requests"

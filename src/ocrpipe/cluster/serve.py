@@ -47,30 +47,67 @@ RETRIES = 3
 """Attempts of a deployment call whose replica or node died under it (every call here is a pure function of
 its arguments, so running it again is safe); Serve routes the next attempt to a live replica."""
 
+RESEND_WAIT_S = 30.0
+"""How long the calls sent again after a replica's death wait, in all, for a live replica to answer them."""
 
-def _call(send: Callable[[], Any]) -> Any:
+
+class Patience:
+    """How long the calls of one unit of work (a page, or one page's crops) wait for their replicas: ``wait_s``
+    from its start, then :data:`RESEND_WAIT_S` from the last replica death. Serve's router holds a call without
+    end while its deployment has no live replica and none can be placed (a lost node's CPUs), so every wait is
+    bounded here."""
+
+    def __init__(self, wait_s: float) -> None:
+        self.wait_s = wait_s
+        self.until = time.monotonic() + wait_s
+        self.deaths = 0
+
+    def left_s(self) -> float:
+        """Seconds the next wait may last."""
+        return max(0.0, self.until - time.monotonic())
+
+    def died(self) -> None:
+        """A replica died under one of the calls: the resends get :data:`RESEND_WAIT_S` from now."""
+        self.deaths += 1
+        self.until = time.monotonic() + RESEND_WAIT_S
+
+    def expired(self, deployment: str) -> OcrError:
+        """The error of a call no replica answered in time: ``replica_lost`` after a death, else
+        ``deadline_exceeded``."""
+        if self.deaths:
+            return OcrError(ErrorCode.REPLICA_LOST, f"no live {deployment} replica answered within "
+                                                   f"{RESEND_WAIT_S:g} s of a replica's death; retry the request")
+        return OcrError(ErrorCode.DEADLINE_EXCEEDED, f"no {deployment} replica answered within {self.wait_s:g} s")
+
+
+def _call(send: Callable[[], Any], patience: Patience, deployment: str) -> Any:
     """The result of the deployment call ``send()`` starts (blocking; page threads only), re-raising the
     replica's own exception (an :class:`OcrError` keeps its code and stage) rather than Ray's wrapper, and
     sending it again when the replica or its node died; after ``RETRIES`` such deaths, ``replica_lost``
-    (503: the client may retry)."""
+    (503: the client may retry). No wait outlasts ``patience`` (the call is then cancelled)."""
     import ray.exceptions
     import ray.serve.exceptions
 
     lost = (ray.exceptions.RayActorError, ray.exceptions.NodeDiedError, ray.exceptions.WorkerCrashedError,
             ray.exceptions.ObjectLostError, ray.serve.exceptions.ReplicaUnavailableError)
     for attempt in range(1, RETRIES + 1):
+        response = send()
         try:
-            return send().result()
+            return response.result(timeout_s=patience.left_s())
         except lost as exc:
             if attempt == RETRIES:
                 raise OcrError(ErrorCode.REPLICA_LOST, f"the replicas working on this page died {RETRIES} times "
                                                        f"(last: {type(exc).__name__}); retry the request") from exc
             log.warning("a replica died under a call; sending it again", extra={"attempt": attempt})
+            patience.died()
             time.sleep(0.5 * attempt)
         except Exception as exc:
             cause = getattr(exc, "cause", None)
             if isinstance(cause, Exception):
                 raise cause from None
+            if isinstance(exc, TimeoutError):  # our own bound (a replica's TimeoutError comes with a cause)
+                response.cancel()
+                raise patience.expired(deployment) from exc
             raise
     raise AssertionError("unreachable")
 
@@ -119,12 +156,14 @@ class RemoteBatch:
     """The detector's side of the recogniser deployment: one call per crop, all sent before any is awaited,
     so a page's crops land in the same batches."""
 
-    def __init__(self, handle: Any) -> None:
+    def __init__(self, handle: Any, wait_s: float) -> None:
         self.handle = handle
+        self.wait_s = wait_s
 
     def __call__(self, items: Sequence[np.ndarray]) -> list[RecResult]:
+        patience = Patience(self.wait_s)  # one bound for the page's crops, which are read side by side
         sends = [_Resend(self.handle, np.ascontiguousarray(c)) for c in items]  # all sent before any wait
-        return [_call(send) for send in sends]
+        return [_call(send, patience, "recognizer") for send in sends]
 
 
 class _Resend:
@@ -149,7 +188,8 @@ class DetectorDeployment:
 
         pipeline = Pipeline(pipeline_config(settings))
         if recognizer is not None:
-            batched, _ = batch_neural(pipeline.recognizer, lambda neural: RemoteBatch(recognizer))
+            remote = RemoteBatch(recognizer, settings.sync_timeout_s)
+            batched, _ = batch_neural(pipeline.recognizer, lambda neural: remote)
             pipeline = pipeline.with_recognizer(batched)
         self.pipeline = pipeline
         self.pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="ocr-page")
@@ -188,11 +228,13 @@ class ClusterEngine(OcrEngine):
 
     def __init__(self, settings: ServiceSettings, metrics: Metrics, detector: Any) -> None:
         self.detector = detector
+        self.wait_s = settings.sync_timeout_s  # a page past it is past any synchronous request's budget
         super().__init__(settings.model_copy(update={"batching": False}), metrics)
 
     def process_page(self, image: np.ndarray, index: int,
                      detected: Callable[[], None] | None = None) -> tuple[Page, dict[str, float]]:
-        page, timings = _call(lambda: self.detector.page.remote(image, index))
+        page, timings = _call(lambda: self.detector.page.remote(image, index), Patience(self.wait_s),
+                              "detector")
         if detected is not None:  # the page's memory is held here until the detector answers
             detected()
         self.metrics.observe_timings(timings)
@@ -200,7 +242,8 @@ class ClusterEngine(OcrEngine):
 
     def detect_page(self, image: np.ndarray, index: int,
                     detected: Callable[[], None] | None = None) -> tuple[dict[str, Any], dict[str, float]]:
-        quads, scores, timings = _call(lambda: self.detector.detect.remote(image))
+        quads, scores, timings = _call(lambda: self.detector.detect.remote(image), Patience(self.wait_s),
+                                       "detector")
         if detected is not None:
             detected()
         self.metrics.observe_timings(timings)
@@ -209,7 +252,8 @@ class ClusterEngine(OcrEngine):
     def recognize(self, crops: Sequence[np.ndarray]) -> list[RecResult]:
         start = time.perf_counter()
         batch = [np.ascontiguousarray(c) for c in crops]
-        results: list[RecResult] = _call(lambda: self.detector.recognize.remote(batch))
+        results: list[RecResult] = _call(lambda: self.detector.recognize.remote(batch),
+                                          Patience(self.wait_s), "detector")
         self.metrics.on_batch(len(crops), time.perf_counter() - start)
         return results
 

@@ -239,3 +239,37 @@ def test_detection_memory_is_estimated_from_the_network_input_before_rendering(p
     # a long receipt is detected tile by tile: it needs one tile's memory, not the whole strip's
     assert pipeline.detection_memory(800, 20000) == pipeline.detection_memory(800, det.limit_side)
     assert pipeline.detection_memory(20000, 800) == pipeline.detection_memory(det.limit_side, 800)
+
+
+def _tight_line(text: str, size: int, margin: int) -> np.ndarray:
+    """One line of text cropped to ``margin`` pixels around its ink, as a word or line crop comes."""
+    from PIL import ImageDraw, ImageFont
+    from testsupport.images import FONT
+
+    font = ImageFont.truetype(FONT, size)
+    left, top, right, bottom = font.getbbox(text)
+    img = Image.new("RGB", (right - left + 2 * margin, bottom - top + 2 * margin), "white")
+    ImageDraw.Draw(img).text((margin - left, margin - top), text, font=font, fill="black")
+    return np.asarray(img)
+
+
+TIGHT = ("Invoice", "VEGETARIAN", "TopStockResearch", "합계 35,000원", "2026-03-14", "개인정보 동의")
+
+
+def test_a_tight_crop_of_one_line_is_read_whole(pipeline: Pipeline):
+    """A word or line image with its ink at the edges (not a page): the detector gets a margin and no 10-20x
+    enlargement (which split the line into pieces), and the whole line is read."""
+    from ocrpipe.engine.detect.predictor import MAX_UPSCALE
+
+    det = pipeline.detector
+    w, h = det.target_size(120, 30)
+    assert max(w, h) <= (120 + 2 * det.margin(120, 30)) * MAX_UPSCALE + det.stride
+    errors = total = 0
+    for size, text in zip((22, 30, 40, 28, 34, 26), TIGHT, strict=True):
+        image = _tight_line(text, size, margin=2)
+        page = pipeline.process_page(image)
+        quads = np.asarray([ln.box for ln in page.lines], np.float32)
+        assert quads.size and quads.min() >= 0 and quads[..., 0].max() < image.shape[1], text
+        errors += Levenshtein.distance("".join(text.split()), "".join(page.text.split()))
+        total += len("".join(text.split()))
+    assert errors / total < 0.05, (errors, total)  # 0.12 (7 of 58) before the margin and the cap

@@ -20,10 +20,12 @@ LATIN_READER = "ppocrv4_rec_ch"
 
 
 HYBRIDS = {"hybrid": ("ko_rec", False), "hybrid_latin": ("ko_rec", True),
-           "hybrid_int8": ("ko_rec_int8", False), "hybrid_latin_int8": ("ko_rec_int8", True)}
+           "hybrid_int8": ("ko_rec_int8", False), "hybrid_latin_int8": ("ko_rec_int8", True),
+           "hybrid_latin_p5": ("ko_rec_p5", True)}
 """Hybrid recognisers by name: (primary CTC model, whether the Latin reader reads the lines without Hangul
 first). The ``_int8`` ones read with the int8 copy of ko_rec (:mod:`ocrpipe.training.quantize`) and use the
-calibration table of their float twin."""
+calibration table of their float twin; ``hybrid_latin_p5`` is ``hybrid_latin`` with the phase-5 candidate
+``ko_rec_p5`` as its primary (measured against the default, not the default)."""
 
 
 def load_recognizer(name: str = "auto", settings: SessionSettings | None = None, *,

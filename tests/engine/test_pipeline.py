@@ -273,3 +273,12 @@ def test_a_tight_crop_of_one_line_is_read_whole(pipeline: Pipeline):
         errors += Levenshtein.distance("".join(text.split()), "".join(page.text.split()))
         total += len("".join(text.split()))
     assert errors / total < 0.05, (errors, total)  # 0.12 (7 of 58) before the margin and the cap
+
+
+def test_pages_get_no_margin_and_their_usual_scale(pipeline: Pipeline):
+    """Only crops get the margin and the enlargement cap: a small page (a slip, a product image) is detected as
+    it always was, since templates are made from its boxes."""
+    det = pipeline.detector
+    assert det.margin(600, 200) == 0 and det.margin(1240, 1754) == 0
+    assert det.margin(300, 40) == 20 and det.margin(600, 150) == 32
+    assert det.target_size(600, 200) == (2208, 736)  # enlarged to the minimum side, as before

@@ -26,15 +26,15 @@ pieces (full pipeline on 120 synthetic one-line crops, own material, no margin: 
 4x; with a quarter of the margin below: 0.19 at 4x, 0.21 at 3x, 0.22 at 2x; with the margin: 0.15 at 4x; 100
 document-content lines with the margin: 0.28 at 4x, 0.32 at 6x, 0.50 uncapped without it)."""
 SMALL_MARGIN = 0.5
-"""A small image (short side under the network's minimum) is detected with a margin of this fraction of its
-short side around it (its border pixels repeated), at most :data:`MAX_MARGIN` pixels: DB misses text that
-touches the image's edge, as text in a tight crop does (the same crops at 4x: CER 0.33 without a margin, 0.19
-with a quarter, 0.15 with a half; 0.29 with a whole short side on the document-content lines). The margin does
-not change the scale the image is detected at."""
+"""A crop (an image too small for :data:`MAX_UPSCALE` to bring its short side to the network's minimum: under
+184 px) is detected with a margin of this fraction of its short side around it (its border pixels repeated),
+at most :data:`MAX_MARGIN` pixels: DB misses text that touches the image's edge, as text in a tight crop does
+(the same crops at 4x: CER 0.33 without a margin, 0.19 with a quarter, 0.15 with a half; 0.29 with a whole
+short side on the document-content lines). The margin does not change the scale the image is detected at, and
+pages, even small ones, get none: they are detected as before (templates are made from their boxes)."""
 MAX_MARGIN = 32
-"""Pixels of margin at most: a small page, such as a product image, needs no more to keep its text off the
-edge, and on ../shared/data a larger cap did not pay (96 px: IIIT5K word crops page CER 0.150 vs 0.147,
-ko_product_images 0.207 vs 0.205)."""
+"""Pixels of margin at most (on ../shared/data a larger cap did not pay: 96 px gave IIIT5K word crops page CER
+0.150 vs 0.147)."""
 WORK_BYTES_PER_PIXEL = 220
 """Memory one detection needs while it runs, per pixel of the network input (resized and normalised
 input, ONNX Runtime's activations, probability map): the peak RSS growth of a detection measured by
@@ -89,9 +89,12 @@ class TextDetector:
         return self.spec.info()
 
     def margin(self, width: int, height: int) -> int:
-        """Pixels added around an image of this size before detection (:data:`SMALL_MARGIN`; 0 for pages)."""
+        """Pixels added around an image of this size before detection: :data:`SMALL_MARGIN` for a crop (an image
+        :data:`MAX_UPSCALE` cannot bring to ``min_side``: short side under 184 px), 0 for any page."""
         short = min(width, height)
-        return min(MAX_MARGIN, int(math.ceil(SMALL_MARGIN * short))) if short < self.min_side else 0
+        if short * MAX_UPSCALE >= self.min_side:  # a page (even a small one) is detected as it comes
+            return 0
+        return min(MAX_MARGIN, int(math.ceil(SMALL_MARGIN * short)))
 
     def target_size(self, width: int, height: int) -> tuple[int, int]:
         """Network input size of an image of this size: enlarged until its short side is ``min_side`` where
